@@ -1,0 +1,1 @@
+"""Great Expectations suites that every fact passes before it is published."""

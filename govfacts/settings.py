@@ -1,0 +1,62 @@
+"""One settings object for paths, catalog and task runner.
+
+Defaults suit a fresh clone; every field can be overridden by an environment
+variable ``GOVFACTS_<FIELD>`` and most by a CLI flag.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = PROJECT_ROOT / "seeds"
+SAMPLE_REPORTS = SEEDS_DIR / "reports"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where things live and how the flow runs."""
+
+    inbox: Path = SAMPLE_REPORTS
+    warehouse: Path = field(default_factory=lambda: Path.cwd() / "data" / "warehouse")
+    catalog: str = "sqlite"  # sqlite | duckdb | postgres
+    postgres_dsn: str = ""  # libpq DSN, used when catalog == "postgres"
+    data_path: str = ""  # DuckLake data path; default <warehouse>/lake/
+    task_runner: str = "threads"  # threads | processes | dask
+    dask_address: str = ""  # scheduler address for task_runner == "dask"
+    batch_size: int = 25
+    max_workers: int = 2
+
+    @property
+    def staging(self) -> Path:
+        """Content-addressed copies of raw inputs."""
+        return self.warehouse / "staging"
+
+    @property
+    def lake_path(self) -> str:
+        return self.data_path or str(self.warehouse / "lake") + "/"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.warehouse / "reports"
+
+    def with_overrides(self, **kwargs) -> "Settings":
+        """A copy with the non-None keyword arguments applied."""
+        clean = {k: v for k, v in kwargs.items() if v is not None}
+        for k in ("inbox", "warehouse"):
+            if k in clean:
+                clean[k] = Path(clean[k]).resolve()
+        return replace(self, **clean)
+
+
+def load_settings(**overrides) -> Settings:
+    """Defaults, then ``GOVFACTS_*`` environment variables, then explicit overrides."""
+    env: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = os.environ.get(f"GOVFACTS_{f.name.upper()}")
+        if raw is None:
+            continue
+        env[f.name] = int(raw) if f.type in ("int", int) else raw
+    return Settings().with_overrides(**env).with_overrides(**overrides)

@@ -1,0 +1,1 @@
+"""The warehouse owns all SQL: catalogs, schema, loads, snapshots and queries."""
