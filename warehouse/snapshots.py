@@ -26,11 +26,11 @@ def list_snapshots(settings: Settings) -> list[dict]:
     return [dict(zip(keys, r)) for r in rows]
 
 
-def query(settings: Settings, sql: str, at: int | None = None, read_only: bool = True) -> tuple[list[str], list[tuple]]:
+def query(settings: Settings, sql: str, params: list | None = None, at: int | None = None, read_only: bool = True) -> tuple[list[str], list[tuple]]:
     """Run SQL against the latest snapshot, or against snapshot ``at`` (DuckLake time travel)."""
     con = connect(settings, read_only=read_only, at=at)
     try:
-        cur = con.execute(sql)
+        cur = con.execute(sql, params or [])
         names = [d[0] for d in cur.description] if cur.description else []
         return names, cur.fetchall()
     finally:

@@ -1,0 +1,1 @@
+"""Prefect flows: they only orchestrate; every task calls one function of transforms/ or warehouse/."""

@@ -1,0 +1,168 @@
+"""The ``govfacts`` command line: a thin layer over the functions the flow uses."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from govfacts.prefect_env import configure_prefect
+from govfacts.settings import load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chinese government work reports -> a validated, versioned warehouse of economic facts.")
+out = Console()
+err = Console(stderr=True)
+
+WAREHOUSE_OPT = typer.Option(None, "--warehouse", help="Warehouse directory (default: ./data/warehouse)")
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    inbox: Optional[Path] = typer.Option(None, help="Directory of reports (default: the bundled samples in seeds/reports)"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
+    batch_size: Optional[int] = typer.Option(None, help="Documents per task"),
+) -> None:
+    """Stage, normalize, extract, validate and load the reports of the inbox."""
+    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, batch_size=batch_size)
+    if not settings.inbox.is_dir():
+        _fail(f"inbox {settings.inbox} is not a directory; pass --inbox DIR with the report files")
+    configure_prefect()
+    with out.status(f"running the govfacts flow on {settings.inbox} …"):
+        from flows.ingest import ingest  # noqa: PLC0415 (Prefect must be configured first)
+
+        summary = ingest(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
+                         postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
+    _print_summary(summary)
+
+
+def _print_summary(s: dict) -> None:
+    t = Table(title=f"govfacts run {s['run_id']} (flow run {s['flow_run_id']})", show_header=False)
+    t.add_row("files in", str(s["files_in"]))
+    t.add_row("documents staged", f"{s['staged']} distinct ({s['duplicates']} duplicate names)")
+    t.add_row("already loaded (skipped)", str(s["skipped"]))
+    t.add_row("documents loaded", str(s["documents"]))
+    t.add_row("files quarantined", str(s["files_quarantined"]))
+    t.add_row("facts extracted", str(s["facts_extracted"]))
+    t.add_row("facts published / quarantined / warned", f"{s['facts_published']} / {s['facts_quarantined']} / {s['facts_warned']}")
+    t.add_row("expectations passed / failed", f"{s['expectations_passed']} / {s['expectations_failed']}")
+    t.add_row("snapshot", f"{s['snapshot_id']}" + ("" if s["changed"] else " (unchanged: nothing new to load)"))
+    t.add_row("warehouse", s["warehouse"])
+    t.add_row("counts reconcile", "yes" if s["files_in"] == s["documents"] + s["skipped"] + s["duplicates"] + s["files_quarantined"] else "NO")
+    out.print(t)
+    for q in s["quarantined"]:
+        out.print(f"[yellow]quarantined[/] {q['reason']}: {q['detail']}")
+
+
+@app.command()
+def extract(path: Path, format: str = typer.Option("jsonl", "--format", help="jsonl (one JSON object per fact)")) -> None:
+    """Print the facts of one report as JSON Lines, without touching the warehouse."""
+    import hashlib  # noqa: PLC0415
+
+    from transforms.errors import InputRejected  # noqa: PLC0415
+    from transforms.extract import extract_document  # noqa: PLC0415
+    from transforms.normalize import normalize_report  # noqa: PLC0415
+
+    if format != "jsonl":
+        _fail(f"unknown format {format!r}; use --format jsonl")
+    data = _read(path)
+    try:
+        norm = normalize_report(data, str(path))
+    except InputRejected as exc:
+        _fail(exc.message)
+    for fact in extract_document(norm, hashlib.sha256(data).hexdigest()):
+        sys.stdout.write(json.dumps(fact.contract(), ensure_ascii=False) + "\n")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+
+
+@app.command()
+def normalize(path: Path, report: bool = typer.Option(False, "--report", help="Print the normalization report as JSON instead of the text")) -> None:
+    """Print the normalized (canonical) text of one report."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from transforms.errors import InputRejected  # noqa: PLC0415
+    from transforms.normalize import normalize_report  # noqa: PLC0415
+
+    try:
+        norm = normalize_report(_read(path), str(path))
+    except InputRejected as exc:
+        _fail(exc.message)
+    if report:
+        sys.stdout.write(json.dumps(asdict(norm.report), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(norm.text + ("" if norm.text.endswith("\n") else "\n"))
+
+
+@app.command()
+def sql(
+    query: str,
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    at: Optional[int] = typer.Option(None, "--at", help="Query the warehouse as of snapshot N"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
+) -> None:
+    """Run SQL against the latest snapshot (read-only)."""
+    import duckdb  # noqa: PLC0415
+
+    from warehouse.snapshots import query as run_query  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        names, rows = run_query(settings, query, at=at)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    except duckdb.Error as exc:
+        _fail(f"{exc}".splitlines()[0] + "\n(the warehouse is opened read-only; writes are refused)")
+    _print_rows(names, rows, fmt)
+
+
+def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
+    if fmt == "jsonl":
+        for r in rows:
+            sys.stdout.write(json.dumps(dict(zip(names, r)), ensure_ascii=False, default=str) + "\n")
+    elif fmt == "csv":
+        import csv  # noqa: PLC0415
+
+        w = csv.writer(sys.stdout)
+        w.writerow(names)
+        w.writerows(rows)
+    else:
+        t = Table(*names)
+        for r in rows:
+            t.add_row(*["" if v is None else str(v) for v in r])
+        out.print(t)
+
+
+@app.command()
+def snapshots(warehouse: Optional[Path] = WAREHOUSE_OPT) -> None:
+    """List snapshots with time, commit message and counts."""
+    from warehouse.snapshots import list_snapshots  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        snaps = list_snapshots(settings)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    t = Table("snapshot", "time", "message", "documents", "facts", "published", "quarantined")
+    for s in snaps:
+        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], s["message"] or "", *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published", "facts_quarantined")])
+    out.print(t)
+
+
+if __name__ == "__main__":
+    app()
