@@ -1,0 +1,363 @@
+"""From canonical text to facts: subjects, numbers, and the words between them.
+
+The extractor reads one sentence at a time (split at 。！？ and line breaks).
+Inside a sentence it walks the indicator mentions and the quantities in order:
+
+1. a mention opens a *subject* (mentions joined by 、/和 form one subject with
+   several indicators); a subject introduced by another region (全省…, 武威市…)
+   or by a sub-scope (A级景区…) is foreign and yields nothing;
+2. a group of quantities links to the current subject only if the words between
+   them are *light*: cue words (增长, 年均, 累计, 占…的, 分别, 均, qualifiers …) and
+   fillers (达到, 完成, 同比 …) from ``seeds/lexicon.csv``. Anything else (其中, 项目,
+   排名, a new noun phrase) ends the subject, so 其中省外资金… or
+   255个重点项目完成投资… never inherit it;
+3. the cue words give the measure (growth / share / ratio / level, with the unit
+   family checked against the indicator), the sign (下降 -> negative), the kind
+   (年均 -> average_annual, 累计 -> cumulative, 较2017年 -> change_vs_base, else
+   the section's actual/target) and the qualifier; the section and explicit
+   years (到2026年, 2020年全区…) give the period.
+
+Every fact's evidence is ``text[start:end]`` and contains the number as written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from transforms.extract.indicators import Mention, find_mentions, unit_fits
+from transforms.extract.lists import distribute, group_quantities
+from transforms.extract.numbers import scan_text
+from transforms.extract.reference import Reference, load_reference, term_pattern
+from transforms.extract.regions import ReportRegion, detect_report_region, names_other_region
+from transforms.extract.sections import Section, detect_report_year, find_sections, section_at, span_end
+from transforms.extract.units import Quantity, base_value, find_quantities
+from transforms.schema import Fact
+
+_SENTENCE_END = re.compile(r"[。！？!?\n]")
+_CLAUSE_DELIMS = ",，;；:：。！？!?\n"
+_HARD_BREAK = re.compile(r"[;；:：]")
+_CHANGE_VS_BASE = re.compile(r"(?:较|比|相比|与)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|水平)?(?:相比)?")
+_SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例|比例|的)")
+_FROM_TO = re.compile(r"由")
+_TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})年(?:底|末)?")
+_CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
+_PUNCT = re.compile(r"[,，、\s]")
+_MAX_RESIDUAL = 1
+_GROWTH_UNITS = ("%", "个百分点")
+
+
+@dataclass
+class Cues:
+    """What the words between a subject and a group of numbers say."""
+
+    ok: bool = True
+    growth_sign: int = 0  # +1 / -1 when a growth cue is present
+    to_level: bool = False
+    share: bool = False
+    average_annual: bool = False
+    cumulative: bool = False
+    every_year: bool = False
+    base_year: int | None = None
+    respectively: bool = False
+    each: bool = False
+    target: bool = False
+    qualifier: str | None = None
+    from_to: bool = False
+
+
+@dataclass
+class Subject:
+    """The indicator(s) the following numbers are about."""
+
+    codes: list[str]
+    start: int
+    evidence_start: int
+    foreign: bool = False
+    prefix: str = ""
+    facts: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Per-document facts the rules need: region, year, sections."""
+
+    doc_id: str
+    region: ReportRegion
+    year: int | None
+    sections: list[Section]
+
+
+def _remove_terms(s: str, category: str) -> str:
+    pat = term_pattern(category)
+    return pat.sub("", s) if pat is not None else s
+
+
+def read_cues(gap: str, ref: Reference) -> Cues:
+    """Classify the text between a subject (or previous number) and a group of numbers."""
+    c = Cues()
+    if _HARD_BREAK.search(gap):
+        c.ok = False
+        return c
+    blockers = term_pattern("blocker")
+    if blockers is not None and blockers.search(gap):
+        c.ok = False
+        return c
+    rest = gap
+    m = _CHANGE_VS_BASE.search(rest)
+    if m:
+        c.base_year = int(m.group("y"))
+        rest = rest[: m.start()] + rest[m.end():]
+    m = _SHARE_OF.search(rest)
+    if m:
+        c.share = True
+        rest = rest[: m.start()] + rest[m.end():]
+    if _FROM_TO.search(rest):
+        c.from_to = True
+        rest = _FROM_TO.sub("", rest)
+    for category in ("to_level",):
+        pat = term_pattern(category)
+        if pat is not None and pat.search(rest):
+            c.to_level = True
+            rest = pat.sub("", rest)
+    for category, attr in (("average_annual", "average_annual"), ("cumulative", "cumulative"), ("every_year", "every_year"),
+                           ("respectively", "respectively"), ("each", "each"), ("target_cue", "target")):
+        pat = term_pattern(category)
+        if pat is not None and pat.search(rest):
+            setattr(c, attr, True)
+    share = term_pattern("share")
+    if share is not None and share.search(rest):
+        c.share = True
+        rest = share.sub("", rest)
+    qb = term_pattern("qualifier_before")
+    if qb is not None:
+        found = list(qb.finditer(rest))
+        if found:
+            c.qualifier = ref.terms("qualifier_before")[found[-1].group()]
+    down, up = term_pattern("growth_down"), term_pattern("growth_up")
+    if down is not None and down.search(rest):
+        c.growth_sign = -1
+        rest = down.sub("", rest)
+    elif (up is not None and up.search(rest)) or c.average_annual:
+        c.growth_sign = 1
+    rest = _remove_terms(rest, "average_annual")
+    if up is not None:
+        rest = up.sub("", rest)
+    for category in ("light", "cumulative", "every_year", "respectively", "each", "target_cue", "preliminary",
+                     "qualifier_before", "qualifier_after", "list_joiner"):
+        rest = _remove_terms(rest, category)
+    rest = _PUNCT.sub("", rest)
+    if len(rest) > _MAX_RESIDUAL:
+        c.ok = False
+    return c
+
+
+def _clause_start(scan: str, lo: int, pos: int) -> int:
+    i = pos
+    while i > lo and scan[i - 1] not in _CLAUSE_DELIMS:
+        i -= 1
+    return i
+
+
+def _measure(code: str, q: Quantity, cues: Cues, ref: Reference) -> tuple[str, int] | None:
+    """(measure, sign) of quantity ``q`` as a fact of ``code``, or None when they do not fit."""
+    growth_only = code in ref.terms("growth_only")
+    if q.unit == ":":
+        return ("ratio", 1) if unit_fits(code, "ratio", ref) else None
+    if cues.share:
+        return ("share", 1) if q.unit == "%" else None
+    if (cues.growth_sign and not cues.to_level) or cues.base_year or (growth_only and q.unit in _GROWTH_UNITS):
+        if q.unit not in _GROWTH_UNITS:
+            return None  # 增加2亿元: an absolute change, not a level and not a rate
+        return "growth", (cues.growth_sign or 1)
+    if q.unit in _GROWTH_UNITS:
+        return ("level", 1) if q.unit == "%" and unit_fits(code, "percent", ref) else None
+    return ("level", 1) if unit_fits(code, q.family, ref) else None
+
+
+def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context, ref: Reference,
+                 sentence_before: str, prefix: str) -> tuple[str, str]:
+    """Kind and period from the cues, explicit years and the section."""
+    year = ctx.year
+    m = _TARGET_YEAR.search(sentence_before)
+    explicit = None
+    if m:
+        explicit = int(m.group("y"))
+    else:
+        m = _CLAUSE_YEAR.search(prefix)
+        if m:
+            explicit = int(m.group("y"))
+    plan = next((span for term, span in ref.terms("plan_period").items() if term in prefix), None)
+    role = "target" if (sec.role == "target" or cues.target) else "actual"
+    period = sec.period if sec.role == role else (str(year) if role == "target" and year else sec.period)
+    if explicit is not None:
+        period = str(explicit)
+        if year is not None:
+            role = "target" if explicit >= year else "actual"
+    if cues.base_year is not None:
+        return "change_vs_base", span_end(period)
+    if cues.average_annual:
+        return "average_annual", (plan or period)
+    if cues.cumulative:
+        return "cumulative", (plan or period)
+    if sec.span and explicit is None:
+        if role == "actual":
+            if cues.every_year:
+                return "actual", period
+            if code in ref.terms("span_total") and measure == "level":
+                return "cumulative", period
+            return "actual", span_end(period)
+    return role, period
+
+
+def _make_fact(code: str, q: Quantity, measure: str, sign: int, kind: str, period: str, cues: Cues,
+               subj: Subject, ctx: Context, ref: Reference, preliminary: bool) -> dict:
+    value = q.value * sign
+    vb, ub = base_value(value, q.unit, ref)
+    return {
+        "doc_id": ctx.doc_id, "region": ctx.region.name, "indicator": code, "measure": measure,
+        "value": value, "unit": q.unit, "value_base": vb, "unit_base": ub, "period": period, "kind": kind,
+        "qualifier": q.qualifier or cues.qualifier, "start": subj.evidence_start, "end": q.end,
+        "rule": f"{measure}:{kind}" + (":list" if cues.respectively or cues.each else ""),
+        "region_level": ctx.region.level, "report_year": ctx.year, "preliminary": preliminary,
+    }
+
+
+def _sentences(scan: str):
+    start = 0
+    for m in _SENTENCE_END.finditer(scan):
+        if m.start() > start:
+            yield start, m.start()
+        start = m.end()
+    if start < len(scan):
+        yield start, len(scan)
+
+
+def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], quantities: list[Quantity],
+                       ctx: Context, ref: Reference) -> list[dict]:
+    items: list[tuple[int, str, object]] = [(m.start, "m", m) for m in mentions] + [(g[0].start, "q", g) for g in group_quantities(scan, quantities)]
+    items.sort(key=lambda x: x[0])
+    subscope = term_pattern("subscope")
+    out: list[dict] = []
+    subject: Subject | None = None
+    anchor, last = lo, None
+    recent: list[str] = []
+    for pos, tag, obj in items:
+        if tag == "m":
+            mention: Mention = obj
+            gap = scan[anchor:mention.start]
+            joiners = term_pattern("list_joiner")
+            if subject is not None and last == "m" and joiners is not None and joiners.fullmatch(_remove_terms(gap, "light")):
+                subject.codes.extend(c for c in mention.codes if c not in subject.codes)
+            else:
+                cstart = _clause_start(scan, lo, mention.start)
+                prefix = scan[cstart:mention.start]
+                foreign = names_other_region(prefix, ctx.region, ref) or (subscope is not None and subscope.search(prefix) is not None)
+                ev_start = cstart if mention.start - cstart <= 16 else mention.start
+                subject = Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)
+            if not subject.foreign:
+                for c in mention.codes:  # distinct codes, in the order they were last named
+                    if c in recent:
+                        recent.remove(c)
+                    recent.append(c)
+            anchor, last = mention.end, "m"
+            continue
+        group: list[Quantity] = obj
+        gap = scan[anchor:group[0].start]
+        anchor, last = group[-1].end, "q"
+        if subject is None or subject.foreign:
+            continue
+        cues = read_cues(gap, ref)
+        if not cues.ok:
+            subject = None
+            continue
+        if cues.from_to and len(group) == 2 and len(subject.codes) == 1:
+            group = group[-1:]  # 由30.8%提高到43.3%: the level reached
+        pairs = distribute(tuple(subject.codes), recent, group, cues.respectively, cues.each)
+        made = 0
+        sec = section_at(ctx.sections, group[0].start)
+        if sec is None:
+            continue
+        sentence_before = scan[lo:group[0].start]
+        preliminary = bool(term_pattern("preliminary") and term_pattern("preliminary").search(sentence_before))
+        for code, q in pairs:
+            ms = _measure(code, q, cues, ref)
+            if ms is None:
+                continue
+            measure, sign = ms
+            kind, period = _kind_period(code, measure, cues, sec, ctx, ref, scan[lo:subject.start], subject.prefix)
+            out.append(_make_fact(code, q, measure, sign, kind, period, cues, subject, ctx, ref, preliminary))
+            subject.facts.append(out[-1])
+            made += 1
+        if made:
+            for f in subject.facts:  # evidence of a statement runs to its last number
+                f["end"] = max(f["end"], group[-1].end)
+    return out
+
+
+def looks_like_report(scan: str, ref: Reference) -> bool:
+    """A page holds a report (or a report-like review) when it uses report language at all."""
+    return any(term in scan for term in ref.terms("report_marker"))
+
+
+def _dedupe(facts: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for f in facts:
+        key = (f["region"], f["indicator"], f["measure"], f["period"], f["kind"], f["value"], f["unit"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(f)
+    return out
+
+
+def extract_records(text: str, doc_id: str) -> list[dict]:
+    """Facts of one canonical text as dicts of Fact fields (without raw offsets)."""
+    ref = load_reference()
+    scan = scan_text(text)
+    if not looks_like_report(scan, ref):
+        return []
+    region = detect_report_region(scan, ref)
+    if region is None:
+        return []
+    year = detect_report_year(scan, ref)
+    if year is None:
+        return []
+    ctx = Context(doc_id, region, year, find_sections(scan, year, ref))
+    mentions = find_mentions(scan, ref)
+    masked = [(m.start, m.end) for m in mentions]
+    quantities = find_quantities(scan, ref, masked)
+    facts: list[dict] = []
+    mi = qi = 0
+    for lo, hi in _sentences(scan):
+        while mi < len(mentions) and mentions[mi].start < lo:
+            mi += 1
+        while qi < len(quantities) and quantities[qi].start < lo:
+            qi += 1
+        mj, qj = mi, qi
+        while mj < len(mentions) and mentions[mj].end <= hi:
+            mj += 1
+        while qj < len(quantities) and quantities[qj].end <= hi:
+            qj += 1
+        if qj > qi and mj > mi:
+            facts.extend(_facts_of_sentence(scan, lo, hi, mentions[mi:mj], quantities[qi:qj], ctx, ref))
+        mi, qi = mj, qj
+    for f in facts:
+        f["evidence"] = text[f["start"]:f["end"]]
+    return _dedupe(facts)
+
+
+def to_fact(record: dict, raw_span=None, unrepaired=()) -> Fact:
+    """A Fact from a record, with raw offsets and the mojibake flag when known."""
+    start, end = record["start"], record["end"]
+    raw_start = raw_end = None
+    if raw_span is not None:
+        raw_start, raw_end = raw_span(start, end)
+    overlap = any(s < end and start < e for s, e in unrepaired)
+    return Fact(
+        doc_id=record["doc_id"], region=record["region"], indicator=record["indicator"], measure=record["measure"],
+        value=record["value"], unit=record["unit"], value_base=record["value_base"], unit_base=record["unit_base"],
+        period=record["period"], kind=record["kind"], qualifier=record["qualifier"], evidence=record["evidence"],
+        start=start, end=end, rule=record["rule"], region_level=record["region_level"], report_year=record["report_year"],
+        preliminary=record["preliminary"], mojibake_overlap=overlap, raw_start=raw_start, raw_end=raw_end,
+    )

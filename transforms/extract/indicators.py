@@ -1,0 +1,71 @@
+"""Where the text names an indicator (地区生产总值, 规上工业增加值, 城乡居民人均可支配收入 …).
+
+Aliases come from ``seeds/indicators.csv`` (one indicator each) and the
+``compound_alias`` rows of ``seeds/lexicon.csv`` (one phrase naming several
+indicators in order, for 分别 lists). Matching is longest-first and
+non-overlapping, so 工业投资 is never read inside 工业固定资产投资 and
+规模以上工业增加值 wins over 工业增加值.
+
+A match is not a subject when its context says it names something else:
+单位生产总值能耗, 人均生产总值, 限额以上…零售额 (a sub-item), 占…的/比重 (the
+denominator of a share), 一般公共预算收入支出 (spending). These words live in
+the ``alias_negative_prefix`` / ``alias_negative_suffix`` lexicon rows.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from transforms.extract.reference import Reference
+
+_ASCII_ALIAS = re.compile(r"[A-Za-z]")
+_SHARE_OPEN_WINDOW = 12  # how far back a 占 can open a share whose denominator is this alias
+
+
+@dataclass(frozen=True)
+class Mention:
+    """An indicator alias in the text: [start, end) and the indicator codes it names, in order."""
+
+    start: int
+    end: int
+    codes: tuple[str, ...]
+    alias: str
+
+
+def _negated(scan: str, start: int, end: int, ref: Reference) -> bool:
+    for term in ref.terms("alias_negative_prefix"):
+        if scan.startswith(term, start - len(term)) and start - len(term) >= 0:
+            return True
+    for term in ref.terms("alias_negative_suffix"):
+        if scan.startswith(term, end):
+            return True
+    # 占一般公共预算支出的 / 占GDP比重: an alias after an open 占 (same clause) is a denominator
+    window = scan[max(0, start - _SHARE_OPEN_WINDOW):start]
+    cut = max(window.rfind(c) for c in ",，;；。:：、\n")
+    window = window[cut + 1:]
+    if "占" in window:
+        return True
+    return False
+
+
+def find_mentions(scan: str, ref: Reference) -> list[Mention]:
+    """Every alias occurrence that can be the subject of a number, in text order."""
+    out = []
+    for m in ref.alias_re.finditer(scan):
+        alias = m.group()
+        if _ASCII_ALIAS.search(alias):
+            before = scan[m.start() - 1] if m.start() else " "
+            after = scan[m.end()] if m.end() < len(scan) else " "
+            if before.isascii() and before.isalnum() or after.isascii() and after.isalpha():
+                continue  # GDP inside a longer Latin word
+        if _negated(scan, m.start(), m.end(), ref):
+            continue
+        out.append(Mention(m.start(), m.end(), ref.alias_codes[alias], alias))
+    return out
+
+
+def unit_fits(code: str, family: str, ref: Reference) -> bool:
+    """Whether a level in unit family ``family`` can be a level of indicator ``code``."""
+    ind = ref.indicators.get(code)
+    return ind is not None and family in ind.unit_families

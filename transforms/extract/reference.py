@@ -1,0 +1,148 @@
+"""Reference data of the extractor, read once from ``seeds/*.csv``.
+
+The words the rules look for (indicator aliases, units, section markers,
+qualifiers, cue words, region names) are data, not code: a new province's
+wording is a new CSV row, not a new branch. Everything here is loaded on first
+use and cached for the life of the process; the objects are immutable so the
+cache can be shared by threads.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One indicator of the contract with its aliases and plausible ranges."""
+
+    code: str
+    aliases: tuple[str, ...]
+    unit_families: tuple[str, ...]
+    growth_min: float | None
+    growth_max: float | None
+    target_growth_min: float | None
+    target_growth_max: float | None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit as written, its family and its factor to the base unit."""
+
+    unit: str
+    family: str
+    base_unit: str
+    factor: float
+
+
+@dataclass(frozen=True)
+class Region:
+    """A named region with its level (province/city/county/district) and parent."""
+
+    name: str
+    level: str
+    parent: str
+    short: str
+
+
+@dataclass(frozen=True)
+class SectionRule:
+    """A section marker: a regex, the role it sets and how its period is derived."""
+
+    pattern: re.Pattern
+    role: str  # report_year | actual | target
+    period: str  # y | y+1 | date | prev | this | five_back | five_ahead
+
+
+@dataclass(frozen=True)
+class Reference:
+    """All reference data, with the lookups the extractor needs precompiled."""
+
+    indicators: dict[str, Indicator]
+    units: dict[str, Unit]
+    regions: dict[str, Region]
+    lexicon: dict[str, dict[str, str]]
+    sections: tuple[SectionRule, ...]
+    alias_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    alias_re: re.Pattern | None = None
+    unit_re: re.Pattern | None = None
+
+    def terms(self, category: str) -> dict[str, str]:
+        """The terms of one lexicon category (term -> value); empty if unknown."""
+        return self.lexicon.get(category, {})
+
+
+def _read_csv(name: str, seeds_dir: Path) -> list[dict[str, str]]:
+    path = seeds_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: reference file missing; restore it from git (seeds/ ships with the project).")
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _float(s: str) -> float | None:
+    return float(s) if s else None
+
+
+def _alternation(words) -> re.Pattern:
+    """A regex matching any of ``words``, longest first (so 规模以上工业增加值 beats 工业增加值)."""
+    ordered = sorted(set(words), key=lambda w: (-len(w), w))
+    return re.compile("|".join(re.escape(w) for w in ordered))
+
+
+def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
+    """Read and check every seeds CSV the extractor uses."""
+    indicators = {}
+    for row in _read_csv("indicators.csv", seeds_dir):
+        indicators[row["code"]] = Indicator(
+            code=row["code"],
+            aliases=tuple(a for a in row["aliases"].split("|") if a),
+            unit_families=tuple(f for f in row["unit_families"].split("|") if f),
+            growth_min=_float(row["growth_min"]), growth_max=_float(row["growth_max"]),
+            target_growth_min=_float(row["target_growth_min"]), target_growth_max=_float(row["target_growth_max"]),
+        )
+    units = {r["unit"]: Unit(r["unit"], r["family"], r["base_unit"], float(r["factor"])) for r in _read_csv("units.csv", seeds_dir)}
+    regions = {r["name"]: Region(r["name"], r["level"], r["parent"], r["short"]) for r in _read_csv("regions.csv", seeds_dir)}
+    lexicon: dict[str, dict[str, str]] = {}
+    for row in _read_csv("lexicon.csv", seeds_dir):
+        lexicon.setdefault(row["category"], {})[row["term"]] = row["value"]
+    sections = tuple(SectionRule(re.compile(r["pattern"]), r["role"], r["period"]) for r in _read_csv("sections.csv", seeds_dir))
+
+    alias_codes: dict[str, tuple[str, ...]] = {}
+    for ind in indicators.values():
+        for alias in ind.aliases:
+            if alias in alias_codes and alias_codes[alias] != (ind.code,):
+                raise ValueError(f"{seeds_dir / 'indicators.csv'}: alias {alias!r} names both {alias_codes[alias][0]} and {ind.code}; keep it in one row only.")
+            alias_codes[alias] = (ind.code,)
+    for term, codes in lexicon.get("compound_alias", {}).items():
+        parts = tuple(codes.split("|"))
+        unknown = [c for c in parts if c not in indicators]
+        if unknown:
+            raise ValueError(f"{seeds_dir / 'lexicon.csv'}: compound_alias {term!r} names unknown indicators {unknown}; fix the codes.")
+        alias_codes[term] = parts
+    for u in units.values():
+        if u.factor <= 0:
+            raise ValueError(f"{seeds_dir / 'units.csv'}: unit {u.unit!r} has factor {u.factor}; factors must be positive.")
+    return Reference(
+        indicators=indicators, units=units, regions=regions, lexicon=lexicon, sections=sections,
+        alias_codes=alias_codes, alias_re=_alternation(alias_codes), unit_re=_alternation(units),
+    )
+
+
+@lru_cache(maxsize=1)
+def load_reference() -> Reference:
+    """The reference data of ``seeds/``, loaded once per process."""
+    return build_reference(SEEDS_DIR)
+
+
+@lru_cache(maxsize=None)
+def term_pattern(category: str) -> re.Pattern | None:
+    """A longest-first regex over the terms of one lexicon category (None when empty)."""
+    terms = load_reference().terms(category)
+    return _alternation(terms) if terms else None

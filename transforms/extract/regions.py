@@ -1,0 +1,172 @@
+"""Whose numbers are these? The report's own region, its level, and other regions.
+
+The report region is read, in order of trust, from the meeting line
+(…在河南省新乡市凤泉区第十届人民代表大会…), the title (2024年武威市凉州区政府工作报告),
+the speaker (凉州区区长), and finally the region named most often in the text.
+A name like 河南省新乡市凤泉区 is split into its parts; the last part is the
+report region and its suffix gives its level (省 province, 市 city, 县/旗 county,
+区 district) unless ``seeds/regions.csv`` says otherwise (北京市 is a province).
+
+A number whose subject is introduced by another region (武威市…, 全省…, when the
+report is a district's) is not the report region's; the extractor leaves it out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from transforms.extract.reference import Reference
+
+_HAN = r"[\u4e00-\u9fff]"
+_SUFFIX_LEVEL = (("特别行政区", "province"), ("自治区", "province"), ("自治州", "city"), ("自治县", "county"), ("地区", "city"),
+                 ("省", "province"), ("市", "city"), ("州", "city"), ("盟", "city"), ("县", "county"), ("旗", "county"), ("区", "district"))
+_PART_RE = re.compile(rf"{_HAN}+?(?:特别行政区|自治区|自治州|自治县|省|市|县|旗|区|州|盟)")
+_MEETING_RE = re.compile(rf"在({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?:人民代表大会|人大)")
+_TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:人民政府)?(?:政府)?工作报告")
+_SPEAKER_RE = re.compile(rf"({_HAN}{{2,12}}?)(?:省长|市长|区长|县长|旗长|州长|盟长)(?:[\s,，:：]|$)")
+_GENERIC_RE = re.compile(rf"{_HAN}{{2,6}}?(?:自治县|县|区|市|旗)")
+_STOP_PREFIXES = ("在", "于", "年", "的", "和", "对", "向", "是", "全", "本", "我")
+
+
+@dataclass(frozen=True)
+class ReportRegion:
+    """The report's region with its level and known parents (nearest first)."""
+
+    name: str
+    level: str
+    parents: tuple[str, ...] = ()
+
+    def names(self) -> set[str]:
+        """Every name that denotes the report region in the text."""
+        out = {self.name}
+        short = _short(self.name)
+        if len(short) >= 2:
+            out.add(short)
+        return out
+
+
+def _short(name: str) -> str:
+    for suffix, _lvl in _SUFFIX_LEVEL:
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return name[: -len(suffix)]
+    return name
+
+
+def level_of(name: str, ref: Reference) -> str | None:
+    """The level of a region name from regions.csv, else from its suffix."""
+    if name in ref.regions:
+        return ref.regions[name].level
+    for suffix, lvl in _SUFFIX_LEVEL:
+        if name.endswith(suffix):
+            return lvl
+    return None
+
+
+def split_region_path(s: str, ref: Reference) -> list[str]:
+    """河南省新乡市凤泉区 -> [河南省, 新乡市, 凤泉区]; known names from regions.csv win."""
+    parts: list[str] = []
+    i = 0
+    known = sorted(ref.regions, key=len, reverse=True)
+    while i < len(s):
+        hit = next((k for k in known if s.startswith(k, i)), None)
+        if hit:
+            parts.append(hit)
+            i += len(hit)
+            continue
+        m = _PART_RE.match(s, i)
+        if not m:
+            break
+        parts.append(m.group())
+        i = m.end()
+    return parts
+
+
+def _clean_path(raw: str) -> str:
+    """Drop a leading year/preposition so that 2024年武威市凉州区 -> 武威市凉州区."""
+    raw = re.sub(r"^.*?\d{4}年", "", raw)
+    raw = re.sub(r"^[)）\]】]", "", raw)
+    while raw and raw[0] in "在于":
+        raw = raw[1:]
+    return raw
+
+
+def _from_path(raw: str, ref: Reference) -> ReportRegion | None:
+    parts = split_region_path(_clean_path(raw), ref)
+    parts = [p for p in parts if len(p) >= 2]
+    if not parts:
+        return None
+    name = parts[-1]
+    lvl = level_of(name, ref)
+    if lvl is None:
+        return None
+    parents = list(reversed(parts[:-1]))
+    known = ref.regions.get(name)
+    while known and known.parent and known.parent not in parents:
+        parents.append(known.parent)
+        known = ref.regions.get(known.parent)
+    return ReportRegion(name, lvl, tuple(parents))
+
+
+def detect_report_region(scan: str, ref: Reference) -> ReportRegion | None:
+    """The report's own region, or None when the page names none (then nothing is extracted)."""
+    head = scan[:3000]
+    for pattern in (_MEETING_RE, _TITLE_RE):
+        for m in pattern.finditer(head):
+            r = _from_path(m.group(1), ref)
+            if r is not None:
+                return r
+    for m in _SPEAKER_RE.finditer(head):
+        r = _from_path(m.group(1), ref)
+        if r is not None:
+            return r
+    counts = Counter()
+    for m in _GENERIC_RE.finditer(scan):
+        name = m.group()
+        if name.startswith(_STOP_PREFIXES):
+            continue
+        if name in ref.regions or len(name) >= 3:
+            counts[name] += 1
+    for name, n in counts.most_common(5):
+        if n >= 3:
+            r = _from_path(name, ref)
+            if r is not None:
+                return r
+    return None
+
+
+def scope_is_foreign(scope_level: str, region: ReportRegion) -> bool:
+    """全省/全市/全县/全区 before a subject: foreign unless it is the report's own level.
+
+    A county-level city (X市 under a 市) says 全市 about itself, so the suffix of the
+    report region's name decides, not only its level.
+    """
+    suffix_level = {"district": "区", "county": "县", "city": "市", "province": "省"}
+    if scope_level == region.level:
+        return False
+    if scope_level == "county" and region.name.endswith("旗"):
+        return False
+    own_suffix = region.name[-1]
+    return suffix_level.get(scope_level) != own_suffix
+
+
+def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> bool:
+    """True when ``prefix`` (the clause text before a subject) names a region other than the report's."""
+    own = region.names()  # a parent's figure (武威市生产总值…) is not the report region's either
+    scope_terms = ref.terms("scope")
+    for term, lvl in scope_terms.items():
+        if term in prefix and scope_is_foreign(lvl, region):
+            return True
+    for name in ref.regions:
+        if name in prefix and name not in own:
+            return True
+    for m in _GENERIC_RE.finditer(prefix):
+        name = m.group()
+        if name.startswith(_STOP_PREFIXES) or name in own:
+            continue
+        if any(name.endswith(o) or o.endswith(name) for o in own):
+            continue
+        if name in ref.regions or len(name) >= 3:
+            return True
+    return False

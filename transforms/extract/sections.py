@@ -1,0 +1,131 @@
+"""The report's year and its sections: which part reviews, which part sets targets.
+
+A government work report reviews the past (last year, or a whole five-year
+term) and then sets targets (this year's 主要预期目标 and work plan, or
+five-year goals). Whether a number is an actual or a target, and which year it
+refers to, follows from the section it sits in and the report year Y:
+
+* review of last year -> actual, period Y-1;
+* five-year review -> actual, period (Y-5)-(Y-1) (the caller refines: 年均 ->
+  average_annual over the span, 累计 -> cumulative, a level -> the end year);
+* this year's targets and work plan -> target, period Y;
+* five-year goals -> target, period Y-(Y+4) unless a year is named (到2026年).
+
+Markers and date patterns live in ``seeds/sections.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transforms.extract.reference import Reference
+
+
+@dataclass(frozen=True)
+class Section:
+    """A stretch of text [start, end) with the kind and period its numbers get."""
+
+    start: int
+    end: int
+    role: str  # actual | target
+    period: str  # "2023" or "2017-2021"
+    span: bool  # True when the period is a multi-year span (five-year review/goals)
+
+
+def _year_from(rule_period: str, m) -> int | None:
+    y = int(m.group("y"))
+    if not 1949 <= y <= 2100:
+        return None
+    if rule_period == "y":
+        return y
+    if rule_period == "y+1":
+        return y + 1
+    if rule_period == "date":
+        month = int(m.group("m")) if "m" in m.re.groupindex and m.group("m") else 1
+        return y if month <= 6 else y + 1
+    return None
+
+
+def detect_report_year(scan: str, ref: Reference) -> int | None:
+    """The report year Y: the year whose targets the report sets (its review covers Y-1).
+
+    Rules are tried in ``sections.csv`` order (meeting date, title, plan heading,
+    review heading, publication date); the first that matches wins. A page
+    published in the second half of a year (a review article) counts as the next
+    year's report, so its "past year" is the publication year.
+    """
+    for rule in ref.sections:
+        if rule.role != "report_year":
+            continue
+        for m in rule.pattern.finditer(scan):
+            y = _year_from(rule.period, m)
+            if y is not None:
+                return y
+    return None
+
+
+def _period(rule_period: str, m, year: int | None) -> tuple[str, bool] | None:
+    if rule_period in ("y", "y+1"):
+        y = _year_from(rule_period, m)
+        return (str(y), False) if y else None
+    if year is None:
+        return None
+    if rule_period == "prev":
+        return str(year - 1), False
+    if rule_period == "this":
+        return str(year), False
+    if rule_period == "five_back":
+        return f"{year - 5}-{year - 1}", True
+    if rule_period == "five_ahead":
+        return f"{year}-{year + 4}", True
+    return None
+
+
+def find_sections(scan: str, year: int | None, ref: Reference) -> list[Section]:
+    """Split the text at every section marker; text before the first marker is a review of Y-1.
+
+    Overlapping markers keep the longest (``2021年及过去五年工作回顾`` is one heading
+    for the year 2021, not a five-year marker).
+    """
+    marks = []
+    for order, rule in enumerate(ref.sections):
+        if rule.role == "report_year":
+            continue
+        for m in rule.pattern.finditer(scan):
+            p = _period(rule.period, m, year)
+            if p is not None:
+                marks.append((m.start(), m.end(), order, rule.role, p))
+    marks.sort(key=lambda x: (x[0], -(x[1] - x[0]), x[2]))
+    kept = []
+    for mk in marks:
+        if kept and mk[0] < kept[-1][1]:
+            continue  # inside a longer marker that starts earlier or at the same place
+        kept.append(mk)
+    sections: list[Section] = []
+    first = kept[0][0] if kept else len(scan)
+    if year is not None and first > 0:
+        sections.append(Section(0, first, "actual", str(year - 1), False))
+    for i, (start, _end, _o, role, (period, span)) in enumerate(kept):
+        end = kept[i + 1][0] if i + 1 < len(kept) else len(scan)
+        sections.append(Section(start, end, role, period, span))
+    return sections
+
+
+def section_at(sections: list[Section], pos: int) -> Section | None:
+    """The section that holds offset ``pos`` (sections are sorted and contiguous)."""
+    lo, hi = 0, len(sections) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        s = sections[mid]
+        if pos < s.start:
+            hi = mid - 1
+        elif pos >= s.end:
+            lo = mid + 1
+        else:
+            return s
+    return None
+
+
+def span_end(period: str) -> str:
+    """The last year of a period ("2017-2021" -> "2021"; "2023" -> "2023")."""
+    return period.rsplit("-", 1)[-1]

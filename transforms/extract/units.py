@@ -1,0 +1,150 @@
+"""Quantities: a number, the unit written after it, and what surrounds it.
+
+A quantity is a number token followed by a unit from ``seeds/units.csv``
+(longest match: 万人次 before 万人), optionally a ratio (11.1:47.7:41.2 -> one
+quantity, value = first term, unit ``:``), a range (5%～5.5% -> value = lower
+bound, qualifier from the ``range_qualifier`` lexicon row, see below) and a
+qualifier written after it (以上 / 左右 / 以内 …).
+
+Ranges: a target range such as ``5％～5.5％`` promises at least its lower bound,
+so the fact keeps the lower bound as its value (it is written in the text) and
+the qualifier 以上; the upper bound stays visible in the evidence.
+
+``value_base`` = value × factor of the unit, in the unit's base unit, so that
+亿元 and 万元 compare in SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from transforms.extract.numbers import NumberToken, find_numbers
+from transforms.extract.reference import Reference, term_pattern
+
+PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
+_PERCENT_RE = re.compile(r"个百分点|百分点|%")
+_RATIO_SEP = ":"
+_NOT_BEFORE_CHINESE = "第"  # 第一, 第三批: ordinals, never quantities
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number with its unit in the scan text.
+
+    [start, end) spans the number, its unit, a range's upper bound and a trailing
+    qualifier; [num_start, num_end) spans the written number only.
+    """
+
+    start: int
+    end: int
+    num_start: int
+    num_end: int
+    value: float
+    unit: str
+    family: str
+    qualifier: str | None
+    text: str
+    chinese: bool = False
+    is_range: bool = False
+
+
+def match_unit(scan: str, pos: int, ref: Reference) -> tuple[str, int] | None:
+    """The unit written at ``pos`` (canonical spelling, end offset), or None."""
+    m = _PERCENT_RE.match(scan, pos)
+    if m:
+        return PERCENT_ALIASES[m.group()], m.end()
+    m = ref.unit_re.match(scan, pos)
+    if m:
+        return m.group(), m.end()
+    return None
+
+
+def _qualifier_after(scan: str, pos: int) -> tuple[str | None, int]:
+    pat = term_pattern("qualifier_after")
+    if pat is None:
+        return None, pos
+    m = pat.match(scan, pos)
+    if not m:
+        return None, pos
+    from transforms.extract.reference import load_reference  # noqa: PLC0415 (cached)
+
+    return load_reference().terms("qualifier_after")[m.group()], m.end()
+
+
+def _ratio_end(scan: str, end: int) -> int | None:
+    """End of an a:b(:c…) ratio that starts with a number ending at ``end``, or None."""
+    m = re.compile(r"(?::\d+(?:\.\d+)?){1,4}").match(scan, end)
+    return m.end() if m else None
+
+
+def _range_end(scan: str, end: int, ref: Reference) -> tuple[int, str | None] | None:
+    """If a range joiner and a second number follow ``end``: (end of the range, unit after it)."""
+    joiners = term_pattern("range_joiner")
+    if joiners is None:
+        return None
+    j = joiners.match(scan, end)
+    if not j:
+        return None
+    m = re.compile(r"\d+(?:\.\d+)?").match(scan, j.end())
+    if not m:
+        return None
+    unit = match_unit(scan, m.end(), ref)
+    return (unit[1], unit[0]) if unit else (m.end(), None)
+
+
+def read_quantity(scan: str, tok: NumberToken, ref: Reference) -> Quantity | None:
+    """The quantity that starts with number ``tok``, or None when no unit follows it."""
+    if tok.chinese:
+        if tok.start > 0 and scan[tok.start - 1] in _NOT_BEFORE_CHINESE:
+            return None
+    end = tok.end
+    ratio = _ratio_end(scan, end) if not tok.chinese else None
+    if ratio is not None:
+        u = ref.units.get(_RATIO_SEP)
+        return Quantity(tok.start, ratio, tok.start, tok.end, tok.value, _RATIO_SEP, u.family if u else "ratio", None, tok.text)
+    qualifier, is_range = None, False
+    unit = match_unit(scan, end, ref)
+    if unit is None and not tok.chinese:
+        rng = _range_end(scan, end, ref)  # 5-5.5%: the unit is written once, after the upper bound
+        if rng is not None and rng[1] is not None:
+            unit, is_range = (rng[1], rng[0]), True
+    if unit is None:
+        return None
+    unit_str, end = unit
+    if not is_range and not tok.chinese:
+        rng = _range_end(scan, end, ref)  # 5%～5.5%
+        if rng is not None and (rng[1] is None or rng[1] == unit_str):
+            end, is_range = rng[0], True
+    if is_range:
+        qualifier = ref.terms("range_qualifier").get("range") or None
+    q, q_end = _qualifier_after(scan, end)
+    if q is not None:
+        qualifier, end = q, q_end
+    family = ref.units[unit_str].family if unit_str in ref.units else ("percent" if unit_str == "%" else "percentage_point")
+    return Quantity(tok.start, end, tok.start, tok.end, tok.value, unit_str, family, qualifier, tok.text, tok.chinese, is_range)
+
+
+def find_quantities(scan: str, ref: Reference, masked: list[tuple[int, int]] = ()) -> list[Quantity]:
+    """All quantities of ``scan`` in order, skipping numbers inside ``masked`` spans (e.g. 三次产业结构)."""
+    out: list[Quantity] = []
+    last_end = -1
+    spans = sorted(masked)
+    for tok in find_numbers(scan):
+        if tok.start < last_end:
+            continue  # inside a ratio or range already read
+        if any(s <= tok.start < e for s, e in spans):
+            continue
+        q = read_quantity(scan, tok, ref)
+        if q is not None:
+            out.append(q)
+            last_end = q.end
+    return out
+
+
+def base_value(value: float, unit: str, ref: Reference) -> tuple[float, str]:
+    """value × factor and the base unit from units.csv (unknown units keep value and unit)."""
+    u = ref.units.get(unit)
+    if u is None:
+        return value, unit
+    return value * u.factor, u.base_unit
