@@ -164,5 +164,45 @@ def snapshots(warehouse: Optional[Path] = WAREHOUSE_OPT) -> None:
     out.print(t)
 
 
+@app.command(name="eval")
+def eval_(
+    gold: Optional[Path] = typer.Option(None, "--gold", help="Gold answer key directory (default: tests/gold)"),
+    docs: Optional[Path] = typer.Option(None, "--docs", help="Reports the gold describes (default: seeds/reports)"),
+    show: int = typer.Option(20, "--show", help="How many misses / false positives to list"),
+) -> None:
+    """Score the extractor against the gold answer key: P/R/F1 per indicator, misses, false positives."""
+    from govfacts.settings import PROJECT_ROOT, SAMPLE_REPORTS  # noqa: PLC0415
+    from transforms.evaluate import F1_GOAL_INDICATOR, F1_GOAL_OVERALL, evaluate  # noqa: PLC0415
+
+    gold = gold or PROJECT_ROOT / "tests" / "gold"
+    docs = docs or SAMPLE_REPORTS
+    try:
+        res = evaluate(gold, docs)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    t = Table(title=f"extraction vs gold ({res.documents} reports)")
+    t.add_column("indicator", no_wrap=True)
+    for name in ("gold", "found", "tp", "P", "R", "F1"):
+        t.add_column(name, justify="right", no_wrap=True)
+    for code, s in sorted(res.per_indicator.items()):
+        style = "" if s.f1 >= F1_GOAL_INDICATOR else "red"
+        t.add_row(code, str(s.tp + s.fn), str(s.tp + s.fp), str(s.tp), f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", style=style)
+    o = res.overall
+    t.add_row("overall", str(o.tp + o.fn), str(o.tp + o.fp), str(o.tp), f"{o.precision:.3f}", f"{o.recall:.3f}", f"{o.f1:.3f}", style="bold")
+    out.print(t)
+    for title, rows in (("misses (in gold, not extracted)", res.misses), ("false positives (extracted, not in gold)", res.false_positives),
+                        ("values that differ from their evidence", res.value_mismatches)):
+        if not rows:
+            continue
+        lt = Table("report", "indicator", "measure", "value", "unit", "period", "kind", "evidence", title=f"{title}: {len(rows)}")
+        for r in rows[:show]:
+            lt.add_row(r["document"][:3], r["indicator"], r["measure"], f"{r['value']:g}", r["unit"], r["period"], r["kind"], r["evidence"])
+        out.print(lt)
+    verdict = "met" if res.goals_met else "NOT met"
+    out.print(f"goals (F1 >= {F1_GOAL_OVERALL} overall, >= {F1_GOAL_INDICATOR} per indicator, no value differing from the text): [bold]{verdict}[/]")
+    if not res.goals_met:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()
