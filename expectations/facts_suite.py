@@ -1,8 +1,15 @@
 """The fact-level suite, built from seeds/indicators.csv and seeds/units.csv, run by real GX.
 
-Each expectation carries a sentence name (``meta.name``), a plain-language
-description and a severity: an ``error`` quarantines the facts it flags, a
-``warning`` publishes them with a flag.
+Every expectation is a class of ``expectations.custom`` (named as a sentence,
+with a plain-language description and a severity): an ``error`` (GX severity
+``critical``) quarantines the facts it flags, a ``warning`` publishes them with
+a flag. Per-indicator rules get one expectation per indicator, so a result row
+says which indicator failed.
+
+``validate_facts`` adds the ``dq_*`` columns of ``expectations.derive`` (rules
+across facts and documents), runs the suite, and returns the status of every
+fact, the message for every failure, and one result row per expectation for
+``dq_results``.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -19,10 +26,16 @@ import great_expectations as gx  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from expectations import custom as x  # noqa: E402
+from expectations.derive import allowed_units, derive  # noqa: E402
+from transforms.schema import KINDS, MEASURES  # noqa: E402
 from transforms.seeds import indicators_by_code, units_by_name  # noqa: E402
 
 SUITE_NAME = "govfacts_facts"
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+# columns GX sees: the fact's own fields and every derived dq_* column
+BASE_COLUMNS = ["fact_id", "doc_id", "region", "indicator", "measure", "value", "unit", "value_base", "unit_base",
+                "period", "kind", "qualifier", "evidence", "start", "end", "report_year"]
 
 
 @dataclass(frozen=True)
@@ -35,43 +48,67 @@ class Check:
     expectation: gx.expectations.Expectation
 
 
-def _float(s: str) -> float | None:
+def _float(s: str | None) -> float | None:
     return float(s) if s not in ("", None) else None
 
 
+def _check(expectation: gx.expectations.Expectation, scope: str) -> Check:
+    expectation.meta = {**(expectation.meta or {}), "scope": scope}
+    return Check(expectation.expectation_type, x.severity_word(expectation.severity), scope, expectation)
+
+
+def _per_indicator(code: str, ind: dict[str, str]) -> list[Check]:
+    """Growth range, target range and unit family for one indicator."""
+    checks = []
+    lo, hi = _float(ind["growth_min"]), _float(ind["growth_max"])
+    if lo is not None and hi is not None:
+        checks.append(_check(x.ExpectGrowthRatesToBeInRange(
+            min_value=lo, max_value=hi, condition_parser="pandas",
+            row_condition=f'indicator=="{code}" and measure=="growth" and unit=="%" and kind!="target" and kind!="change_vs_base"',
+            description=f"Growth rates of {code} lie within [{lo:g}, {hi:g}] % (seeds/indicators.csv)"), f"indicator {code}"))
+    tlo, thi = _float(ind["target_growth_min"]), _float(ind["target_growth_max"])
+    if tlo is not None and thi is not None:
+        checks.append(_check(x.ExpectGrowthTargetsToBeInRange(
+            min_value=tlo, max_value=thi, condition_parser="pandas",
+            row_condition=f'indicator=="{code}" and measure=="growth" and unit=="%" and kind=="target"',
+            description=f"Growth targets of {code} lie within [{tlo:g}, {thi:g}] % (seeds/indicators.csv)"), f"indicator {code}"))
+    checks.append(_check(x.ExpectUnitsToMatchTheIndicatorFamily(
+        value_set=sorted(allowed_units(code)), row_condition=f'indicator=="{code}"', condition_parser="pandas",
+        description=f"Every {code} fact is stated in a unit of its family ({ind['unit_families']}), a % or 个百分点"),
+        f"indicator {code}"))
+    return checks
+
+
 def build_checks() -> list[Check]:
-    """Expectations of the fact suite, one per indicator and rule."""
+    """Every expectation of the fact suite, in the order the report lists them."""
     checks: list[Check] = []
-    families: dict[str, set[str]] = {}
-    for unit, row in units_by_name().items():
-        families.setdefault(row["family"], set()).add(unit)
     for code, ind in indicators_by_code().items():
-        lo, hi = _float(ind["growth_min"]), _float(ind["growth_max"])
-        if lo is not None and hi is not None:
-            checks.append(Check("expect_growth_rates_to_be_in_range", "error", f"indicator {code}",
-                gx.expectations.ExpectColumnValuesToBeBetween(
-                    column="value", min_value=lo, max_value=hi,
-                    row_condition=f'indicator=="{code}" and measure=="growth" and unit=="%" and kind!="target" and kind!="change_vs_base"',
-                    condition_parser="pandas",
-                    description=f"Growth rates of {code} lie within [{lo:g}, {hi:g}] %"),
-            ))
-        tlo, thi = _float(ind["target_growth_min"]), _float(ind["target_growth_max"])
-        if tlo is not None and thi is not None:
-            checks.append(Check("expect_growth_targets_to_be_in_range", "error", f"indicator {code}",
-                gx.expectations.ExpectColumnValuesToBeBetween(
-                    column="value", min_value=tlo, max_value=thi,
-                    row_condition=f'indicator=="{code}" and measure=="growth" and unit=="%" and kind=="target"',
-                    condition_parser="pandas",
-                    description=f"Growth targets of {code} lie within [{tlo:g}, {thi:g}] %"),
-            ))
-        allowed = set().union(*(families.get(f, set()) for f in ind["unit_families"].split("|")))
-        allowed |= families["percent"] | families["percentage_point"]
-        checks.append(Check("expect_units_to_match_the_indicator_family", "error", f"indicator {code}",
-            gx.expectations.ExpectColumnValuesToBeInSet(
-                column="unit", value_set=sorted(allowed),
-                row_condition=f'indicator=="{code}"', condition_parser="pandas",
-                description=f"Every {code} fact has a unit of its family ({ind['unit_families']}), a % or 个百分点"),
-        ))
+        checks.extend(_per_indicator(code, ind))
+    pairs = sorted(f"{u}→{row['base_unit']}" for u, row in units_by_name().items())
+    every = "all facts"
+    checks += [
+        _check(x.ExpectBaseUnitsToMatchTheUnitTable(value_set=pairs), every),
+        _check(x.ExpectBaseValuesToEqualValueTimesUnitFactor(), every),
+        _check(x.ExpectLevelsToBePositive(row_condition='measure=="level"', condition_parser="pandas"), "levels"),
+        _check(x.ExpectSharesToBePercentages(
+            row_condition='unit=="%" and (measure=="share" or measure=="level")', condition_parser="pandas"),
+            "shares and levels in %"),
+        _check(x.ExpectThreeSectorStructuresToSumToOneHundred(), "indicator industry_structure"),
+        _check(x.ExpectThreeSectorStructuresToHaveThreeTerms(), "indicator industry_structure"),
+        _check(x.ExpectPeriodsToBeYearsOrSpans(), every),
+        _check(x.ExpectMeasuresToBeKnown(value_set=list(MEASURES)), every),
+        _check(x.ExpectKindsToBeKnown(value_set=list(KINDS)), every),
+        _check(x.ExpectFactIdsToBeUnique(), every),
+        _check(x.ExpectEvidenceToContainTheValue(), every),
+        _check(x.ExpectEvidenceToMatchTheDocumentText(), every),
+        _check(x.ExpectTargetPeriodsToEqualTheReportYear(), "targets"),
+        _check(x.ExpectUrbanIncomeToExceedRuralIncome(), "region and year"),
+        _check(x.ExpectGdpToExceedGeneralBudgetRevenue(), "region and year"),
+        _check(x.ExpectGdpToExceedIndustrialValueAdded(), "region and year"),
+        _check(x.ExpectGdpToExceedAThirdOfRetailSales(), "region and year"),
+        _check(x.ExpectFactsToAgreeAcrossDocuments(), "across documents"),
+        _check(x.ExpectStatedGrowthToMatchImpliedGrowth(), "consecutive years"),
+    ]
     return checks
 
 
@@ -82,7 +119,7 @@ def _validator():
     try:
         from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    except Exception:  # progress bars are cosmetic; an older GX simply keeps them
+    except ImportError:  # progress bars are cosmetic; an older GX simply keeps them
         logging.getLogger(__name__).debug("GX progress bars left on")
     checks = build_checks()
     suite = gx.ExpectationSuite(name=SUITE_NAME)
@@ -104,6 +141,8 @@ class Validation:
     failed: dict[str, list[str]]  # fact_id -> expectation names
     results: list[dict]  # one row per expectation (dq_results)
     gx_result: object = None
+    messages: dict[str, list[str]] = field(default_factory=dict)  # fact_id -> plain-language reasons
+    conflicts: pd.DataFrame | None = None  # cross-document conflicts involving this run's facts
 
     @property
     def passed(self) -> int:
@@ -114,32 +153,55 @@ class Validation:
         return sum(not r["success"] for r in self.results)
 
 
-def validate_facts(facts: pa.Table) -> Validation:
-    """Run the suite on a table of facts (needs ``fact_id``) and classify every fact."""
+def _row(check: Check, success: bool, checked: int, bad: list[str], messages: dict[str, str], gx_json: dict | None) -> dict:
+    return dict(suite=SUITE_NAME, expectation=check.name, description=check.expectation.description,
+                severity=check.severity, scope=check.scope, success=success, element_count=checked,
+                unexpected_count=len(bad), unexpected_fact_ids=json.dumps(bad),
+                unexpected_messages=json.dumps(messages, ensure_ascii=False),
+                gx_result=json.dumps(gx_json, ensure_ascii=False, default=str) if gx_json is not None else None)
+
+
+def frame_for_gx(facts: pa.Table, published: pd.DataFrame | None = None,
+                 texts: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The DataFrame GX validates: the run's facts with every dq_* column, and the conflicts."""
+    df = facts.to_pandas()
+    for c in BASE_COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    return derive(df[BASE_COLUMNS], published, texts)
+
+
+def validate_facts(facts: pa.Table, published: pd.DataFrame | None = None, texts: dict[str, str] | None = None) -> Validation:
+    """Run the suite on a table of facts (needs ``fact_id``) and classify every fact.
+
+    ``published``: facts the warehouse already publishes (for rules across documents);
+    ``texts``: doc_id -> normalized text (to check evidence offsets).
+    """
     ids = facts.column("fact_id").to_pylist() if facts.num_rows else []
     status = {i: "passed" for i in ids}
     failed: dict[str, list[str]] = {i: [] for i in ids}
+    messages: dict[str, list[str]] = {i: [] for i in ids}
     vd, checks, by_id = _validator()
     if not ids:
-        return Validation(status, failed, [
-            dict(suite=SUITE_NAME, expectation=c.name, description=c.expectation.description, severity=c.severity,
-                 scope=c.scope, success=True, element_count=0, unexpected_count=0, unexpected_fact_ids="[]")
-            for c in checks])
-    df = facts.select(["fact_id", "indicator", "measure", "value", "unit", "kind"]).to_pandas()
+        return Validation(status, failed, [_row(c, True, 0, [], {}, None) for c in checks], messages=messages)
+    df, conflicts = frame_for_gx(facts, published, texts)
     result = vd.run(batch_parameters={"dataframe": df},
                     result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["fact_id"]})
+    by_fact = df.drop_duplicates("fact_id").set_index("fact_id", drop=False)
     rows = []
     for r in result.results:
         check = by_id[r.expectation_config.id]
-        bad = [u["fact_id"] for u in (r.result.get("unexpected_index_list") or [])]
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {check.name} ({check.scope}) could not run: "
+                               f"{r.exception_info.get('exception_message')}; fix expectations/ before loading")
+        bad = list(dict.fromkeys(u["fact_id"] for u in (r.result.get("unexpected_index_list") or [])))
+        explained = {}
         for fid in bad:
+            text = check.expectation.explain(by_fact.loc[fid].to_dict())
+            explained[fid] = text
             failed[fid].append(check.name)
-            if check.severity == "error" or status[fid] == "error":
-                status[fid] = "error"
-            else:
-                status[fid] = "warning"
-        rows.append(dict(suite=SUITE_NAME, expectation=check.name, description=check.expectation.description,
-                         severity=check.severity, scope=check.scope, success=bool(r.success),
-                         element_count=int(r.result.get("element_count") or 0),
-                         unexpected_count=len(bad), unexpected_fact_ids=json.dumps(bad)))
-    return Validation(status, failed, rows, result)
+            messages[fid].append(text)
+            status[fid] = "error" if check.severity == "error" or status[fid] == "error" else "warning"
+        checked = int(r.result.get("element_count") or 0) - int(r.result.get("missing_count") or 0)
+        rows.append(_row(check, bool(r.success), checked, bad, explained, r.to_json_dict()))
+    return Validation(status, failed, rows, result, messages, conflicts)

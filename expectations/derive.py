@@ -1,0 +1,272 @@
+"""Columns the cross-fact expectations read, computed before GX runs.
+
+A GX column-map expectation sees one row at a time, so a rule that needs other
+facts (the same region's GDP, the previous year's level, another document's
+value) gets a ``dq_*`` column here: a ratio, a gap, a count. GX then decides
+pass or fail on that column with the bounds declared in ``expectations.custom``.
+A ``dq_*`` value is NULL where the rule does not apply, and GX skips NULLs.
+
+The pool of comparable facts is this run's facts plus the facts already
+published in the warehouse from other documents; only this run's facts get
+flagged (published ones are history).
+
+All functions are pure: DataFrames in, DataFrames out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from transforms.seeds import indicators_by_code, units_by_name
+
+NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+# a:b:c with ASCII, full-width or ratio colons (the normalizer may or may not have folded them)
+SECTOR_RATIO = re.compile(r"(\d+(?:\.\d+)?)\s*[:：∶]\s*(\d+(?:\.\d+)?)(?:\s*[:：∶]\s*(\d+(?:\.\d+)?))?")
+YEAR = re.compile(r"^\d{4}$")
+LOWER_BOUND = {"以上", "突破", "超"}  # the true value is at least the number written
+UPPER_BOUND = {"以内"}  # at most
+APPROXIMATE = {"约", "近", "左右"}  # within APPROX_TOLERANCE of it
+APPROX_TOLERANCE = 0.05
+POOL_COLUMNS = ["fact_id", "doc_id", "region", "indicator", "measure", "value", "unit", "value_base", "unit_base",
+                "period", "kind", "qualifier", "evidence", "start", "end", "report_year"]
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """A rule 'big > small / divisor' between two indicators' levels in the same region and year."""
+
+    column: str
+    big: str
+    small: str
+    divisor: float
+
+
+CROSS_CHECKS = (
+    CrossCheck("dq_rural_to_urban", "urban_disposable_income", "rural_disposable_income", 1.0),
+    CrossCheck("dq_revenue_to_gdp", "gdp", "general_budget_revenue", 1.0),
+    CrossCheck("dq_industry_to_gdp", "gdp", "industrial_value_added", 1.0),
+    CrossCheck("dq_retail_to_gdp", "gdp", "retail_sales", 1.0),
+)
+
+
+def unit_families() -> dict[str, set[str]]:
+    """Units of each family, from seeds/units.csv."""
+    families: dict[str, set[str]] = {}
+    for unit, row in units_by_name().items():
+        families.setdefault(row["family"], set()).add(unit)
+    return families
+
+
+def allowed_units(indicator: str) -> set[str]:
+    """Units an indicator may be stated in: its families, plus % and 个百分点 for growth and shares."""
+    fams = unit_families()
+    ind = indicators_by_code()[indicator]
+    allowed = set().union(*(fams.get(f, set()) for f in ind["unit_families"].split("|")))
+    return allowed | fams.get("percent", set()) | fams.get("percentage_point", set())
+
+
+def decimals(x: float) -> int:
+    """Decimal places as written (425.16 -> 2, 7.0 -> 0): the precision a report claims."""
+    text = f"{x:.10f}".rstrip("0").rstrip(".")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def values_agree(a: dict, b: dict) -> bool:
+    """Do two statements of the same quantity agree, given rounding and qualifiers?
+
+    Same unit: equal after rounding the more precise to the coarser precision
+    (425.16 and 425.2 agree). Different units: value_base within 0.1 %.
+    A qualifier makes a statement a bound: 以上/突破/超 >=, 以内 <=, 约/近/左右 within 5 %.
+    """
+    if a["unit"] == b["unit"]:
+        x, y = float(a["value"]), float(b["value"])
+    else:
+        x, y = float(a["value_base"]), float(b["value_base"])
+    for first, second in ((a, b), (b, a)):
+        q = first.get("qualifier")
+        fx = x if first is a else y
+        sy = y if first is a else x
+        if q in LOWER_BOUND and sy >= fx * (1 - 1e-9):
+            return True
+        if q in UPPER_BOUND and sy <= fx * (1 + 1e-9):
+            return True
+        if q in APPROXIMATE and abs(sy - fx) <= APPROX_TOLERANCE * abs(fx):
+            return True
+    if a["unit"] == b["unit"]:
+        places = min(decimals(x), decimals(y))
+        return abs(round(x, places) - round(y, places)) < 10 ** -(places + 6) or abs(x - y) < 1e-9
+    scale = max(abs(x), abs(y), 1e-12)
+    return abs(x - y) / scale <= 1e-3
+
+
+def _pool(facts: pd.DataFrame, published: pd.DataFrame | None) -> pd.DataFrame:
+    """This run's facts (in_run) and the published facts of documents not reloaded by this run."""
+    mine = facts.reindex(columns=POOL_COLUMNS).assign(in_run=True)
+    if published is None or published.empty:
+        return mine.reset_index(drop=True)
+    others = published[~published["doc_id"].isin(set(facts["doc_id"]))].reindex(columns=POOL_COLUMNS).assign(in_run=False)
+    others = others[~others["fact_id"].isin(set(facts["fact_id"]))]
+    return pd.concat([mine, others], ignore_index=True)
+
+
+def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of facts from different documents that state the same thing with different values.
+
+    Key: region, indicator, period, kind, measure. One row per pair (left fact
+    id < right fact id), with both values and both evidences for the report.
+    """
+    cols = ["left_fact_id", "right_fact_id", "region", "indicator", "period", "kind", "measure",
+            "left_doc_id", "right_doc_id", "left_value", "right_value", "left_unit", "right_unit",
+            "left_qualifier", "right_qualifier", "left_evidence", "right_evidence"]
+    if pool.empty:
+        return pd.DataFrame(columns=cols)
+    key = ["region", "indicator", "period", "kind", "measure"]
+    rows = []
+    for _, group in pool.dropna(subset=["region"]).groupby(key, sort=True):
+        if group["doc_id"].nunique() < 2:
+            continue
+        recs = group.to_dict("records")
+        for i, a in enumerate(recs):
+            for b in recs[i + 1:]:
+                if a["doc_id"] == b["doc_id"] or values_agree(a, b):
+                    continue
+                left, right = (a, b) if a["fact_id"] < b["fact_id"] else (b, a)
+                row = {k: left[k] for k in key}
+                for side, f in (("left", left), ("right", right)):
+                    row.update({f"{side}_fact_id": f["fact_id"], f"{side}_doc_id": f["doc_id"], f"{side}_value": f["value"],
+                                f"{side}_unit": f["unit"], f"{side}_qualifier": f["qualifier"], f"{side}_evidence": f["evidence"]})
+                rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _sector_terms(evidence: str, first: float) -> tuple[list[float], str | None]:
+    """The a:b:c ratio in the evidence whose first term is the fact's value (the last such, e.g. after 调整为)."""
+    best: list[float] = []
+    for m in SECTOR_RATIO.finditer(evidence or ""):
+        terms = [float(t) for t in m.groups() if t is not None]
+        if not best or abs(terms[0] - first) < 1e-9:
+            best = terms
+    return best, (":".join(f"{t:g}" for t in best) if best else None)
+
+
+def _in_evidence(value: float, evidence: str) -> str:
+    numbers = [float(n.replace(",", "")) for n in NUMBER.findall(evidence or "")]
+    return "yes" if any(abs(n - value) <= 1e-9 * max(1.0, abs(value)) for n in numbers) else "no"
+
+
+def _single_facts(facts: pd.DataFrame, texts: dict[str, str] | None) -> pd.DataFrame:
+    """Columns computed from one fact alone (units, sector ratio, target year, evidence)."""
+    units = units_by_name()
+    inds = indicators_by_code()
+    out = facts.copy()
+    factor = out["unit"].map(lambda u: float(units[u]["factor"]) if u in units else math.nan)
+    expected = out["value"] * factor
+    out["dq_expected_value_base"] = expected
+    out["dq_base_error"] = ((out["value_base"] - expected).abs() / expected.abs().clip(lower=1e-12)).where(expected.notna())
+    out["dq_expected_unit_base"] = out["unit"].map(lambda u: units[u]["base_unit"] if u in units else None)
+    out["dq_unit_pair"] = out["unit"].astype(str) + "→" + out["unit_base"].astype(str)
+    out["dq_unit_families"] = out["indicator"].map(lambda i: inds[i]["unit_families"] if i in inds else None)
+    sector = [(_sector_terms(e, v) if i == "industry_structure" else ([], None))
+              for i, e, v in zip(out["indicator"], out["evidence"], out["value"])]
+    is_structure = out["indicator"] == "industry_structure"
+    out["dq_sector_terms"] = [float(len(t)) if s else None for (t, _), s in zip(sector, is_structure)]
+    out["dq_sector_sum"] = [round(sum(t), 6) if s and len(t) == 3 else None for (t, _), s in zip(sector, is_structure)]
+    out["dq_sector_ratio"] = [r for _, r in sector]
+    single_year = out["period"].astype(str).str.match(YEAR)
+    gap = pd.to_numeric(out["period"].where(single_year), errors="coerce") - pd.to_numeric(out["report_year"], errors="coerce")
+    out["dq_target_year_gap"] = gap.where(out["kind"] == "target")
+    out["dq_value_in_evidence"] = [_in_evidence(v, e) for v, e in zip(out["value"], out["evidence"])]
+    if texts is not None:
+        out["dq_evidence_in_text"] = [
+            None if d not in texts else ("yes" if texts[d][int(s):int(t)] == e else "no")
+            for d, s, t, e in zip(out["doc_id"], out["start"], out["end"], out["evidence"])]
+    else:
+        out["dq_evidence_in_text"] = None
+    return out
+
+
+def _cross_ratios(out: pd.DataFrame, pool: pd.DataFrame) -> None:
+    """For each CrossCheck, the worst small/(divisor x big) ratio a run fact takes part in."""
+    levels = pool[(pool["measure"] == "level") & (pool["kind"] == "actual") & (pool["unit_base"] == "CNY")
+                  & pool["value_base"].notna() & (pool["value_base"] > 0)]
+    for check in CROSS_CHECKS:
+        big = levels[levels["indicator"] == check.big]
+        small = levels[levels["indicator"] == check.small]
+        pairs = big.merge(small, on=["region", "period"], suffixes=("_big", "_small"))
+        worst: dict[str, float] = {}
+        for r in pairs.itertuples(index=False):
+            ratio = r.value_base_small / (check.divisor * r.value_base_big)
+            for fid, in_run in ((r.fact_id_big, r.in_run_big), (r.fact_id_small, r.in_run_small)):
+                if in_run:
+                    worst[fid] = max(worst.get(fid, -math.inf), round(ratio, 6))
+        out[check.column] = out["fact_id"].map(worst)
+
+
+def _conflict_counts(out: pd.DataFrame, conflicts: pd.DataFrame, pool: pd.DataFrame) -> None:
+    """Per run fact: how many facts of other documents it disagrees with, and which."""
+    in_run = set(pool.loc[pool["in_run"], "fact_id"])
+    count: dict[str, int] = {}
+    other: dict[str, list[str]] = {}
+    for c in conflicts.itertuples(index=False):
+        for me, them, val, unit, ev in ((c.left_fact_id, c.right_fact_id, c.right_value, c.right_unit, c.right_evidence),
+                                        (c.right_fact_id, c.left_fact_id, c.left_value, c.left_unit, c.left_evidence)):
+            if me in in_run:
+                count[me] = count.get(me, 0) + 1
+                other.setdefault(me, []).append(f"{val:g}{unit} in «{ev}»")
+    comparable = set(pool.groupby(["region", "indicator", "period", "kind", "measure"]).filter(
+        lambda g: g["doc_id"].nunique() > 1)["fact_id"]) if not pool.empty else set()
+    out["dq_conflicts"] = [float(count.get(f, 0)) if f in comparable else None for f in out["fact_id"]]
+    out["dq_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
+
+
+def _implied_growth(out: pd.DataFrame, pool: pd.DataFrame) -> None:
+    """Stated growth for year Y against (level Y / level Y-1 - 1) x 100, where both levels exist."""
+    single = pool["period"].astype(str).str.match(YEAR)
+    levels = pool[single & (pool["measure"] == "level") & (pool["kind"] == "actual") & pool["value_base"].notna()
+                  & (pool["value_base"] > 0)].copy()
+    growth = pool[single & (pool["measure"] == "growth") & (pool["kind"] == "actual") & (pool["unit"] == "%")].copy()
+    for frame in (levels, growth):
+        frame["year"] = frame["period"].astype(int)
+    prev = levels.assign(year=levels["year"] + 1)
+    both = levels.merge(prev, on=["region", "indicator", "year", "unit_base"], suffixes=("", "_prev"))
+    triples = growth.merge(both, on=["region", "indicator", "year"], suffixes=("_g", ""))
+    best: dict[str, tuple[float, float, float, str]] = {}
+    for r in triples.itertuples(index=False):
+        implied = (r.value_base / r.value_base_prev - 1) * 100
+        gap = round(abs(implied - r.value_g), 2)
+        levels_text = f"{r.value_prev:g}{r.unit_prev} ({r.year - 1}) → {r.value:g}{r.unit} ({r.year})"
+        flagged = [r.fact_id_g] if r.in_run_g else [f for f, run in ((r.fact_id, r.in_run), (r.fact_id_prev, r.in_run_prev)) if run]
+        for fid in flagged:
+            if fid not in best or gap < best[fid][0]:
+                best[fid] = (gap, round(implied, 2), r.value_g, levels_text)
+    out["dq_growth_gap"] = out["fact_id"].map(lambda f: best[f][0] if f in best else None)
+    out["dq_implied_growth"] = out["fact_id"].map(lambda f: best[f][1] if f in best else None)
+    out["dq_stated_growth"] = out["fact_id"].map(lambda f: best[f][2] if f in best else None)
+    out["dq_growth_levels"] = out["fact_id"].map(lambda f: best[f][3] if f in best else None)
+
+
+def derive(facts: pd.DataFrame, published: pd.DataFrame | None = None,
+           texts: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The run's facts with every ``dq_*`` column, and the cross-document conflicts they take part in.
+
+    ``facts`` needs the FACT_SCHEMA columns plus ``fact_id``; ``published`` is
+    what the warehouse already publishes (``warehouse.quality.published_facts``);
+    ``texts`` maps doc_id to normalized text, to check evidence offsets.
+    """
+    out = _single_facts(facts.reset_index(drop=True), texts)
+    pool = _pool(facts, published)
+    _cross_ratios(out, pool)
+    conflicts = find_conflicts(pool)
+    in_run = set(facts["fact_id"])
+    if not conflicts.empty:
+        conflicts = conflicts[conflicts["left_fact_id"].isin(in_run) | conflicts["right_fact_id"].isin(in_run)].reset_index(drop=True)
+    _conflict_counts(out, conflicts, pool)
+    _implied_growth(out, pool)
+    for c in out.columns:
+        if c.startswith("dq_") and out[c].dtype == object:
+            out[c] = out[c].where(out[c].notna(), None)
+    return out, conflicts
