@@ -106,6 +106,8 @@ TABLES: tuple[Table, ...] = (
         C("element_count", "BIGINT", "Facts checked"),
         C("unexpected_count", "BIGINT", "Facts that failed"),
         C("unexpected_fact_ids", "VARCHAR", "JSON list of the fact ids that failed"),
+        C("unexpected_messages", "VARCHAR", "JSON object fact_id -> plain-language reason the fact failed (migration 3)"),
+        C("gx_result", "VARCHAR", "JSON of the Great Expectations validation result of this expectation, for Data Docs (migration 3)"),
     )),
     Table("runs", "One row per flow run that changed the warehouse", (
         C("run_id", "VARCHAR", "govfacts run id"),
@@ -159,7 +161,17 @@ def _comment(text: str) -> str:
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, "tables of the first schema"),
     (2, "views"),
+    (3, "dq_results: unexpected_messages and gx_result (data-quality report)"),
 )
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Add the declared columns an older warehouse lacks (old rows read NULL); migration 1 already made new ones."""
+    have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    for c in next(t for t in TABLES if t.name == table).columns:
+        if c.name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{c.name}" {c.type}')
+            con.execute(f'COMMENT ON COLUMN {table}."{c.name}" IS {_comment(c.description)}')
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
@@ -180,6 +192,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             for name, (desc, sql) in VIEWS.items():
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
                 con.execute(f"COMMENT ON VIEW {name} IS {_comment(desc)}")
+        if version == 3:
+            _add_missing_columns(con, "dq_results")
         con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, description])
         applied.append(version)
     return applied
