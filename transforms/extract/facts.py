@@ -42,6 +42,7 @@ _SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例
 _FROM_TO = re.compile(r"由")
 _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})年(?:底|末)?")
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
+_BASE_OPENER = re.compile(r"(?:^|[,，;；:：])\s*(?:与|同|和|比|较)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|底|末)?(?:相比|比较)\s*[,，]")
 _PUNCT = re.compile(r"[,，、\s]")
 _MAX_RESIDUAL = 1
 _GROWTH_UNITS = ("%", "个百分点")
@@ -76,6 +77,7 @@ class Subject:
     foreign: bool = False
     prefix: str = ""
     facts: list[dict] = field(default_factory=list)
+    said: set = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def read_cues(gap: str, ref: Reference) -> Cues:
         c.share = True
         rest = rest[: m.start()] + rest[m.end():]
     if _FROM_TO.search(rest):
-        c.from_to = True
+        c.from_to = gap.rstrip().endswith("由")  # 由150亿元增加到230亿元: 150 is where it started
         rest = _FROM_TO.sub("", rest)
     for category in ("to_level",):
         pat = term_pattern(category)
@@ -152,6 +154,17 @@ def read_cues(gap: str, ref: Reference) -> Cues:
     return c
 
 
+def apply_prefix_cues(prefix: str, c: Cues, sentence_before: str = "") -> None:
+    """Cues written before the subject: 累计完成地区生产总值…, 与2019年相比,…, 力争…."""
+    for category, attr in (("cumulative", "cumulative"), ("average_annual", "average_annual"), ("target_cue", "target")):
+        pat = term_pattern(category)
+        if pat is not None and pat.search(prefix):
+            setattr(c, attr, True)
+    m = _CHANGE_VS_BASE.search(prefix) or _BASE_OPENER.search(sentence_before)
+    if m and c.base_year is None:
+        c.base_year = int(m.group("y"))
+
+
 def _clause_start(scan: str, lo: int, pos: int) -> int:
     i = pos
     while i > lo and scan[i - 1] not in _CLAUSE_DELIMS:
@@ -165,7 +178,7 @@ def _measure(code: str, q: Quantity, cues: Cues, ref: Reference) -> tuple[str, i
     if q.unit == ":":
         return ("ratio", 1) if unit_fits(code, "ratio", ref) else None
     if cues.share:
-        return ("share", 1) if q.unit == "%" else None
+        return ("share", 1) if q.unit == "%" and unit_fits(code, "percent", ref) else None
     if (cues.growth_sign and not cues.to_level) or cues.base_year or (growth_only and q.unit in _GROWTH_UNITS):
         if q.unit not in _GROWTH_UNITS:
             return None  # 增加2亿元: an absolute change, not a level and not a rate
@@ -175,38 +188,63 @@ def _measure(code: str, q: Quantity, cues: Cues, ref: Reference) -> tuple[str, i
     return ("level", 1) if unit_fits(code, q.family, ref) else None
 
 
+def _plan_period(sentence_before: str, ref: Reference) -> tuple[str, bool] | None:
+    """A plan period named before the subject: ("2016-2020", False) for 十三五时期, ("2025", True) for 十四五末."""
+    best = None
+    for term, span in ref.terms("plan_period").items():
+        i = sentence_before.rfind(term)
+        if i >= 0 and (best is None or i > best[0]):
+            after = sentence_before[i + len(term): i + len(term) + 4].lstrip("”\"’』」")
+            at_end = any(after.startswith(e) for e in ref.terms("plan_end"))
+            best = (i, span, at_end)
+    if best is None:
+        return None
+    return (span_end(best[1]), True) if best[2] else (best[1], False)
+
+
 def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context, ref: Reference,
                  sentence_before: str, prefix: str) -> tuple[str, str]:
-    """Kind and period from the cues, explicit years and the section."""
+    """Kind and period from the cues, explicit years, plan periods and the section.
+
+    Explicit beats implicit: 到2026年 / 2020年全区… / 十四五末 name the year; 十三五时期
+    names a span; otherwise the section gives it. Within a span (five-year review,
+    plan period): 年均 -> average_annual over the span, 累计 (or an indicator whose
+    multi-year figure is a sum) -> cumulative, 每年 -> the span, a level -> the end year.
+    """
     year = ctx.year
-    m = _TARGET_YEAR.search(sentence_before)
     explicit = None
-    if m:
-        explicit = int(m.group("y"))
+    found = list(_TARGET_YEAR.finditer(sentence_before))
+    if found:
+        explicit = int(found[-1].group("y"))
     else:
-        m = _CLAUSE_YEAR.search(prefix)
+        m = _CLAUSE_YEAR.search(_CHANGE_VS_BASE.sub("", prefix))
         if m:
             explicit = int(m.group("y"))
-    plan = next((span for term, span in ref.terms("plan_period").items() if term in prefix), None)
+    plan = _plan_period(sentence_before, ref) if explicit is None else None
+    if plan is not None and plan[1]:
+        explicit, plan = int(plan[0]), None
     role = "target" if (sec.role == "target" or cues.target) else "actual"
-    period = sec.period if sec.role == role else (str(year) if role == "target" and year else sec.period)
+    period, is_span = sec.period, sec.span
+    if role == "target" and sec.role != "target" and year is not None:
+        period, is_span = str(year), False  # 力争… inside a review paragraph: this year's target
     if explicit is not None:
-        period = str(explicit)
+        period, is_span = str(explicit), False
         if year is not None:
             role = "target" if explicit >= year else "actual"
+    elif plan is not None:
+        period, is_span = plan[0], True
     if cues.base_year is not None:
         return "change_vs_base", span_end(period)
     if cues.average_annual:
-        return "average_annual", (plan or period)
+        return "average_annual", period
     if cues.cumulative:
-        return "cumulative", (plan or period)
-    if sec.span and explicit is None:
-        if role == "actual":
-            if cues.every_year:
-                return "actual", period
-            if code in ref.terms("span_total") and measure == "level":
-                return "cumulative", period
-            return "actual", span_end(period)
+        return "cumulative", period
+    if is_span and role == "actual":
+        if cues.every_year:
+            return "actual", period
+        if code in ref.terms("span_total") and measure == "level":
+            return "cumulative", period
+        return "actual", span_end(period)
     return role, period
 
 
@@ -252,7 +290,11 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
             else:
                 cstart = _clause_start(scan, lo, mention.start)
                 prefix = scan[cstart:mention.start]
-                foreign = names_other_region(prefix, ctx.region, ref) or (subscope is not None and subscope.search(prefix) is not None)
+                item = re.split(r"[、]", prefix)[-1]  # the list item the subject opens
+                pblock = term_pattern("prefix_blocker")
+                foreign = (names_other_region(prefix, ctx.region, ref)
+                           or (subscope is not None and subscope.search(prefix) is not None)
+                           or (pblock is not None and pblock.search(item) is not None))
                 ev_start = cstart if mention.start - cstart <= 16 else mention.start
                 subject = Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)
             if not subject.foreign:
@@ -271,8 +313,9 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
         if not cues.ok:
             subject = None
             continue
-        if cues.from_to and len(group) == 2 and len(subject.codes) == 1:
-            group = group[-1:]  # 由30.8%提高到43.3%: the level reached
+        if cues.from_to:
+            continue  # the starting point of 由…到…; the number after 到 is the fact
+        apply_prefix_cues(subject.prefix, cues, scan[lo:subject.start])
         pairs = distribute(tuple(subject.codes), recent, group, cues.respectively, cues.each)
         made = 0
         sec = section_at(ctx.sections, group[0].start)
@@ -285,6 +328,9 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
             if ms is None:
                 continue
             measure, sign = ms
+            if (code, measure) in subject.said:
+                continue  # 增长6.5%左右,力争7%: the first figure is the statement, the rest is commentary
+            subject.said.add((code, measure))
             kind, period = _kind_period(code, measure, cues, sec, ctx, ref, scan[lo:subject.start], subject.prefix)
             out.append(_make_fact(code, q, measure, sign, kind, period, cues, subject, ctx, ref, preliminary))
             subject.facts.append(out[-1])

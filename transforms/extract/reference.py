@@ -112,7 +112,7 @@ def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
     lexicon: dict[str, dict[str, str]] = {}
     for row in _read_csv("lexicon.csv", seeds_dir):
         lexicon.setdefault(row["category"], {})[row["term"]] = row["value"]
-    sections = tuple(SectionRule(re.compile(r["pattern"]), r["role"], r["period"]) for r in _read_csv("sections.csv", seeds_dir))
+    sections = tuple(SectionRule(re.compile(r["pattern"], re.M), r["role"], r["period"]) for r in _read_csv("sections.csv", seeds_dir))
 
     alias_codes: dict[str, tuple[str, ...]] = {}
     for ind in indicators.values():

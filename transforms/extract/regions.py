@@ -24,7 +24,7 @@ _SUFFIX_LEVEL = (("特别行政区", "province"), ("自治区", "province"), ("�
                  ("省", "province"), ("市", "city"), ("州", "city"), ("盟", "city"), ("县", "county"), ("旗", "county"), ("区", "district"))
 _PART_RE = re.compile(rf"{_HAN}+?(?:特别行政区|自治区|自治州|自治县|省|市|县|旗|区|州|盟)")
 _MEETING_RE = re.compile(rf"在({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?:人民代表大会|人大)")
-_TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:人民政府)?(?:政府)?工作报告")
+_TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:\d{{4}}年度?)?(?:人民政府)?(?:政府)?工作报告")
 _SPEAKER_RE = re.compile(rf"({_HAN}{{2,12}}?)(?:省长|市长|区长|县长|旗长|州长|盟长)(?:[\s,，:：]|$)")
 _GENERIC_RE = re.compile(rf"{_HAN}{{2,6}}?(?:自治县|县|区|市|旗)")
 _STOP_PREFIXES = ("在", "于", "年", "的", "和", "对", "向", "是", "全", "本", "我")
@@ -121,19 +121,40 @@ def detect_report_region(scan: str, ref: Reference) -> ReportRegion | None:
         r = _from_path(m.group(1), ref)
         if r is not None:
             return r
-    counts = Counter()
-    for m in _GENERIC_RE.finditer(scan):
-        name = m.group()
-        if name.startswith(_STOP_PREFIXES):
+    name = most_named_region(scan, ref)
+    return _from_path(name, ref) if name else None
+
+
+_NAME_SUFFIXES = "区县市旗"
+_MIN_MENTIONS = 3
+
+
+def most_named_region(scan: str, ref: Reference) -> str | None:
+    """The region a page names most often (2-4 characters before 区/县/市/旗), for pages without a title.
+
+    Every candidate ending at a suffix is counted, so 是凉州区 and 凉州区 both count for
+    凉州区; words such as 开发区 or 示范区 (``not_region`` lexicon rows) never count.
+    """
+    not_region = ref.terms("not_region")
+    counts: Counter = Counter()
+    for i, ch in enumerate(scan):
+        if ch not in _NAME_SUFFIXES:
             continue
-        if name in ref.regions or len(name) >= 3:
-            counts[name] += 1
-    for name, n in counts.most_common(5):
-        if n >= 3:
-            r = _from_path(name, ref)
-            if r is not None:
-                return r
-    return None
+        for k in range(2, 5):
+            j = i - k
+            if j < 0 or not all("\u4e00" <= c <= "\u9fff" for c in scan[j:i]):
+                break
+            cand = scan[j:i + 1]
+            if cand not in not_region and not any(cand.endswith(w) for w in not_region):
+                counts[cand] += 1
+    for name in sorted(ref.regions, key=len, reverse=True):  # known names also count when longer than 5
+        if len(name) > 5 and name in scan:
+            counts[name] += scan.count(name)
+    best = [(n, len(c), c) for c, n in counts.items() if n >= _MIN_MENTIONS and not c.startswith(_STOP_PREFIXES)]
+    if not best:
+        return None
+    best.sort(key=lambda x: (-x[0], -(x[2] in ref.regions), x[1]))
+    return best[0][2]
 
 
 def scope_is_foreign(scope_level: str, region: ReportRegion) -> bool:

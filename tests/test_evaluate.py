@@ -1,0 +1,99 @@
+"""The instrument: matching, the verbatim-value check, and the F1 goals on the gold answer key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from transforms.evaluate import F1_GOAL_INDICATOR, F1_GOAL_OVERALL, Score, evaluate, match_facts, value_is_written
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLD = ROOT / "tests" / "gold"
+DOCS = ROOT / "seeds" / "reports"
+
+
+def fact(**kw) -> dict:
+    base = {"region": "凉州区", "indicator": "gdp", "measure": "growth", "period": "2023", "kind": "actual", "unit": "%", "value": 6.6}
+    return dict(base, **kw)
+
+
+def test_match_is_one_to_one_with_tolerance():
+    gold = [fact(), fact()]
+    got = [fact(value=6.6 + 1e-12), fact(value=6.7)]
+    matches, misses, fps = match_facts(gold, got)
+    assert len(matches) == 1 and len(misses) == 1 and fps == [got[1]]
+
+
+@pytest.mark.parametrize("field,value", [("region", "凤泉区"), ("indicator", "retail_sales"), ("measure", "level"),
+                                         ("period", "2024"), ("kind", "target"), ("unit", "个百分点")])
+def test_every_key_field_matters(field, value):
+    matches, misses, fps = match_facts([fact()], [fact(**{field: value})])
+    assert not matches and len(misses) == 1 and len(fps) == 1
+
+
+def test_scores():
+    s = Score(tp=8, fp=2, fn=0)
+    assert (s.precision, s.recall) == (0.8, 1.0)
+    assert s.f1 == pytest.approx(2 * 0.8 / 1.8)
+    assert Score().f1 == 1.0  # nothing to find, nothing found
+
+
+@pytest.mark.parametrize("value,evidence,ok", [
+    (425.16, "全年生产总值达到425.16亿元、增长6.6%", True),
+    (-2.2, "同比下降2.2%", True),
+    (2, "城镇新增就业两万人", True),
+    (1200, "新增城镇就业一千二百人", True),
+    (12.5, "增长１２．５％", True),
+    (425.2, "全年生产总值达到425.16亿元", False),
+    (6.6, "全年生产总值达到425.16亿元", False),
+])
+def test_value_is_written(value, evidence, ok):
+    assert value_is_written({"value": value, "evidence": evidence, "start": 0, "end": len(evidence)}) is ok
+
+
+def test_value_is_written_checks_offsets():
+    text = "xx增长6.6%"
+    assert value_is_written({"value": 6.6, "evidence": "增长6.6%", "start": 2, "end": 8}, text)
+    assert not value_is_written({"value": 6.6, "evidence": "增长6.6%", "start": 1, "end": 7}, text)
+
+
+def test_gold_goals_are_met():
+    res = evaluate(GOLD, DOCS)
+    assert res.documents == len(list(GOLD.glob("*.jsonl")))
+    assert res.value_mismatches == []
+    low = {k: round(s.f1, 3) for k, s in res.per_indicator.items() if s.f1 < F1_GOAL_INDICATOR}
+    assert low == {}, f"indicators below {F1_GOAL_INDICATOR}: {low}; misses {res.misses} false positives {res.false_positives}"
+    assert res.overall.f1 >= F1_GOAL_OVERALL
+    assert res.goals_met
+
+
+def test_misses_and_false_positives_are_listed(tmp_path):
+    gold_dir = tmp_path / "gold"
+    gold_dir.mkdir()
+    src = GOLD / "004_120e032f470836ab.jsonl"
+    lines = src.read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    first["value"] = 999.0  # a wrong gold value: one miss and one false positive
+    (gold_dir / src.name).write_text("\n".join([json.dumps(first, ensure_ascii=False), *lines[1:]]) + "\n", encoding="utf-8")
+    res = evaluate(gold_dir, DOCS)
+    assert [m["value"] for m in res.misses] == [999.0]
+    assert [(f["indicator"], f["value"]) for f in res.false_positives] == [(first["indicator"], 237.91)]
+    assert res.false_positives[0]["evidence"]
+    assert not res.goals_met or res.overall.f1 >= F1_GOAL_OVERALL
+
+
+def test_missing_report_is_named(tmp_path):
+    gold_dir = tmp_path / "gold"
+    gold_dir.mkdir()
+    shutil.copy(GOLD / "003_f97876cf5fb3a18d.jsonl", gold_dir)
+    with pytest.raises(FileNotFoundError, match="003_f97876cf5fb3a18d"):
+        evaluate(gold_dir, tmp_path)
+
+
+def test_bad_gold_line_is_named(tmp_path):
+    (tmp_path / "x.jsonl").write_text("{not json\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"x.jsonl:1"):
+        evaluate(tmp_path, DOCS)
