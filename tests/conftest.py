@@ -14,6 +14,10 @@ from govfacts.prefect_env import configure_prefect  # noqa: E402
 configure_prefect(_HOME)
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+# The throwaway PostgreSQL server and the catalog-parametrized warehouse fixtures (tests/pg.py).
+pytest_plugins = ["tests.pg"]
+
 SAMPLES = PROJECT / "seeds" / "reports"
 
 
