@@ -104,6 +104,14 @@ class NormalizationReport:
     chars_converted: int = 0
     fullwidth_converted: int = 0
     unrepaired_spans: list[tuple[int, int]] = field(default_factory=list)
+    # Added by the normalize stage (issue 3); all defaulted so old rows still load.
+    repaired_spans: list[tuple[int, int]] = field(default_factory=list)
+    mojibake_chars_lost: int = 0
+    furniture_patterns: list[str] = field(default_factory=list)
+    html_tags_removed: int = 0
+    script_config: str = ""
+    published: str = ""  # ISO date read from removed furniture (发布日期/更新时间 line, forum note)
+    source: str = ""  # publisher named by a removed 信息来源 line
 
 
 QUARANTINE_SCHEMA = pa.schema(

@@ -1,0 +1,141 @@
+"""The canonical form of report text (defined in docs/CANONICAL.md; this is its code).
+
+Each function here is one rule of that definition and is written as either a
+same-length rewrite (no offset bookkeeping needed) or a list of spans to
+delete, so the normalize stage can keep its character map cheaply.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import numpy as np
+
+from transforms.tracked import TrackedText, _codepoints
+
+# Fullwidth ASCII (U+FF01-FF5E) -> ASCII, odd spaces -> ' ', tab -> ' ', lone CR -> LF.
+# Deliberately NOT mapped: 、 。 “ ” ‘ ’ 《 》 【 】 — … · (they have no ASCII twin
+# that keeps their meaning), and '，' between two digits (see ``to_ascii_forms``).
+_TO_ASCII = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
+_TO_ASCII.update({0x3000: 0x20, 0x00A0: 0x20, 0x202F: 0x20, 0x205F: 0x20, 0x09: 0x20, 0x0B: 0x20, 0x0C: 0x20})
+_TO_ASCII.update({cp: 0x20 for cp in range(0x2000, 0x200B)})
+_TO_ASCII_TABLE = {k: chr(v) for k, v in _TO_ASCII.items()}
+_FULLWIDTH = re.compile(
+    "(?:[\uff01-\uff0b\uff0d-\uff5e\u3000\u00a0\u202f\u205f\u2000-\u200a\t\x0b\x0c]"
+    "|(?<![0-9\uff10-\uff19])\uff0c|\uff0c(?![0-9\uff10-\uff19]))+"
+)
+_ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]+")
+_CRLF = re.compile("\r(?=\n)")
+_LONE_CR = re.compile("\r(?!\n)")
+
+_HSPACE_RUN = re.compile(r" {2,}")
+_LINE_BREAKS = re.compile(r" *\n[ \n]*")
+_EDGES = re.compile(r"\A[ \n]+|[ \n]+\Z")
+
+_SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）\"']*)?|[。！？!?]+")
+_CLOSERS = "。！？!?"
+
+
+def to_ascii_forms(text: str) -> str:
+    """Fullwidth digits, letters and punctuation as ASCII; same length as ``text``.
+
+    ``１２.５％`` -> ``12.5%``; ``，：；（）！？`` -> ``,:;()!?`` because the
+    reports we see already mix both and one form makes extraction rules
+    simpler. A ``，`` between two digits stays: as ``,`` it would read as a
+    thousands separator (``12，5个`` is "12, 5 of them", not 125).
+    """
+    if not _FULLWIDTH.search(text):
+        return text
+    return _FULLWIDTH.sub(lambda m: m.group(0).translate(_TO_ASCII_TABLE), text)
+
+
+def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """CRLF -> LF (delete the CR), lone CR -> LF; zero-width characters deleted."""
+    deletions: list[tuple[int, int]] = []
+    if "\r" in text:
+        deletions.extend((m.start(), m.start() + 1) for m in _CRLF.finditer(text))
+        text = _LONE_CR.sub("\n", text)
+    for m in _ZERO_WIDTH.finditer(text):
+        deletions.append(m.span())
+    return text, deletions
+
+
+def whitespace_deletions(text: str) -> list[tuple[int, int]]:
+    """Spans to delete so that spaces are single, lines have no edge spaces, no line is blank."""
+    spans: list[tuple[int, int]] = []
+    for m in _LINE_BREAKS.finditer(text):
+        nl = text.index("\n", m.start())
+        if nl > m.start():
+            spans.append((m.start(), nl))
+        if m.end() > nl + 1:
+            spans.append((nl + 1, m.end()))
+    for m in _HSPACE_RUN.finditer(text):
+        spans.append((m.start() + 1, m.end()))
+    for m in _EDGES.finditer(text):
+        spans.append(m.span())
+    return spans
+
+
+def convert_script(doc: TrackedText, convert) -> int:
+    """Apply an OpenCC conversion in place keeping the map; return characters changed.
+
+    OpenCC converts phrase by phrase and a phrase may change length. The whole
+    text is converted in one call (fast); only if the length changed are lines
+    converted one by one and a changed line aligned character by character.
+    """
+    before = doc.text
+    after = convert(before)
+    if len(after) != len(before):
+        _convert_by_line(doc, convert)
+        return _count_changed(before, doc.text) if len(doc.text) == len(before) else _diff_count(before, doc.text)
+    doc.rewrite(after)
+    return _count_changed(before, after)
+
+
+def _convert_by_line(doc: TrackedText, convert) -> None:
+    edits: list[tuple[int, int, str]] = []
+    pos = 0
+    for line in doc.text.split("\n"):
+        new = convert(line)
+        if new != line:
+            if len(new) == len(line):
+                edits.append((pos, pos + len(line), new))
+            else:
+                matcher = difflib.SequenceMatcher(a=line, b=new, autojunk=False)
+                for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                    if tag != "equal":
+                        edits.append((pos + i1, pos + i2, new[j1:j2]))
+        pos += len(line) + 1
+    doc.replace(edits)
+
+
+def _count_changed(a: str, b: str) -> int:
+    if a is b or a == b:
+        return 0
+    return int(np.count_nonzero(_codepoints(a) != _codepoints(b)))
+
+
+def _diff_count(a: str, b: str) -> int:
+    matcher = difflib.SequenceMatcher(a=a, b=b, autojunk=False)
+    return sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``[start, end)`` spans of the sentences of a canonical text.
+
+    A sentence ends after 。！？ (or ASCII !?), with any closing quotes or
+    brackets that follow, or at a line break; surrounding spaces are not part
+    of it. Semicolons and commas do not end sentences: report clauses joined by
+    them share a subject and period, which extraction needs together.
+    """
+    spans = []
+    for m in _SENTENCE.finditer(text):
+        s, e = m.span()
+        while s < e and text[s] == " ":
+            s += 1
+        while e > s and text[e - 1] == " ":
+            e -= 1
+        if e > s:
+            spans.append((s, e))
+    return spans

@@ -1,0 +1,92 @@
+"""Page furniture: the site's words around the report, not the government's.
+
+Forum notes, "source / updated / views" header lines, QR prompts, CMS footers,
+breadcrumbs and captions of images that were dropped carry no facts but do
+carry numbers (dates, view counts) that extraction would otherwise read. The
+patterns are data in ``seeds/furniture.csv`` and match canonical text (after
+t2s and fullwidth-to-ASCII), so each is written once, in simplified script:
+
+- ``line``: the pattern must cover a whole line (edge spaces aside); the
+  line and its newline go.
+- ``inline``: only the match goes (the forum note can share a line).
+- ``block``: the named group ``cut`` goes; the pattern may look at the
+  blank lines around it (image captions).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+FURNITURE_CSV = Path(__file__).resolve().parent.parent / "seeds" / "furniture.csv"
+
+
+@dataclass(frozen=True)
+class FurniturePattern:
+    """One row of seeds/furniture.csv, compiled."""
+
+    name: str
+    scope: str
+    regex: re.Pattern
+
+
+@lru_cache(maxsize=4)
+def load_patterns(path: Path = FURNITURE_CSV) -> tuple[FurniturePattern, ...]:
+    """The furniture patterns of a CSV (name, scope, pattern, note)."""
+    out = []
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            scope, pattern = row["scope"], row["pattern"]
+            if scope == "line":
+                regex = re.compile(rf"^[ \t]*(?:{pattern})[ \t]*(?:\n|\Z)", re.MULTILINE)
+            elif scope in ("inline", "block"):
+                regex = re.compile(pattern, re.MULTILINE)
+            else:
+                raise ValueError(f"{path}: pattern {row['name']!r} has unknown scope {scope!r}; use line, inline or block")
+            out.append(FurniturePattern(row["name"], scope, regex))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def _any_line_pattern(path: Path = FURNITURE_CSV) -> re.Pattern:
+    """All line patterns in one alternation, so a document is scanned once for them."""
+    parts = [f"(?P<p{i}>{p.regex.pattern})" for i, p in enumerate(load_patterns(path)) if p.scope == "line"]
+    return re.compile("|".join(parts), re.MULTILINE)
+
+
+def furniture_spans(text: str, path: Path = FURNITURE_CSV) -> list[tuple[int, int, str]]:
+    """``(start, end, pattern name)`` of every piece of furniture in a canonical text."""
+    patterns = load_patterns(path)
+    line_names = {f"p{i}": p.name for i, p in enumerate(patterns) if p.scope == "line"}
+    spans = []
+    for m in _any_line_pattern(path).finditer(text):
+        spans.append((m.start(), m.end(), line_names[m.lastgroup]))
+    for p in patterns:
+        if p.scope == "inline":
+            spans.extend((m.start(), m.end(), p.name) for m in p.regex.finditer(text))
+        elif p.scope == "block":
+            spans.extend((m.start("cut"), m.end("cut"), p.name) for m in p.regex.finditer(text))
+    return sorted(spans)
+
+
+_DATE = re.compile(r"(?:发布日期|发布时间|更新时间|日期|时间|于)\s*:?\s*(?P<y>(?:19|20)\d{2})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})")
+_SOURCE = re.compile(r"(?:信息来源|文章来源|稿件来源)\s*:\s*(?P<s>[^\s|:]{2,30})")
+
+
+def page_metadata(text: str, spans: list[tuple[int, int, str]]) -> tuple[str, str]:
+    """(publication date as YYYY-MM-DD, source) read from the furniture about to be removed.
+
+    The furniture goes, but what it says about the document is worth keeping:
+    a page's publication date is how a review article's report year is known.
+    """
+    published = source = ""
+    for start, end, _name in spans:
+        piece = text[start:end]
+        if not published and (m := _DATE.search(piece)):
+            published = f"{int(m['y']):04d}-{int(m['m']):02d}-{int(m['d']):02d}"
+        if not source and (m := _SOURCE.search(piece)):
+            source = m["s"]
+    return published, source

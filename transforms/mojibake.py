@@ -1,0 +1,387 @@
+"""GBK byte-shift mojibake: find the runs, repair what the bytes allow, flag the rest.
+
+How the damage is made (checked against every run in the samples, see
+tests/cases/mojibake.jsonl): a stretch of traditional text was encoded as GBK,
+its first byte was lost, and the remaining bytes were decoded pairwise, out of
+step, until the stretch ended. So ``。現`` (A1A3 AC46) became ``?`` (the lost
+byte) + ``，`` (A3AC) + ``F`` (46) and, after fullwidth punctuation was made
+ASCII, ``?,F``. Pairs that fall in GBK's user-defined area decode to nothing
+and vanish (two bytes lost); a byte left dangling at the end becomes ``?``.
+
+Repair runs the process backwards: re-encode the run, put back one unknown
+byte in front, pair the bytes in step again. Characters whose two bytes are
+both present come back exactly. A character missing a byte (the first, the
+last, the ones either side of a vanished pair) is a guess among the ~190
+characters its known byte allows; the character model (transforms/charmodel.py)
+picks the one that best fits between its neighbours, and the guess is kept
+only when the model's counts back it on the side of an undamaged neighbour.
+Otherwise that character becomes U+FFFD and the run is reported unrepaired.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from transforms.charmodel import CharModel, char_model
+
+LOST = "\ufffd"
+MAX_RUN = 40
+
+# A run: the lost-byte '?', one character, a body, and the character where the
+# decoder fell back in step: a dangling byte ('?') or a single-byte character.
+_RUN = re.compile(r"(?<!\?)\?[^\s](?:[^\s?A-Za-z0-9@\u20ac]{0,%d})[?A-Za-z0-9@\u20ac]" % (MAX_RUN - 3))
+_ASCII_END = re.compile(r"[A-Za-z0-9@\u20ac]")
+
+_TRAILS = tuple(range(0x40, 0x7F)) + tuple(range(0x80, 0xFF))
+_LEADS = tuple(range(0x81, 0xFF))
+_TOP = 12  # candidates kept per guessed position (by unigram probability)
+_SPLIT_PENALTY = math.log(0.15)  # prior odds that a given pair vanished
+_LOST_PENALTY = -12.0  # score of a character we cannot know (and of '?', as found)
+_MARGIN = math.log(3.0)  # a guess must beat the runner-up by this factor
+
+
+@dataclass(frozen=True)
+class MojibakeRun:
+    """One damaged stretch: where it is in the input text and what replaces it."""
+
+    start: int
+    end: int
+    found: str
+    repair: str
+    repaired: bool
+
+    @property
+    def lost(self) -> int:
+        """Characters that could not be recovered (U+FFFD in ``repair``)."""
+        return self.repair.count(LOST)
+
+
+@dataclass(frozen=True)
+class _Option:
+    text: str  # characters as written (traditional stays traditional)
+    simp: str  # the same characters in the model's alphabet, or "" when lost
+    inner: float  # score inside the option (bigram within a split pair, penalties)
+    kind: str  # known | ascii | guess | split | lost
+
+
+def _decode_pair(lead: int, trail: int) -> str | None:
+    """The character of a GBK pair, or None when GB18030 has none or a private-use one."""
+    try:
+        ch = bytes((lead, trail)).decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    if len(ch) != 1 or "\ue000" <= ch <= "\uf8ff":
+        return None
+    return ch
+
+
+@lru_cache(maxsize=4096)
+def _simplified(ch: str) -> str:
+    from transforms.normalize import converter
+
+    out = converter("t2s").convert(ch)
+    return out if len(out) == 1 else ch
+
+
+def _simp_ascii(ch: str) -> str:
+    """The model's form of a character (fullwidth punctuation as ASCII, t2s for Han)."""
+    o = ord(ch)
+    if 0xFF01 <= o <= 0xFF5E:
+        return chr(o - 0xFEE0)
+    return _simplified(ch) if o >= 0x3400 else ch
+
+
+@lru_cache(maxsize=1024)
+def _candidates(lead: int | None, trail: int | None, leads: tuple = _LEADS, trails: tuple = _TRAILS) -> tuple[tuple[str, str], ...]:
+    """Characters a pair with one unknown byte can be, most frequent first (top ``_TOP``)."""
+    model = char_model()
+    found = []
+    if lead is None:
+        pairs = ((b, trail) for b in leads)
+    else:
+        pairs = ((lead, b) for b in trails)
+    for a, b in pairs:
+        ch = _decode_pair(a, b)
+        if ch is not None:
+            simp = _simp_ascii(ch)
+            found.append((model.log_uni(simp), ch, simp))
+    found.sort(key=lambda x: -x[0])
+    return tuple((ch, simp) for _, ch, simp in found[:_TOP])
+
+
+def _run_bytes(run: str) -> list[int | None] | None:
+    """The shifted byte stream behind a run, with None for each lost byte (None if not GBK)."""
+    out: list[int | None] = [None]
+    last = len(run) - 1
+    for i, ch in enumerate(run[1:], start=1):
+        if ch == "?":
+            if i == 1:
+                out += [0xA3, 0xBF]  # the fullwidth '？' A3BF, made ASCII
+            elif i == last:
+                out.append(None)  # the dangling byte
+            else:
+                out += [None, None]  # an undecodable pair
+        elif "!" <= ch <= "~":
+            if i == last and i != 1:
+                out.append(ord(ch))  # a single byte: the decoder fell back in step here
+            else:
+                out += [0xA3, ord(ch) - 0x21 + 0xA1]  # fullwidth form, made ASCII
+        elif ch == "\u20ac":
+            out.append(0x80)
+        else:
+            try:
+                b = ch.encode("gbk")
+            except UnicodeEncodeError:
+                return None
+            out += list(b)
+    return out
+
+
+def _cells(stream: list[int | None]) -> list[tuple[int | None, int | None] | int]:
+    """Pair the bytes in step again: (lead, trail) tuples, or an int for a single byte."""
+    cells: list = []
+    i, n = 0, len(stream)
+    while i < n:
+        b = stream[i]
+        if b is None or b >= 0x81:
+            cells.append((b, stream[i + 1] if i + 1 < n else None))
+            i += 2
+        else:
+            cells.append(b)
+            i += 1
+    return cells
+
+
+class _Scorer:
+    """Bigram scores with the model, treating lost characters as a break in context."""
+
+    def __init__(self, model: CharModel):
+        self.m = model
+
+    def link(self, prev: str, nxt: str) -> float:
+        if not nxt:
+            return _LOST_PENALTY
+        return self.m.log_bi(prev[-1] if prev else None, nxt[0])
+
+
+def _options(cells, model: CharModel, scorer: _Scorer, left: str, right: str) -> list[list[_Option]]:
+    """The alternatives for every cell; known cells whose neighbours reject them may hide a vanished pair."""
+    opts: list[list[_Option]] = []
+    known: list[str | None] = []
+    for c in cells:
+        if isinstance(c, int):
+            known.append(chr(c))
+        elif c[0] is not None and c[1] is not None:
+            known.append(_decode_pair(*c))
+        else:
+            known.append(None)
+    for k, c in enumerate(cells):
+        if isinstance(c, int):
+            ch = chr(c)
+            opts.append([_Option(ch, ch, 0.0, "ascii")])
+            continue
+        lead, trail = c
+        if lead is None and trail is None:
+            opts.append([_Option(LOST, "", _LOST_PENALTY, "lost")])
+            continue
+        if lead is None or trail is None:
+            cands = _candidates(lead, trail)
+            opts.append([_Option(ch, s, 0.0, "guess") for ch, s in cands] or [_Option(LOST, "", _LOST_PENALTY, "lost")])
+            continue
+        ch = known[k]
+        alts = [_Option(ch, _simp_ascii(ch), 0.0, "known")] if ch else []
+        prev_known = _simp_ascii(known[k - 1]) if k and known[k - 1] else (left if k == 0 else "")
+        next_known = _simp_ascii(known[k + 1]) if k + 1 < len(known) and known[k + 1] else (right if k + 1 == len(cells) else "")
+        suspicious = ch is None or not (model.seen(prev_known[-1:] or None, _simp_ascii(ch)) or model.seen(_simp_ascii(ch), next_known[:1] or None))
+        if suspicious:
+            alts += _split_options(lead, trail)
+        opts.append(alts or [_Option(LOST, "", _LOST_PENALTY, "lost")])
+    return opts
+
+
+@lru_cache(maxsize=1)
+def _vanishing() -> dict[int, frozenset[int]]:
+    """Pairs GB18030 decodes to nothing (private use or unassigned), as first byte -> second bytes."""
+    table: dict[int, set[int]] = {}
+    for first in _LEADS:
+        for second in _TRAILS:
+            if _decode_pair(first, second) is None:
+                table.setdefault(first, set()).add(second)
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+@lru_cache(maxsize=2048)
+def _split_options(lead: int, trail: int) -> tuple[_Option, ...]:
+    """A known pair that may really be two characters whose middle pair vanished.
+
+    (lead, x)(y, trail) where (x, y) is a pair that decodes to nothing; the
+    best few first and second characters by frequency are combined.
+    """
+    model = char_model()
+    vanish = _vanishing()
+    firsts = _candidates(lead, None, _LEADS, tuple(sorted(vanish)))[:5]
+    seconds_all = tuple(sorted(set().union(*vanish.values()) & set(_LEADS)))
+    seconds = _candidates(None, trail, seconds_all, _TRAILS)[:5]
+    out = []
+    for a, sa in firsts:
+        x = a.encode("gb18030")[1]
+        for b, sb in seconds:
+            y = b.encode("gb18030")[0]
+            if y in vanish.get(x, ()):
+                out.append(_Option(a + b, sa + sb, _SPLIT_PENALTY + model.log_bi(sa, sb), "split"))
+    return tuple(out)
+
+
+def _viterbi(opts: list[list[_Option]], scorer: _Scorer, left: str, right: str) -> tuple[float, list[int]]:
+    """Best path through the options (bigram links between neighbours)."""
+    prev_scores = [scorer.link(left, o.simp) + o.inner for o in opts[0]]
+    back: list[list[int]] = []
+    for k in range(1, len(opts)):
+        cur, ptr = [], []
+        for o in opts[k]:
+            best, arg = -math.inf, 0
+            for j, p in enumerate(opts[k - 1]):
+                s = prev_scores[j] + scorer.link(p.simp, o.simp)
+                if s > best:
+                    best, arg = s, j
+            cur.append(best + o.inner)
+            ptr.append(arg)
+        prev_scores = cur
+        back.append(ptr)
+    final = [s + (scorer.link(o.simp, right) if right else 0.0) for s, o in zip(prev_scores, opts[-1])]
+    j = max(range(len(final)), key=final.__getitem__)
+    path = [j]
+    for ptr in reversed(back):
+        j = ptr[j]
+        path.append(j)
+    path.reverse()
+    return final[path[-1]], path
+
+
+def _local(k: int, o: _Option, chosen: list[_Option], scorer: _Scorer, left: str, right: str) -> float:
+    """Score of option ``o`` at cell k with the chosen neighbours held fixed."""
+    prev = chosen[k - 1].simp if k else left
+    nxt = chosen[k + 1].simp if k + 1 < len(chosen) else right
+    return scorer.link(prev, o.simp) + o.inner + (scorer.link(o.simp, nxt) if nxt else 0.0)
+
+
+def _certain(o: _Option) -> bool:
+    return o.kind in ("known", "ascii")
+
+
+def _decide(chosen: list[_Option], opts: list[list[_Option]], model: CharModel, scorer: _Scorer, left: str, right: str) -> list[bool]:
+    """Per cell, whether its chosen characters can be trusted.
+
+    Both bytes present and no vanished pair in serious contention: trusted.
+    A guess is trusted only when (a) it beats every rival by ``_MARGIN``,
+    (b) its neighbours inside the run are certain (two guesses side by side
+    never vouch for each other), (c) at least one pair it forms with a certain
+    neighbour occurs in the counts, and (d) if it opens or closes the run, the
+    pair with the undamaged text outside does: that character is the only
+    evidence of what the lost byte was (``六?`` is ``六保`` in ``“六保”``,
+    not ``六。`` however common ``。`` is).
+    """
+    n = len(chosen)
+    trusted = [False] * n
+    for k, me in enumerate(chosen):
+        if me.kind == "ascii" or (me.kind == "known" and len(opts[k]) == 1):
+            trusted[k] = True
+            continue
+        if me.kind == "lost":
+            continue
+        mine = _local(k, me, chosen, scorer, left, right)
+        rivals = [_local(k, o, chosen, scorer, left, right) for o in opts[k] if o is not me]
+        trusted[k] = not rivals or mine - max(rivals) >= _MARGIN
+        if me.kind == "known" and trusted[k]:
+            # It looked wrong between its neighbours (that is why it had rivals):
+            # keep it only if the chosen neighbours now attest it.
+            before = chosen[k - 1].simp[-1:] if k else left[-1:]
+            after = chosen[k + 1].simp[:1] if k + 1 < n else right[:1]
+            trusted[k] = (bool(before) and model.seen(before, me.simp)) or (bool(after) and model.seen(me.simp, after))
+    for k, me in enumerate(chosen):
+        if me.kind not in ("guess", "split") or not trusted[k]:
+            continue
+        prev = chosen[k - 1] if k else None
+        nxt = chosen[k + 1] if k + 1 < n else None
+        if (prev is not None and not (_certain(prev) and trusted[k - 1])) or (
+            nxt is not None and not (_certain(nxt) and trusted[k + 1])
+        ):
+            trusted[k] = False
+            continue
+        before = prev.simp[-1:] if prev is not None else left[-1:]
+        after = nxt.simp[:1] if nxt is not None else right[:1]
+        seen_before = bool(before) and model.seen(before, me.simp[0])
+        seen_after = bool(after) and model.seen(me.simp[-1], after)
+        ok = seen_before or seen_after
+        if k == 0 and not seen_before:
+            ok = False
+        if k == n - 1 and not seen_after and right:
+            ok = False
+        if me.kind == "split" and not model.seen(me.simp[0], me.simp[1]):
+            ok = False
+        trusted[k] = ok
+    return trusted
+
+
+def repair_run(run: str, left: str = "", right: str = "") -> tuple[str, bool, float] | None:
+    """Repair one run given the characters around it (model alphabet).
+
+    Returns (replacement, fully_repaired, gain) where gain is how much more
+    likely the repair is than the text as found; None when the run cannot be
+    GBK mojibake at all.
+    """
+    stream = _run_bytes(run)
+    if stream is None:
+        return None
+    cells = _cells(stream)
+    model = char_model()
+    scorer = _Scorer(model)
+    opts = _options(cells, model, scorer, left, right)
+    score, path = _viterbi(opts, scorer, left, right)
+    chosen = [opts[k][j] for k, j in enumerate(path)]
+    trusted = _decide(chosen, opts, model, scorer, left, right)
+    # Untrusted guesses become U+FFFD (no byte says what they were); an
+    # untrusted character whose bytes are both present stays as read.
+    out = [o.text if ok or o.kind == "known" else LOST * len(o.text) for o, ok in zip(chosen, trusted)]
+    as_found = _score_as_found(run, scorer, left, right)
+    return "".join(out), all(trusted), score - as_found
+
+
+def _score_as_found(run: str, scorer: _Scorer, left: str, right: str) -> float:
+    total, prev = 0.0, left
+    for ch in run:
+        s = "" if ch == "?" else _simp_ascii(ch)
+        total += scorer.link(prev, s)
+        prev = s
+    return total + (scorer.link(prev, right) if right else 0.0)
+
+
+def find_runs(text: str) -> list[MojibakeRun]:
+    """Every byte-shift run in ``text`` with its repair (see the module doc)."""
+    if "?" not in text:
+        return []
+    runs = []
+    for m in _RUN.finditer(text):
+        s, e = m.span()
+        if runs and s < runs[-1].end:
+            continue
+        left = _simp_ascii(text[s - 1]) if s and not text[s - 1].isspace() else ""
+        best = None
+        # The first single-byte-looking character may instead be a fullwidth
+        # letter made ASCII ('Ｗ' -> 'W') with the run ending one later ('Wo').
+        ends = [e]
+        if e < len(text) and text[e - 1].isalnum() and text[e].isascii() and text[e].isalnum():
+            ends.append(e + 1)
+        for end in ends:
+            right = _simp_ascii(text[end]) if end < len(text) and not text[end].isspace() else ""
+            result = repair_run(text[s:end], left, right)
+            if result is not None and (best is None or result[2] > best[3]):
+                best = (end, result[0], result[1], result[2])
+        if best is None or best[3] <= 0:
+            continue
+        end, repair, ok, _ = best
+        runs.append(MojibakeRun(s, end, text[s:end], repair, ok))
+    return runs

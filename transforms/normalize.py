@@ -1,0 +1,168 @@
+"""Decoded text -> canonical text, with an offset map back to the decoded text.
+
+The steps, in the order they must run (docs/CANONICAL.md says why):
+
+1. line endings (CRLF, CR -> LF) and zero-width characters;
+2. HTML pages only: markup, entities, HTML whitespace (transforms/html.py);
+3. GBK byte-shift mojibake repaired or flagged (transforms/mojibake.py) —
+   before anything rewrites characters, since repair needs the bytes as found;
+4. pinyin annotations removed (transforms/pinyin.py);
+5. fullwidth forms to ASCII, then OpenCC t2s (transforms/canonical.py);
+6. page furniture removed (transforms/furniture.py, seeds/furniture.csv);
+7. whitespace collapsed.
+
+Every step edits a ``TrackedText``, so each canonical character keeps the
+span of decoded text it came from.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import opencc
+
+from transforms.canonical import (
+    _count_changed,
+    convert_script,
+    line_ending_edits,
+    sentence_spans,
+    to_ascii_forms,
+    whitespace_deletions,
+)
+from transforms.encoding import decode_report
+from transforms.errors import InputRejected
+from transforms.furniture import furniture_spans, page_metadata
+from transforms.html import strip_html
+from transforms.mojibake import find_runs
+from transforms.pinyin import annotation_spans, orphan_spans
+from transforms.schema import NormalizationReport
+from transforms.tracked import TrackedText
+
+DEFAULT_SCRIPT = "t2s"
+
+
+@lru_cache(maxsize=None)
+def converter(config: str = DEFAULT_SCRIPT) -> opencc.OpenCC:
+    """A per-process OpenCC converter (the object cannot be pickled, so never ship it)."""
+    return opencc.OpenCC(config)
+
+
+@dataclass
+class Normalized:
+    """Canonical text; ``offsets[i]`` is the decoded-text offset of ``text[i]``.
+
+    ``ends[i]`` (when known) is the end of the decoded-text span ``text[i]``
+    stands for: one past ``offsets[i]`` for an ordinary character, the end of
+    the whole run for a character of a repaired mojibake run or an entity.
+    """
+
+    text: str
+    offsets: Sequence[int]
+    raw_text: str
+    report: NormalizationReport = field(default_factory=NormalizationReport)
+    ends: Sequence[int] | None = None
+
+    def raw_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a [start, end) span of the canonical text to the decoded raw text."""
+        if start >= end:
+            o = self.offsets[start] if start < len(self.offsets) else len(self.raw_text)
+            return o, o
+        last = self.ends[end - 1] if self.ends is not None else self.offsets[end - 1] + 1
+        return self.offsets[start], last
+
+    def sentences(self) -> list[tuple[int, int]]:
+        """Sentence spans of the canonical text (see ``canonical.sentence_spans``)."""
+        return sentence_spans(self.text)
+
+
+def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SCRIPT) -> Normalized:
+    """Canonical text of decoded ``raw`` text, with its offset map and report.
+
+    ``html``: treat ``raw`` as an HTML page. ``script``: the OpenCC config
+    applied (``t2s`` by default; ``None`` keeps the script as written).
+    """
+    report = NormalizationReport(script_config=script or "")
+    doc = TrackedText(raw)
+
+    text, deletions = line_ending_edits(doc.text)
+    doc.rewrite(text)
+    doc.delete(deletions)
+    if html:
+        report.html_tags_removed = strip_html(doc)
+
+    orphans = orphan_spans(doc.text)
+    report.pinyin_removed += len(orphans)
+    doc.delete(orphans)
+
+    runs = find_runs(doc.text)
+    run_spans = []
+    if runs:
+        for r in runs:
+            run_spans.append((int(doc.starts[r.start]), int(doc.ends[r.end - 1]), r.repaired))
+        doc.replace([(r.start, r.end, r.repair) for r in runs])
+        report.mojibake_found = len(runs)
+        report.mojibake_repaired = sum(r.repaired for r in runs)
+        report.mojibake_left = report.mojibake_found - report.mojibake_repaired
+        report.mojibake_chars_lost = sum(r.lost for r in runs)
+
+    while True:  # removing one annotation can expose another: X(a)(ān)
+        spans = annotation_spans(doc.text)
+        if not spans:
+            break
+        report.pinyin_removed += len(spans)
+        doc.delete(spans)
+
+    ascii_forms = to_ascii_forms(doc.text)
+    report.fullwidth_converted = _count_changed(doc.text, ascii_forms)
+    doc.rewrite(ascii_forms)
+    if script:
+        report.chars_converted = convert_script(doc, converter(script).convert)
+
+    furniture = furniture_spans(doc.text)
+    if furniture:
+        report.furniture_lines_removed = len(furniture)
+        report.furniture_patterns = sorted({name for _, _, name in furniture})
+        report.published, report.source = page_metadata(doc.text, furniture)
+        doc.delete((s, e) for s, e, _ in furniture)
+
+    doc.delete(whitespace_deletions(doc.text))
+
+    for raw_start, raw_end, repaired in run_spans:
+        lo = int(np.searchsorted(doc.starts, raw_start, "left"))
+        hi = int(np.searchsorted(doc.starts, raw_end, "left"))
+        if hi > lo:
+            (report.repaired_spans if repaired else report.unrepaired_spans).append((lo, hi))
+    return Normalized(
+        text=doc.text,
+        offsets=_as_array(doc.starts),
+        raw_text=raw,
+        report=report,
+        ends=_as_array(doc.ends),
+    )
+
+
+def _as_array(values: np.ndarray) -> array:
+    """Offsets as a compact ``array('i')`` (indexing yields plain ints, pickles cheaply)."""
+    out = array("i")
+    out.frombytes(values.astype(np.int32, copy=False).tobytes())
+    return out
+
+
+def normalize_report(data: bytes, name: str = "<bytes>", script: str | None = DEFAULT_SCRIPT) -> Normalized:
+    """Bytes -> canonical text: the whole normalize stage for one document."""
+    decoded = decode_report(data, name)
+    result = normalize_text(decoded.text, html=decoded.html, script=script)
+    if not result.text.strip():
+        raise InputRejected(
+            "no_content",
+            f"{name}: nothing is left after removing page furniture (headers, footers, captions): "
+            "this is a page around a report, not the report. Save the report's own text and put it back in the inbox.",
+        )
+    result.report.encoding = decoded.encoding
+    result.report.confidence = decoded.confidence
+    result.report.html = decoded.html
+    return result

@@ -1,0 +1,113 @@
+"""Text that remembers where each of its characters came from.
+
+Every normalization step edits text; provenance needs, for every character of
+the result, the span of the decoded raw text it stands for. Keeping that as a
+Python list edited per character would dominate the stage's run time, so the
+map is two numpy arrays (``starts``/``ends``: raw span of each character) and
+edits are applied in bulk: deletions through a boolean mask, same-length
+rewrites without touching the map at all, and the rare length-changing
+replacements (a repaired mojibake run, an HTML entity) by concatenating slices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+_INDEX = np.int32
+
+
+def _codepoints(text: str) -> np.ndarray:
+    """The text as an array of code points (UTF-32 is a fixed-width view of a str)."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _text(codepoints: np.ndarray) -> str:
+    """Inverse of ``_codepoints``."""
+    return codepoints.astype(np.uint32, copy=False).tobytes().decode("utf-32-le")
+
+
+class TrackedText:
+    """A string plus, per character, the ``[start, end)`` span of raw text it came from."""
+
+    __slots__ = ("text", "starts", "ends")
+
+    def __init__(self, text: str, starts: np.ndarray | None = None, ends: np.ndarray | None = None):
+        self.text = text
+        if starts is None:
+            starts = np.arange(len(text), dtype=_INDEX)
+            ends = starts + 1
+        self.starts = starts
+        self.ends = ends if ends is not None else starts + 1
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def rewrite(self, new_text: str) -> None:
+        """Replace the text by a same-length rewrite of it (e.g. t2s, fullwidth to ASCII)."""
+        if len(new_text) != len(self.text):
+            raise ValueError("rewrite() needs a same-length text; use replace() for length changes")
+        self.text = new_text
+
+    def delete(self, spans: Iterable[tuple[int, int]]) -> int:
+        """Delete the given ``[start, end)`` spans (may overlap); return characters removed.
+
+        The mask is built with a difference array, so the cost is one pass in
+        numpy whatever the number of spans (seed 004 has >1,200 pinyin spans).
+        """
+        spans = list(spans)
+        if not spans:
+            return 0
+        n = len(self.text)
+        bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+        delta = np.zeros(n + 1, dtype=np.int32)
+        np.add.at(delta, np.clip(bounds[:, 0], 0, n), 1)
+        np.add.at(delta, np.clip(bounds[:, 1], 0, n), -1)
+        keep = np.cumsum(delta[:n]) == 0
+        removed = int(n - keep.sum())
+        if removed:
+            self.text = _text(_codepoints(self.text)[keep])
+            self.starts = self.starts[keep]
+            self.ends = self.ends[keep]
+        return removed
+
+    def replace(self, edits: Sequence[tuple[int, int, str]]) -> None:
+        """Apply non-overlapping ``(start, end, replacement)`` edits, sorted by start.
+
+        A replacement of the same length keeps the per-character map; otherwise
+        every new character points at the whole replaced raw span, so that any
+        evidence touching it maps back to all of it.
+        """
+        if not edits:
+            return
+        pieces: list[str] = []
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        pos = 0
+        for s, e, rep in edits:
+            if s < pos or e < s:
+                raise ValueError(f"edits overlap or are unsorted at {s}:{e}")
+            pieces.append(self.text[pos:s])
+            starts.append(self.starts[pos:s])
+            ends.append(self.ends[pos:s])
+            if rep:
+                pieces.append(rep)
+                if len(rep) == e - s:
+                    starts.append(self.starts[s:e])
+                    ends.append(self.ends[s:e])
+                else:
+                    if e > s:
+                        lo, hi = self.starts[s], self.ends[e - 1]
+                    else:  # pure insertion: anchor on the next (or previous) character
+                        anchor = s if s < len(self.text) else s - 1
+                        lo, hi = (self.starts[anchor], self.ends[anchor]) if anchor >= 0 else (0, 0)
+                    starts.append(np.full(len(rep), lo, dtype=_INDEX))
+                    ends.append(np.full(len(rep), hi, dtype=_INDEX))
+            pos = e
+        pieces.append(self.text[pos:])
+        starts.append(self.starts[pos:])
+        ends.append(self.ends[pos:])
+        self.text = "".join(pieces)
+        self.starts = np.concatenate(starts).astype(_INDEX, copy=False)
+        self.ends = np.concatenate(ends).astype(_INDEX, copy=False)
