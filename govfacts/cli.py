@@ -38,11 +38,22 @@ def run(
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; pass --inbox DIR with the report files")
     configure_prefect()
+    from govfacts.failures import explain_failure, prefect_api_problem  # noqa: PLC0415 (after configure_prefect)
+
+    problem = prefect_api_problem()
+    if problem:
+        _fail(problem)
     with out.status(f"running the govfacts flow on {settings.inbox} …"):
         from flows.ingest import ingest  # noqa: PLC0415 (Prefect must be configured first)
 
-        summary = ingest(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
-                         postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
+        try:
+            summary = ingest(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
+                             postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
+        except Exception as exc:  # disk full, not writable, server gone: one clear line; anything else is a bug, shown in full
+            message = explain_failure(exc, settings)
+            if message is None:
+                raise
+            _fail(message)
     _print_summary(summary)
 
 
