@@ -28,6 +28,7 @@ class Settings:
     dask_address: str = ""  # scheduler address for task_runner == "dask"
     batch_size: int = 25
     max_workers: int = 2
+    max_file_bytes: int = 64 * 1024 * 1024  # larger inbox files are quarantined (too_large), not read; a report is ~100 KB
 
     @property
     def staging(self) -> Path:
