@@ -35,4 +35,4 @@ def extract_document(norm: "Normalized", doc_id: str) -> list[Fact]:
     could not repair, so downstream checks can hold such facts back.
     """
     unrepaired = list(getattr(norm.report, "unrepaired_spans", []) or [])
-    return [to_fact(r, raw_span=norm.raw_span, unrepaired=unrepaired) for r in extract_records(norm.text, doc_id)]
+    return [to_fact(r, raw_span=norm.raw_span, unrepaired=unrepaired) for r in extract_records(norm.text, doc_id, raw_text=norm.raw_text)]

@@ -65,6 +65,7 @@ class Cues:
     target: bool = False
     qualifier: str | None = None
     from_to: bool = False
+    year: int | None = None  # 到2027年 written between the subject and the number
 
 
 @dataclass
@@ -106,6 +107,10 @@ def read_cues(gap: str, ref: Reference) -> Cues:
         c.ok = False
         return c
     rest = gap
+    m = _TARGET_YEAR.search(rest)
+    if m:
+        c.year = int(m.group("y"))
+        rest = rest[: m.start()] + rest[m.end():]
     m = _CHANGE_VS_BASE.search(rest)
     if m:
         c.base_year = int(m.group("y"))
@@ -214,7 +219,9 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
     year = ctx.year
     explicit = None
     found = list(_TARGET_YEAR.finditer(sentence_before))
-    if found:
+    if cues.year is not None:
+        explicit = cues.year
+    elif found:
         explicit = int(found[-1].group("y"))
     else:
         m = _CLAUSE_YEAR.search(_CHANGE_VS_BASE.sub("", prefix))
@@ -235,10 +242,8 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
         period, is_span = plan[0], True
     if cues.base_year is not None:
         return "change_vs_base", span_end(period)
-    if cues.average_annual:
-        return "average_annual", period
-    if cues.cumulative:
-        return "cumulative", period
+    if cues.average_annual or cues.cumulative:  # a rate or total over the section's span, even when 到2027年 names its end
+        return ("average_annual" if cues.average_annual else "cumulative"), (sec.period if sec.span and plan is None else period)
     if is_span and role == "actual":
         if cues.every_year:
             return "actual", period
@@ -315,6 +320,9 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
             continue
         if cues.from_to:
             continue  # the starting point of 由…到…; the number after 到 is the fact
+        after = term_pattern("after_blocker")
+        if after is not None and after.match(scan, group[-1].end):
+            continue  # 完成年初确定的增长6%的目标: a past target, not an outcome
         apply_prefix_cues(subject.prefix, cues, scan[lo:subject.start])
         pairs = distribute(tuple(subject.codes), recent, group, cues.respectively, cues.each)
         made = 0
@@ -357,8 +365,13 @@ def _dedupe(facts: list[dict]) -> list[dict]:
     return out
 
 
-def extract_records(text: str, doc_id: str) -> list[dict]:
-    """Facts of one canonical text as dicts of Fact fields (without raw offsets)."""
+def extract_records(text: str, doc_id: str, raw_text: str | None = None) -> list[dict]:
+    """Facts of one canonical text as dicts of Fact fields (without raw offsets).
+
+    ``raw_text`` (the decoded file before normalization) is only consulted for the
+    report year when the canonical text names none: normalization drops page
+    furniture such as 发布日期: 2021-12-03, which dates a review article.
+    """
     ref = load_reference()
     scan = scan_text(text)
     if not looks_like_report(scan, ref):
@@ -367,6 +380,10 @@ def extract_records(text: str, doc_id: str) -> list[dict]:
     if region is None:
         return []
     year = detect_report_year(scan, ref)
+    if year is None and raw_text:
+        from transforms.normalize import converter  # noqa: PLC0415 (raw files may be in traditional script)
+
+        year = detect_report_year(scan_text(converter().convert(raw_text[:5000])), ref)
     if year is None:
         return []
     ctx = Context(doc_id, region, year, find_sections(scan, year, ref))
