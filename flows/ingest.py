@@ -63,10 +63,29 @@ class RunSummary:
         return self.files_in == self.documents + self.skipped + self.duplicates + self.files_quarantined
 
 
+class TransientFault(RuntimeError):
+    """A failure injected by the reliability tests; the task's retries must absorb it."""
+
+
 def _fault(stage: str) -> None:
-    """Crash here when asked (reliability tests kill the run at a chosen stage)."""
+    """Fail here when asked: the reliability tests' hooks (no effect unless the variables are set).
+
+    ``GOVFACTS_FAULT=<stage>`` kills the process (SIGKILL) at the end of that task.
+    ``GOVFACTS_FAULT_TRANSIENT=<stage>:<n>[,<stage>:<n>...]`` with ``GOVFACTS_FAULT_STATE=<dir>``
+    makes the task raise ``TransientFault`` its first ``n`` times; attempts are counted in
+    files, so the count holds across retries in threads, processes or remote workers.
+    """
     if os.environ.get("GOVFACTS_FAULT") == stage:
         os.kill(os.getpid(), 9)
+    for spec in filter(None, os.environ.get("GOVFACTS_FAULT_TRANSIENT", "").split(",")):
+        name, _, times = spec.partition(":")
+        if name != stage:
+            continue
+        counter = Path(os.environ["GOVFACTS_FAULT_STATE"]) / f"{stage}.count"
+        done = int(counter.read_text() or 0) if counter.exists() else 0
+        if done < int(times or 1):
+            counter.write_text(str(done + 1))
+            raise TransientFault(f"injected transient fault {done + 1}/{times or 1} in task {stage}")
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -74,9 +93,9 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 @task(retries=2, retry_delay_seconds=1)
-def stage(inbox: str, staging: str) -> StageResult:
+def stage(inbox: str, staging: str, max_bytes: int = 64 * 1024 * 1024) -> StageResult:
     """Copy the inbox content-addressed into staging."""
-    result = stage_inbox(Path(inbox), Path(staging))
+    result = stage_inbox(Path(inbox), Path(staging), max_bytes)
     _fault("stage")
     return result
 
@@ -187,7 +206,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     ctx = get_run_context()
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], flow_run_id=str(ctx.flow_run.id), code_version=version, warehouse=str(settings.warehouse))
     started = datetime.now(timezone.utc).replace(tzinfo=None)
-    staged = stage(str(settings.inbox), str(settings.staging))
+    staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
     known = plan(settings, version)
     todo = [f for f in staged.staged if f.sha256 not in known]
     summary.files_in, summary.staged = staged.files_in, len(staged.staged)
