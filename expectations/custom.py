@@ -183,7 +183,7 @@ class ExpectPeriodsToBeYearsOrSpans(Explained, E.ExpectColumnValuesToMatchRegex)
     """period is a year (2023) or a span of years (2017-2021)."""
 
     column: str = "period"
-    regex: str = r"^(19|20)\d\d(-(19|20)\d\d)?$"
+    regex: str = r"^(?:19|20)\d\d(?:-(?:19|20)\d\d)?$"
     severity: FailureSeverity = ERROR
     description: str = "Periods are a year such as 2023 or a span such as 2017-2021"
     template: ClassVar[str] = "{indicator} {value}{unit}: period {period!s} is neither a year nor a span of years"

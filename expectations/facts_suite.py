@@ -26,6 +26,8 @@ import great_expectations as gx  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from great_expectations.expectations.row_conditions import Column as Col  # noqa: E402
+
 from expectations import custom as x  # noqa: E402
 from expectations.derive import allowed_units, derive  # noqa: E402
 from transforms.schema import KINDS, MEASURES  # noqa: E402
@@ -63,17 +65,18 @@ def _per_indicator(code: str, ind: dict[str, str]) -> list[Check]:
     lo, hi = _float(ind["growth_min"]), _float(ind["growth_max"])
     if lo is not None and hi is not None:
         checks.append(_check(x.ExpectGrowthRatesToBeInRange(
-            min_value=lo, max_value=hi, condition_parser="pandas",
-            row_condition=f'indicator=="{code}" and measure=="growth" and unit=="%" and kind!="target" and kind!="change_vs_base"',
+            min_value=lo, max_value=hi,
+            row_condition=(Col("indicator") == code) & (Col("measure") == "growth") & (Col("unit") == "%")
+            & (Col("kind") != "target") & (Col("kind") != "change_vs_base"),
             description=f"Growth rates of {code} lie within [{lo:g}, {hi:g}] % (seeds/indicators.csv)"), f"indicator {code}"))
     tlo, thi = _float(ind["target_growth_min"]), _float(ind["target_growth_max"])
     if tlo is not None and thi is not None:
         checks.append(_check(x.ExpectGrowthTargetsToBeInRange(
-            min_value=tlo, max_value=thi, condition_parser="pandas",
-            row_condition=f'indicator=="{code}" and measure=="growth" and unit=="%" and kind=="target"',
+            min_value=tlo, max_value=thi,
+            row_condition=(Col("indicator") == code) & (Col("measure") == "growth") & (Col("unit") == "%") & (Col("kind") == "target"),
             description=f"Growth targets of {code} lie within [{tlo:g}, {thi:g}] % (seeds/indicators.csv)"), f"indicator {code}"))
     checks.append(_check(x.ExpectUnitsToMatchTheIndicatorFamily(
-        value_set=sorted(allowed_units(code)), row_condition=f'indicator=="{code}"', condition_parser="pandas",
+        value_set=sorted(allowed_units(code)), row_condition=Col("indicator") == code,
         description=f"Every {code} fact is stated in a unit of its family ({ind['unit_families']}), a % or 个百分点"),
         f"indicator {code}"))
     return checks
@@ -89,9 +92,9 @@ def build_checks() -> list[Check]:
     checks += [
         _check(x.ExpectBaseUnitsToMatchTheUnitTable(value_set=pairs), every),
         _check(x.ExpectBaseValuesToEqualValueTimesUnitFactor(), every),
-        _check(x.ExpectLevelsToBePositive(row_condition='measure=="level"', condition_parser="pandas"), "levels"),
+        _check(x.ExpectLevelsToBePositive(row_condition=Col("measure") == "level"), "levels"),
         _check(x.ExpectSharesToBePercentages(
-            row_condition='unit=="%" and (measure=="share" or measure=="level")', condition_parser="pandas"),
+            row_condition=(Col("unit") == "%") & Col("measure").is_in(["share", "level"])),
             "shares and levels in %"),
         _check(x.ExpectThreeSectorStructuresToSumToOneHundred(), "indicator industry_structure"),
         _check(x.ExpectThreeSectorStructuresToHaveThreeTerms(), "indicator industry_structure"),

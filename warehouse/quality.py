@@ -1,0 +1,113 @@
+"""SQL the data-quality side needs: published facts for the cross-document rules, and the report's data.
+
+Everything opens the warehouse read-only, so a report can be built while a
+run writes (the SQLite catalog admits readers during a load).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from govfacts.settings import Settings
+from warehouse.catalog import connect
+
+FACT_FIELDS = ("fact_id, doc_id, region, indicator, measure, value, unit, value_base, unit_base, period, kind, "
+               "qualifier, evidence, start, \"end\", report_year")
+
+
+def _frame(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
+    con = connect(settings, read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def published_facts(settings: Settings) -> pd.DataFrame:
+    """Facts the warehouse publishes now (errors excluded): what a new run's facts are compared with.
+
+    An empty frame when there is no warehouse yet (the first run compares with nothing).
+    """
+    try:
+        return _frame(settings, f"SELECT {FACT_FIELDS} FROM facts_published")
+    except FileNotFoundError:
+        return pd.DataFrame(columns=[c.strip().strip('"') for c in FACT_FIELDS.split(",")])
+
+
+def latest_validated_run(settings: Settings) -> dict | None:
+    """The latest run that validated facts (it has dq_results): its run row, or None."""
+    df = _frame(settings, """SELECT r.* FROM runs r
+                             WHERE r.run_id IN (SELECT run_id FROM dq_results)
+                             ORDER BY r.snapshot_id DESC LIMIT 1""")
+    return None if df.empty else df.iloc[0].to_dict()
+
+
+def dq_results(settings: Settings, run_id: str | None = None) -> pd.DataFrame:
+    """Expectation results of one run (default: every run), oldest snapshot first."""
+    where = "WHERE run_id = ?" if run_id else ""
+    return _frame(settings, f"SELECT * FROM dq_results {where} ORDER BY snapshot_id, expectation, scope",
+                  [run_id] if run_id else [])
+
+
+def pass_rate_history(settings: Settings) -> pd.DataFrame:
+    """Per snapshot and expectation name: facts checked, facts failed and the share that passed."""
+    return _frame(settings, """
+        SELECT snapshot_id, expectation, any_value(severity) AS severity,
+               sum(element_count) AS checked, sum(unexpected_count) AS failed,
+               CASE WHEN sum(element_count) = 0 THEN NULL
+                    ELSE 1 - sum(unexpected_count)::DOUBLE / sum(element_count) END AS pass_rate
+        FROM dq_results GROUP BY snapshot_id, expectation ORDER BY expectation, snapshot_id""")
+
+
+def documents(settings: Settings) -> pd.DataFrame:
+    """Every document with its facts' status counts."""
+    return _frame(settings, """
+        SELECT d.doc_id, d.source_path, d.region, d.region_level, d.report_year, d.encoding, d.n_bytes, d.run_id,
+               count(f.fact_id) AS n_facts,
+               count(f.fact_id) FILTER (WHERE f.dq_status = 'passed') AS n_passed,
+               count(f.fact_id) FILTER (WHERE f.dq_status = 'warning') AS n_warning,
+               count(f.fact_id) FILTER (WHERE f.dq_status = 'error') AS n_error
+        FROM documents d LEFT JOIN facts f USING (doc_id)
+        GROUP BY ALL ORDER BY d.region, d.report_year, d.source_path""")
+
+
+def all_facts(settings: Settings) -> pd.DataFrame:
+    """Every fact (published or not) with its status and the names of the expectations it failed."""
+    return _frame(settings, f"SELECT {FACT_FIELDS}, dq_status, dq_failed, run_id FROM facts "
+                            "ORDER BY doc_id, start, indicator, measure")
+
+
+def fact_messages(settings: Settings) -> dict[str, list[str]]:
+    """fact_id -> the plain-language reasons it failed, from the results of the run that loaded it."""
+    df = _frame(settings, """
+        SELECT d.run_id, d.unexpected_messages FROM dq_results d
+        WHERE d.unexpected_count > 0 AND d.unexpected_messages IS NOT NULL
+        ORDER BY d.snapshot_id, d.expectation, d.scope""")
+    loaded_by = dict(_frame(settings, "SELECT fact_id, run_id FROM facts WHERE dq_status <> 'passed'").itertuples(index=False))
+    out: dict[str, list[str]] = {}
+    for run_id, blob in zip(df["run_id"], df["unexpected_messages"]):
+        for fid, msg in json.loads(blob).items():
+            if loaded_by.get(fid) == run_id:
+                out.setdefault(fid, []).append(msg)
+    return out
+
+
+def document_texts(settings: Settings, doc_ids: list[str]) -> dict[str, str]:
+    """Normalized text of the given documents (to show an evidence in its context)."""
+    if not doc_ids:
+        return {}
+    df = _frame(settings, "SELECT doc_id, text FROM document_text WHERE doc_id IN (SELECT unnest(?))", [list(doc_ids)])
+    return dict(zip(df["doc_id"], df["text"]))
+
+
+def quarantined_files(settings: Settings) -> pd.DataFrame:
+    """Input files that never became documents, with the reason."""
+    return _frame(settings, "SELECT source_path, sha256, stage, reason, detail, run_id FROM quarantine "
+                            "WHERE item = 'file' ORDER BY source_path")
+
+
+def runs(settings: Settings) -> pd.DataFrame:
+    """Every run that changed the warehouse, oldest first."""
+    return _frame(settings, "SELECT * FROM runs ORDER BY snapshot_id")
