@@ -215,5 +215,23 @@ def eval_(
         raise typer.Exit(1)
 
 
+@app.command()
+def report(
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory to write the report to (default: <warehouse>/reports/latest)"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+) -> None:
+    """Write the data-quality report (one HTML page + GX Data Docs) of the latest snapshot; it opens from disk."""
+    from expectations.report import write_report  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse)
+    try:
+        paths = write_report(settings, out_dir or settings.reports_dir / "latest")
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    out.print(f"report: {paths.index.as_uri()}")
+    if paths.data_docs:
+        out.print(f"GX Data Docs: {paths.data_docs.as_uri()}")
+
+
 if __name__ == "__main__":
     app()
