@@ -43,6 +43,8 @@ _FROM_TO = re.compile(r"由")
 _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})年(?:底|末)?")
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
 _BASE_OPENER = re.compile(r"(?:^|[,，;；:：])\s*(?:与|同|和|比|较)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|底|末)?(?:相比|比较)\s*[,，]")
+_PAREN = re.compile(r"[(（][^()（）]{0,20}[)）]")
+_WRAP_MIN_LINE = 40  # a line this long that stops mid-clause is hard-wrapped prose, not a heading
 _PUNCT = re.compile(r"[,，、\s]")
 _MAX_RESIDUAL = 1
 _GROWTH_UNITS = ("%", "个百分点")
@@ -99,6 +101,7 @@ def _remove_terms(s: str, category: str) -> str:
 def read_cues(gap: str, ref: Reference) -> Cues:
     """Classify the text between a subject (or previous number) and a group of numbers."""
     c = Cues()
+    gap = _PAREN.sub("", gap)  # 地区生产总值(GDP)…, 一般公共预算收入(不含土地出让)…
     if _HARD_BREAK.search(gap):
         c.ok = False
         return c
@@ -254,21 +257,27 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
 
 
 def _make_fact(code: str, q: Quantity, measure: str, sign: int, kind: str, period: str, cues: Cues,
-               subj: Subject, ctx: Context, ref: Reference, preliminary: bool) -> dict:
+               subj: Subject, ctx: Context, ref: Reference, preliminary: bool, start: int | None = None) -> dict:
     value = q.value * sign
     vb, ub = base_value(value, q.unit, ref)
     return {
         "doc_id": ctx.doc_id, "region": ctx.region.name, "indicator": code, "measure": measure,
         "value": value, "unit": q.unit, "value_base": vb, "unit_base": ub, "period": period, "kind": kind,
-        "qualifier": q.qualifier or cues.qualifier, "start": subj.evidence_start, "end": q.end,
+        "qualifier": q.qualifier or cues.qualifier, "start": subj.evidence_start if start is None else start, "end": q.end,
         "rule": f"{measure}:{kind}" + (":list" if cues.respectively or cues.each else ""),
         "region_level": ctx.region.level, "report_year": ctx.year, "preliminary": preliminary,
     }
 
 
 def _sentences(scan: str):
+    """Sentence spans: split at 。！？ and at line breaks, except inside hard-wrapped prose."""
     start = 0
     for m in _SENTENCE_END.finditer(scan):
+        if m.group() == "\n" and m.start() > 0:
+            line_start = scan.rfind("\n", 0, m.start()) + 1
+            before = scan[m.start() - 1]
+            if m.start() - line_start >= _WRAP_MIN_LINE and before not in _CLAUSE_DELIMS and not before.isspace():
+                continue
         if m.start() > start:
             yield start, m.start()
         start = m.end()
@@ -285,6 +294,7 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
     subject: Subject | None = None
     anchor, last = lo, None
     recent: list[str] = []
+    named_at: dict[str, int] = {}  # evidence start of the clause that last named each indicator
     for pos, tag, obj in items:
         if tag == "m":
             mention: Mention = obj
@@ -307,6 +317,7 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
                     if c in recent:
                         recent.remove(c)
                     recent.append(c)
+                    named_at[c] = subject.evidence_start
             anchor, last = mention.end, "m"
             continue
         group: list[Quantity] = obj
@@ -340,7 +351,8 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
                 continue  # 增长6.5%左右,力争7%: the first figure is the statement, the rest is commentary
             subject.said.add((code, measure))
             kind, period = _kind_period(code, measure, cues, sec, ctx, ref, scan[lo:subject.start], subject.prefix)
-            out.append(_make_fact(code, q, measure, sign, kind, period, cues, subject, ctx, ref, preliminary))
+            start = min(subject.evidence_start, named_at.get(code, subject.evidence_start))
+            out.append(_make_fact(code, q, measure, sign, kind, period, cues, subject, ctx, ref, preliminary, start))
             subject.facts.append(out[-1])
             made += 1
         if made:

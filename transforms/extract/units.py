@@ -25,7 +25,8 @@ from transforms.extract.reference import Reference, term_pattern
 PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
 _PERCENT_RE = re.compile(r"个百分点|百分点|%")
 _RATIO_SEP = ":"
-_NOT_BEFORE_CHINESE = "第"  # 第一, 第三批: ordinals, never quantities
+_NOT_BEFORE_CHINESE = "第"
+_CN_PERCENT = "百分之"  # 第一, 第三批: ordinals, never quantities
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def read_quantity(scan: str, tok: NumberToken, ref: Reference) -> Quantity | Non
     if tok.chinese:
         if tok.start > 0 and scan[tok.start - 1] in _NOT_BEFORE_CHINESE:
             return None
+        if scan.startswith(_CN_PERCENT, tok.start - len(_CN_PERCENT)) and tok.start >= len(_CN_PERCENT):
+            q, q_end = _qualifier_after(scan, tok.end)  # 百分之六点五: a percentage written in words
+            return Quantity(tok.start - len(_CN_PERCENT), q_end, tok.start, tok.end, tok.value, "%", "percent", q, tok.text, True)
     end = tok.end
     ratio = _ratio_end(scan, end) if not tok.chinese else None
     if ratio is not None:
