@@ -42,6 +42,7 @@ _SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例
 _FROM_TO = re.compile(r"由")
 _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})年(?:底|末)?")
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
+_SENTENCE_YEAR = re.compile(r"^\s*(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的|是|,是|,是)[,，]?")
 _BASE_OPENER = re.compile(r"(?:^|[,，;；:：])\s*(?:与|同|和|比|较)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|底|末)?(?:相比|比较)\s*[,，]")
 _PAREN = re.compile(r"[(（][^()（）]{0,20}[)）]")
 _WRAP_MIN_LINE = 40  # a line this long that stops mid-clause is hard-wrapped prose, not a heading
@@ -227,9 +228,14 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
     elif found:
         explicit = int(found[-1].group("y"))
     else:
-        m = _CLAUSE_YEAR.search(_CHANGE_VS_BASE.sub("", prefix))
+        m = _CLAUSE_YEAR.search(_CHANGE_VS_BASE.sub("", prefix)) or _SENTENCE_YEAR.match(sentence_before)
         if m:
             explicit = int(m.group("y"))
+        elif year is not None:
+            last = term_pattern("last_year")
+            lm = last.search(prefix) if last is not None else None
+            if lm and not (lm.start() > 0 and prefix[lm.start() - 1] in "比较"):
+                explicit = year - 1  # 去年全市…: last year's figure, even inside the plan
     plan = _plan_period(sentence_before, ref) if explicit is None else None
     if plan is not None and plan[1]:
         explicit, plan = int(plan[0]), None
@@ -243,6 +249,9 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
             role = "target" if explicit >= year else "actual"
     elif plan is not None:
         period, is_span = plan[0], True
+        first, _, last_y = plan[0].partition("-")
+        if role == "actual" and year is not None and last_y and int(last_y) >= year:
+            period = f"{first}-{year - 1}"  # 十四五以来 in a 2024 report: 2021-2023 so far
     if cues.base_year is not None:
         return "change_vs_base", span_end(period)
     if cues.average_annual or cues.cumulative:  # a rate or total over the section's span, even when 到2027年 names its end
@@ -307,8 +316,11 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
                 prefix = scan[cstart:mention.start]
                 item = re.split(r"[、]", prefix)[-1]  # the list item the subject opens
                 pblock = term_pattern("prefix_blocker")
+                unnamed = prefix
+                for own in ctx.region.names():  # 滨海新区地区生产总值: the report region may itself end in 新区
+                    unnamed = unnamed.replace(own, "")
                 foreign = (names_other_region(prefix, ctx.region, ref)
-                           or (subscope is not None and subscope.search(prefix) is not None)
+                           or (subscope is not None and subscope.search(unnamed) is not None)
                            or (pblock is not None and pblock.search(item) is not None))
                 ev_start = cstart if mention.start - cstart <= 16 else mention.start
                 subject = Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)

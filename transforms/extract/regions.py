@@ -27,6 +27,7 @@ _MEETING_RE = re.compile(rf"在({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?
 _TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:\d{{4}}年度?)?(?:人民政府)?(?:政府)?工作报告")
 _SPEAKER_RE = re.compile(rf"({_HAN}{{2,12}}?)(?:省长|市长|区长|县长|旗长|州长|盟长)(?:[\s,，:：]|$)")
 _GENERIC_RE = re.compile(rf"{_HAN}{{2,6}}?(?:自治县|县|区|市|旗)")
+_NOT_IN_NAMES = set("年的在和全我了是为对与及等今去")
 _STOP_PREFIXES = ("在", "于", "年", "的", "和", "对", "向", "是", "全", "本", "我")
 
 
@@ -182,12 +183,18 @@ def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> boo
     for name in ref.regions:
         if name in prefix and name not in own:
             return True
-    for m in _GENERIC_RE.finditer(prefix):
+    not_region = ref.terms("not_region")
+    bare = prefix
+    for term in scope_terms:  # 去年全区…: a scope word is not part of a place name
+        bare = bare.replace(term, "，")
+    for m in _GENERIC_RE.finditer(bare):
         name = m.group()
-        if name.startswith(_STOP_PREFIXES) or name in own:
+        if name.startswith(_STOP_PREFIXES) or name in own or any(c in _NOT_IN_NAMES for c in name):
             continue
         if any(name.endswith(o) or o.endswith(name) for o in own):
             continue
+        if name in not_region or any(name.endswith(w) for w in not_region):
+            continue  # 城市, 示范区, 百强县: words, not places (parks are judged by the subscope rows)
         if name in ref.regions or len(name) >= 3:
             return True
     return False

@@ -26,7 +26,8 @@ PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个�
 _PERCENT_RE = re.compile(r"个百分点|百分点|%")
 _RATIO_SEP = ":"
 _NOT_BEFORE_CHINESE = "第"
-_CN_PERCENT = "百分之"  # 第一, 第三批: ordinals, never quantities
+_CN_PERCENT = "百分之"
+_MORE_THAN = "多余"  # 第一, 第三批: ordinals, never quantities
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,11 @@ def read_quantity(scan: str, tok: NumberToken, ref: Reference) -> Quantity | Non
         u = ref.units.get(_RATIO_SEP)
         return Quantity(tok.start, ratio, tok.start, tok.end, tok.value, _RATIO_SEP, u.family if u else "ratio", None, tok.text)
     qualifier, is_range = None, False
+    approx = None
+    if not tok.chinese and end < len(scan) and scan[end] in _MORE_THAN:
+        nxt = match_unit(scan, end + 1, ref)
+        if nxt is not None:  # 800多万人次, 300余个: "more than", kept as 以上
+            approx, end = ref.terms("more_than").get(scan[end]) or None, end + 1
     unit = match_unit(scan, end, ref)
     if unit is None and not tok.chinese:
         rng = _range_end(scan, end, ref)  # 5-5.5%: the unit is written once, after the upper bound
@@ -122,6 +128,8 @@ def read_quantity(scan: str, tok: NumberToken, ref: Reference) -> Quantity | Non
             end, is_range = rng[0], True
     if is_range:
         qualifier = ref.terms("range_qualifier").get("range") or None
+    if approx:
+        qualifier = approx
     q, q_end = _qualifier_after(scan, end)
     if q is not None:
         qualifier, end = q, q_end
