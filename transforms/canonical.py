@@ -17,21 +17,13 @@ from transforms.tracked import TrackedText, _codepoints
 # Fullwidth ASCII (U+FF01-FF5E) -> ASCII, odd spaces -> ' ', tab -> ' ', lone CR -> LF.
 # Deliberately NOT mapped: 、 。 “ ” ‘ ’ 《 》 【 】 — … · (they have no ASCII twin
 # that keeps their meaning), and '，' between two digits (see ``to_ascii_forms``).
-_TO_ASCII = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F)}
-_TO_ASCII.update({0x3000: 0x20, 0x00A0: 0x20, 0x202F: 0x20, 0x205F: 0x20, 0x09: 0x20, 0x0B: 0x20, 0x0C: 0x20})
-_TO_ASCII.update({cp: 0x20 for cp in range(0x2000, 0x200B)})
-_TO_ASCII_TABLE = {k: chr(v) for k, v in _TO_ASCII.items()}
-_FULLWIDTH = re.compile(
-    "(?:[\uff01-\uff0b\uff0d-\uff5e\u3000\u00a0\u202f\u205f\u2000-\u200a\t\x0b\x0c]"
-    "|(?<![0-9\uff10-\uff19])\uff0c|\uff0c(?![0-9\uff10-\uff19]))+"
-)
-_ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff\u00ad]+")
+_SPACES = np.array([0x3000, 0x00A0, 0x202F, 0x205F, 0x09, 0x0B, 0x0C], dtype=np.uint32)
+_ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}]+")
 _CRLF = re.compile("\r(?=\n)")
 _LONE_CR = re.compile("\r(?!\n)")
 
-_HSPACE_RUN = re.compile(r" {2,}")
-_LINE_BREAKS = re.compile(r" *\n[ \n]*")
-_EDGES = re.compile(r"\A[ \n]+|[ \n]+\Z")
+_WHITESPACE_RUN = re.compile(r"[ \n]+")
 
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）\"']*)?|[。！？!?]+")
 _CLOSERS = "。！？!?"
@@ -44,10 +36,23 @@ def to_ascii_forms(text: str) -> str:
     reports we see already mix both and one form makes extraction rules
     simpler. A ``，`` between two digits stays: as ``,`` it would read as a
     thousands separator (``12，5个`` is "12, 5 of them", not 125).
+    Odd spaces (ideographic, no-break, en/em, tab) become ' '.
     """
-    if not _FULLWIDTH.search(text):
+    cps = _codepoints(text)
+    fullwidth = (cps >= 0xFF01) & (cps <= 0xFF5E)
+    spaces = np.isin(cps, _SPACES) | ((cps >= 0x2000) & (cps <= 0x200A))
+    if not (fullwidth.any() or spaces.any()):
         return text
-    return _FULLWIDTH.sub(lambda m: m.group(0).translate(_TO_ASCII_TABLE), text)
+    out = cps.copy()
+    commas = np.flatnonzero(cps == 0xFF0C)
+    if commas.size:
+        digit = ((cps >= 0x30) & (cps <= 0x39)) | ((cps >= 0xFF10) & (cps <= 0xFF19))
+        inner = commas[(commas > 0) & (commas < len(cps) - 1)]
+        keep = inner[digit[inner - 1] & digit[inner + 1]]
+        fullwidth[keep] = False
+    out[fullwidth] -= 0xFEE0
+    out[spaces] = 0x20
+    return out.tobytes().decode("utf-32-le")
 
 
 def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
@@ -56,24 +61,28 @@ def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
     if "\r" in text:
         deletions.extend((m.start(), m.start() + 1) for m in _CRLF.finditer(text))
         text = _LONE_CR.sub("\n", text)
-    for m in _ZERO_WIDTH.finditer(text):
-        deletions.append(m.span())
+    if any(z in text for z in _ZERO_WIDTH_CHARS):
+        deletions.extend(m.span() for m in _ZERO_WIDTH.finditer(text))
     return text, deletions
 
 
 def whitespace_deletions(text: str) -> list[tuple[int, int]]:
     """Spans to delete so that spaces are single, lines have no edge spaces, no line is blank."""
     spans: list[tuple[int, int]] = []
-    for m in _LINE_BREAKS.finditer(text):
-        nl = text.index("\n", m.start())
-        if nl > m.start():
-            spans.append((m.start(), nl))
-        if m.end() > nl + 1:
-            spans.append((nl + 1, m.end()))
-    for m in _HSPACE_RUN.finditer(text):
-        spans.append((m.start() + 1, m.end()))
-    for m in _EDGES.finditer(text):
-        spans.append(m.span())
+    n = len(text)
+    for m in _WHITESPACE_RUN.finditer(text):
+        s, e = m.span()
+        if s == 0 or e == n:
+            spans.append((s, e))
+            continue
+        nl = text.find("\n", s, e)
+        if nl >= 0:
+            if nl > s:
+                spans.append((s, nl))
+            if e > nl + 1:
+                spans.append((nl + 1, e))
+        elif e - s > 1:
+            spans.append((s + 1, e))
     return spans
 
 

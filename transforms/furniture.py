@@ -10,7 +10,8 @@ t2s and fullwidth-to-ASCII), so each is written once, in simplified script:
   line and its newline go.
 - ``inline``: only the match goes (the forum note can share a line).
 - ``block``: the named group ``cut`` goes; the pattern may look at the
-  blank lines around it (image captions).
+  blank lines around it (image captions). Start it with a literal (``\n\n``)
+  so the regex engine can skip ahead instead of trying every position.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def load_patterns(path: Path = FURNITURE_CSV) -> tuple[FurniturePattern, ...]:
         for row in csv.DictReader(fh):
             scope, pattern = row["scope"], row["pattern"]
             if scope == "line":
-                regex = re.compile(rf"^[ \t]*(?:{pattern})[ \t]*(?:\n|\Z)", re.MULTILINE)
+                regex = re.compile(rf"[ \t]*(?:{pattern})[ \t]*")
             elif scope in ("inline", "block"):
                 regex = re.compile(pattern, re.MULTILINE)
             else:
@@ -50,27 +51,38 @@ def load_patterns(path: Path = FURNITURE_CSV) -> tuple[FurniturePattern, ...]:
     return tuple(out)
 
 
+MAX_LINE = 200  # furniture lines are short; longer lines are body text and are not tried
+
+
 @lru_cache(maxsize=4)
 def _any_line_pattern(path: Path = FURNITURE_CSV) -> re.Pattern:
-    """All line patterns in one alternation, so a document is scanned once for them."""
+    """All line patterns in one alternation, so each line is tried once."""
     parts = [f"(?P<p{i}>{p.regex.pattern})" for i, p in enumerate(load_patterns(path)) if p.scope == "line"]
-    return re.compile("|".join(parts), re.MULTILINE)
+    return re.compile("|".join(parts))
 
 
 def furniture_spans(text: str, path: Path = FURNITURE_CSV) -> list[tuple[int, int, str]]:
-    """``(start, end, pattern name)`` of every piece of furniture in a canonical text."""
+    """``(start, end, pattern name)`` of every piece of furniture in a canonical text.
+
+    A ``line`` span includes the line's newline, so removing it leaves no gap.
+    """
     patterns = load_patterns(path)
     line_names = {f"p{i}": p.name for i, p in enumerate(patterns) if p.scope == "line"}
+    any_line = _any_line_pattern(path)
     spans = []
-    for m in _any_line_pattern(path).finditer(text):
-        spans.append((m.start(), m.end(), line_names[m.lastgroup]))
+    pos = 0
+    for line in text.split("\n"):
+        n = len(line)
+        if n <= MAX_LINE and (m := any_line.fullmatch(line)):
+            end = pos + n + 1 if pos + n < len(text) else pos + n
+            spans.append((pos, end, line_names[m.lastgroup]))
+        pos += n + 1
     for p in patterns:
         if p.scope == "inline":
             spans.extend((m.start(), m.end(), p.name) for m in p.regex.finditer(text))
         elif p.scope == "block":
             spans.extend((m.start("cut"), m.end("cut"), p.name) for m in p.regex.finditer(text))
     return sorted(spans)
-
 
 _DATE = re.compile(r"(?:发布日期|发布时间|更新时间|日期|时间|于)\s*:?\s*(?P<y>(?:19|20)\d{2})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})")
 _SOURCE = re.compile(r"(?:信息来源|文章来源|稿件来源)\s*:\s*(?P<s>[^\s|:]{2,30})")

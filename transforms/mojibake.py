@@ -20,6 +20,7 @@ Otherwise that character becomes U+FFFD and the run is reported unrepaired.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ _ASCII_END = re.compile(r"[A-Za-z0-9@\u20ac]")
 
 _TRAILS = tuple(range(0x40, 0x7F)) + tuple(range(0x80, 0xFF))
 _LEADS = tuple(range(0x81, 0xFF))
-_TOP = 12  # candidates kept per guessed position (by unigram probability)
+_TOP = 10  # candidates kept per guessed position (by unigram probability)
 _SPLIT_PENALTY = math.log(0.15)  # prior odds that a given pair vanished
 _LOST_PENALTY = -12.0  # score of a character we cannot know (and of '?', as found)
 _MARGIN = math.log(3.0)  # a guess must beat the runner-up by this factor
@@ -160,11 +161,16 @@ class _Scorer:
 
     def __init__(self, model: CharModel):
         self.m = model
+        self._cache = model._bi_cache
+        self._log_bi = model.log_bi
 
     def link(self, prev: str, nxt: str) -> float:
         if not nxt:
             return _LOST_PENALTY
-        return self.m.log_bi(prev[-1] if prev else None, nxt[0])
+        if not prev:
+            return self.m.log_uni(nxt[0])
+        v = self._cache.get(prev[-1] + nxt[0])
+        return v if v is not None else self._log_bi(prev[-1], nxt[0])
 
 
 def _options(cells, model: CharModel, scorer: _Scorer, left: str, right: str) -> list[list[_Option]]:
@@ -222,9 +228,9 @@ def _split_options(lead: int, trail: int) -> tuple[_Option, ...]:
     """
     model = char_model()
     vanish = _vanishing()
-    firsts = _candidates(lead, None, _LEADS, tuple(sorted(vanish)))[:5]
+    firsts = _candidates(lead, None, _LEADS, tuple(sorted(vanish)))[:4]
     seconds_all = tuple(sorted(set().union(*vanish.values()) & set(_LEADS)))
-    seconds = _candidates(None, trail, seconds_all, _TRAILS)[:5]
+    seconds = _candidates(None, trail, seconds_all, _TRAILS)[:4]
     out = []
     for a, sa in firsts:
         x = a.encode("gb18030")[1]
@@ -237,21 +243,30 @@ def _split_options(lead: int, trail: int) -> tuple[_Option, ...]:
 
 def _viterbi(opts: list[list[_Option]], scorer: _Scorer, left: str, right: str) -> tuple[float, list[int]]:
     """Best path through the options (bigram links between neighbours)."""
-    prev_scores = [scorer.link(left, o.simp) + o.inner for o in opts[0]]
+    link = scorer.link
+    prev_scores = [link(left, o.simp) + o.inner for o in opts[0]]
     back: list[list[int]] = []
     for k in range(1, len(opts)):
+        prev_opts = opts[k - 1]
         cur, ptr = [], []
-        for o in opts[k]:
-            best, arg = -math.inf, 0
-            for j, p in enumerate(opts[k - 1]):
-                s = prev_scores[j] + scorer.link(p.simp, o.simp)
-                if s > best:
-                    best, arg = s, j
-            cur.append(best + o.inner)
-            ptr.append(arg)
+        if len(prev_opts) == 1:
+            p0, s0 = prev_opts[0].simp, prev_scores[0]
+            for o in opts[k]:
+                cur.append(s0 + link(p0, o.simp) + o.inner)
+                ptr.append(0)
+        else:
+            for o in opts[k]:
+                osimp = o.simp
+                best, arg = -math.inf, 0
+                for j, p in enumerate(prev_opts):
+                    sc = prev_scores[j] + link(p.simp, osimp)
+                    if sc > best:
+                        best, arg = sc, j
+                cur.append(best + o.inner)
+                ptr.append(arg)
         prev_scores = cur
         back.append(ptr)
-    final = [s + (scorer.link(o.simp, right) if right else 0.0) for s, o in zip(prev_scores, opts[-1])]
+    final = [sc + (link(o.simp, right) if right else 0.0) for sc, o in zip(prev_scores, opts[-1])]
     j = max(range(len(final)), key=final.__getitem__)
     path = [j]
     for ptr in reversed(back):
@@ -385,3 +400,30 @@ def find_runs(text: str) -> list[MojibakeRun]:
         end, repair, ok, _ = best
         runs.append(MojibakeRun(s, end, text[s:end], repair, ok))
     return runs
+
+
+def _euro_or_replace(exc: UnicodeDecodeError) -> tuple[str, int]:
+    """Decode a lone 0x80 as '€' (the Windows code page 936 reading) and anything else as U+FFFD."""
+    if exc.object[exc.start:exc.start + 1] == b"\x80":
+        return "\u20ac", exc.start + 1
+    return LOST, exc.end
+
+
+_EURO_OR_REPLACE = "govfacts-euro-or-replace"
+codecs.register_error(_EURO_OR_REPLACE, _euro_or_replace)
+
+
+def shift_damage(span: str) -> str:
+    """What the damage does to ``span`` (for tests and for reading the case table).
+
+    Encode as GBK (ASCII punctuation as its fullwidth form, as the sites had
+    it), drop the first byte, decode with GB18030 replacing errors, drop
+    private-use characters, show each replacement and the lost byte as '?',
+    and make fullwidth ASCII ASCII again. Every run in the samples is
+    reproduced exactly by this from its original text.
+    """
+    fullwidth = {c: chr(ord(c) + 0xFEE0) for c in ",;:!?()"}
+    data = "".join(fullwidth.get(c, c) for c in span).encode("gbk")[1:]
+    decoded = "".join(c for c in data.decode("gb18030", _EURO_OR_REPLACE) if not "\ue000" <= c <= "\uf8ff")
+    out = "?" + decoded.replace(LOST, "?")
+    return "".join(chr(ord(c) - 0xFEE0) if "\uff01" <= c <= "\uff5e" else c for c in out)

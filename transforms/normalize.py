@@ -103,7 +103,7 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
     if runs:
         for r in runs:
             run_spans.append((int(doc.starts[r.start]), int(doc.ends[r.end - 1]), r.repaired))
-        doc.replace([(r.start, r.end, r.repair) for r in runs])
+        doc.replace([(r.start, r.end, r.repair) for r in runs], align_same_length=False)
         report.mojibake_found = len(runs)
         report.mojibake_repaired = sum(r.repaired for r in runs)
         report.mojibake_left = report.mojibake_found - report.mojibake_repaired

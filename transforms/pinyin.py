@@ -5,7 +5,8 @@ annotation is one syllable in parentheses right after a Han character; real
 parentheses hold Han text, numbers or list markers (``(犁市片区)``,
 ``(2021-2035年)``, ``(一)``) and are never touched. Tone-marked syllables are
 unambiguous; unmarked, numbered (``guan1``) or upper-case forms are accepted
-only when they parse as a pinyin syllable, so ``(GDP)`` or ``(PPP)`` stay.
+only when they parse as a pinyin syllable, and upper-case words only with a
+tone mark or number, so ``(GDP)``, ``(PPP)`` and ``(AI)`` stay.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ _MARKED_LOWER = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
 _MARKED_UPPER = "ĀÁǍÀĒÉĚÈĪÍǏÌŌÓǑÒŪÚǓÙǕǗǙǛŃŇǸḾ"
 _LETTERS = f"a-zA-ZüÜ{_MARKED_LOWER}{_MARKED_UPPER}"
 
-# A syllable in parentheses after a Han character, optionally after one space.
+# A syllable in parentheses (the Han character before it is checked in
+# ``annotation_spans``: a leading look-behind would stop the regex engine from
+# skipping straight to the next parenthesis).
 # group "marked": lower-case with a tone mark (unambiguous, accepted as is);
 # group "other": anything else short and alphabetic, checked by ``is_syllable``.
 _ANNOTATION = re.compile(
-    rf"(?<=[{_HAN}])[ \u3000]?[(（](?:(?P<marked>[a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}})|(?P<other>[{_LETTERS}]{{1,7}}[1-5]?))[)）]"
+    rf"[(（](?:(?P<marked>[a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}})|(?P<other>[{_LETTERS}]{{1,7}}[1-5]?))[)）]"
 )
+_IS_HAN = re.compile(rf"[{_HAN}]")
 # What is left when a mojibake run ate the '(' of an annotation: '?shù)'.
 _ORPHAN = re.compile(rf"(?<=\?)(?:[a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}})\)")
 
@@ -46,13 +50,24 @@ def is_syllable(word: str) -> bool:
     return bool(_SYLLABLE.fullmatch(w))
 
 
+def _accepted_form(word: str) -> bool:
+    """Tone-marked, tone-numbered or lower-case: an upper-case word without tones (AI, GDP) is an acronym."""
+    return word[-1].isdigit() or any(c in _MARKED_UPPER or c in _MARKED_LOWER for c in word) or word.islower()
+
+
 def annotation_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of ``text`` that are pinyin annotations to delete (space before the paren included)."""
+    """Spans of ``text`` that are pinyin annotations to delete (one space before the paren included)."""
     spans = []
+    is_han = _IS_HAN.match
     for m in _ANNOTATION.finditer(text):
+        s = m.start()
+        if s and text[s - 1] in " \u3000" and s > 1 and is_han(text[s - 2]):
+            s -= 1
+        elif not (s and is_han(text[s - 1])):
+            continue
         other = m.group("other")
-        if other is None or is_syllable(other):
-            spans.append(m.span())
+        if other is None or (_accepted_form(other) and is_syllable(other)):
+            spans.append((s, m.end()))
     return spans
 
 

@@ -1,0 +1,61 @@
+"""Normalization throughput beside bare OpenCC t2s, on the sample reports, in one run.
+
+    .venv/bin/python benchmarks/bench_normalize.py [--repeat N] [files ...]
+
+Both figures are MB/s of input bytes (UTF-8 files as they sit in seeds/reports).
+Each side gets one untimed warm-up pass (OpenCC dictionaries, the character
+model, candidate tables); then the best of ``--repeat`` timed passes is kept
+for each. The goal (issue 3) is a ratio of at least 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _best_pass(fn, items, repeat: int) -> float:
+    """Fastest wall time of ``repeat`` passes of ``fn`` over ``items``."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for item in items:
+            fn(item)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", type=Path)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    paths = args.files or sorted((ROOT / "seeds" / "reports").glob("*.txt"))
+
+    from transforms.normalize import converter, normalize_report
+
+    blobs = [p.read_bytes() for p in paths]
+    texts = [b.decode("utf-8") for b in blobs]
+    n_bytes = sum(len(b) for b in blobs)
+    t2s = converter("t2s")
+
+    for b, p in zip(blobs, paths):  # warm-up, untimed
+        normalize_report(b, p.name)
+    for t in texts:
+        t2s.convert(t)
+
+    opencc_s = _best_pass(t2s.convert, texts, args.repeat)
+    norm_s = _best_pass(lambda b: normalize_report(b), blobs, args.repeat)
+    opencc_mbs = n_bytes / opencc_s / 1e6
+    norm_mbs = n_bytes / norm_s / 1e6
+    print(f"samples: {len(paths)} files, {n_bytes / 1e6:.3f} MB, best of {args.repeat} passes")
+    print(f"bare OpenCC t2s (str -> str):          {opencc_mbs:8.1f} MB/s")
+    print(f"normalize_report (bytes -> canonical): {norm_mbs:8.1f} MB/s")
+    print(f"ratio normalize / OpenCC:              {norm_mbs / opencc_mbs:8.2f}  (goal >= 0.50)")
+
+
+if __name__ == "__main__":
+    main()

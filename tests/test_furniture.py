@@ -1,0 +1,42 @@
+"""Page furniture removal: the case table runs through the whole normalize stage."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from transforms.furniture import FURNITURE_CSV, furniture_spans, load_patterns, page_metadata
+from transforms.normalize import normalize_text
+
+CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "furniture.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_furniture_case(case):
+    assert normalize_text(case["text"]).text == case["expected"]
+
+
+def test_case_table_has_negatives():
+    assert sum(c["id"].startswith("neg-") for c in CASES) >= 6
+
+
+def test_patterns_are_data_and_compile():
+    rows = list(csv.DictReader(FURNITURE_CSV.open(encoding="utf-8")))
+    assert {r["scope"] for r in rows} <= {"line", "inline", "block"}
+    assert len(load_patterns()) == len(rows)
+    for r in rows:
+        re.compile(r["pattern"])
+        assert r["note"], f"pattern {r['name']} needs a note saying where it was seen"
+
+
+def test_metadata_survives_removal():
+    text = "信息来源: 甘肃日报 发布日期: 2021-12-03 09:06 浏览次数:\n正文。"
+    spans = furniture_spans(text)
+    assert page_metadata(text, spans) == ("2021-12-03", "甘肃日报")
+    norm = normalize_text(text)
+    assert (norm.report.published, norm.report.source) == ("2021-12-03", "甘肃日报")
+    assert norm.report.furniture_lines_removed == 1 and norm.report.furniture_patterns == ["page_meta"]

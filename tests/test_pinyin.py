@@ -1,0 +1,49 @@
+"""Pinyin annotation stripping: the case table (positives and must-stay negatives)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from transforms.pinyin import annotation_spans, is_syllable, orphan_spans
+
+CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "pinyin.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _strip(text: str, spans: list[tuple[int, int]]) -> str:
+    out, pos = [], 0
+    for s, e in spans:
+        out.append(text[pos:s])
+        pos = e
+    return "".join(out) + text[pos:]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_pinyin_case(case):
+    assert _strip(case["text"], annotation_spans(case["text"])) == case["expected"]
+
+
+def test_case_table_has_negatives():
+    assert sum(c["text"] == c["expected"] for c in CASES) >= 10
+
+
+def test_seed_004_has_over_1200_annotations_and_none_survive():
+    text = (Path(__file__).parent.parent / "seeds" / "reports" / "004_120e032f470836ab.txt").read_text(encoding="utf-8")
+    spans = annotation_spans(text)
+    assert len(spans) > 1200
+    rest = _strip(text, spans)
+    assert not annotation_spans(rest)
+    assert "(犁市片区)" in rest.replace("當", "当") or "(犁市" in rest  # real parentheses survive
+    assert "(2021-2035年)" in rest
+
+
+def test_orphan_remnant_after_mojibake_question_mark():
+    text = "魚龜?shù)戎鲗?dǎo)產"
+    assert _strip(text, orphan_spans(text)) == "魚龜?戎鲗?產"
+
+
+@pytest.mark.parametrize("word,ok", [("guān", True), ("zhuàng", True), ("lǜ", True), ("guan1", True), ("gdp", False), ("ppp", False), ("x", False)])
+def test_is_syllable(word, ok):
+    assert is_syllable(word) is ok
