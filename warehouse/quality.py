@@ -25,13 +25,16 @@ def _frame(settings: Settings, sql: str, params: list | None = None) -> pd.DataF
         con.close()
 
 
-def published_facts(settings: Settings) -> pd.DataFrame:
+def published_facts(settings: Settings, regions: list[str] | None = None) -> pd.DataFrame:
     """Facts the warehouse publishes now (errors excluded): what a new run's facts are compared with.
 
+    ``regions`` limits them to the regions a validation group talks about (the rules
+    across documents compare within a region), so memory follows the group, not the corpus.
     An empty frame when there is no warehouse yet (the first run compares with nothing).
     """
+    where, params = ("WHERE region IN (SELECT unnest(?))", [sorted(set(regions))]) if regions is not None else ("", [])
     try:
-        return _frame(settings, f"SELECT {FACT_FIELDS} FROM facts_published")
+        return _frame(settings, f"SELECT {FACT_FIELDS} FROM facts_published {where}", params)
     except FileNotFoundError:
         return pd.DataFrame(columns=[c.strip().strip('"') for c in FACT_FIELDS.split(",")])
 

@@ -1,0 +1,117 @@
+"""Every expectation, positive and negative, on crafted facts run through the real GX suite.
+
+The cases live in tests/cases/expectations.jsonl. Each case gets its own region
+and documents, so all of them are validated in ONE GX run (a run costs seconds
+whatever its size) without one case's facts meeting another's in the rules
+across facts. A negative case names the fact that must fail, the status it must
+get and the words of the message; a positive case's facts must all pass.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from expectations import custom
+from expectations.facts_suite import SUITE_NAME, build_checks, validate_facts
+
+CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "expectations.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+BASE = dict(indicator="gdp", measure="level", value=100.0, unit="亿元", value_base=1e10, unit_base="CNY", period="2023",
+            kind="actual", qualifier=None, start=0, end=0, rule="test", region_level="county", report_year=2024,
+            preliminary=False, mojibake_overlap=False, raw_start=None, raw_end=None)
+
+
+def _fact(case: str, i: int, spec: dict, prefix: str = "") -> dict:
+    """A complete fact row from a case's partial spec: own region, own document, an evidence holding the value."""
+    spec = dict(spec)
+    doc = spec.pop("doc", "a")
+    f = dict(BASE, **spec)
+    f.setdefault("fact_id", f"{case}-{prefix}{i}")
+    f["doc_id"] = f"{case}-{prefix}{doc}"
+    f["region"] = f"{case}区"
+    if "evidence" not in spec:
+        f["evidence"] = f"{f['indicator']}为{f['value']:g}{f['unit']}"
+    if "end" not in spec:
+        f["end"] = f["start"] + len(f["evidence"])
+    return f
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    """All cases validated together by the real suite."""
+    facts, published, texts = [], [], {}
+    for c in CASES:
+        facts += [_fact(c["id"], i, s) for i, s in enumerate(c["facts"])]
+        published += [_fact(c["id"], i, s, prefix="published-") for i, s in enumerate(c.get("published", []))]
+        if "text" in c:
+            texts[f"{c['id']}-a"] = c["text"]
+    return validate_facts(pa.Table.from_pylist(facts), pd.DataFrame(published), texts)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["flag"] is not None], ids=lambda c: c["id"])
+def test_a_bad_fact_fails_its_expectation_with_the_expected_message(outcome, case):
+    fid = _fact(case["id"], case["flag"], case["facts"][case["flag"]])["fact_id"]
+    assert case["expectation"] in outcome.failed[fid], (outcome.failed[fid], outcome.messages[fid])
+    assert outcome.status[fid] == case["status"]
+    assert any(case["message"] in m for m in outcome.messages[fid]), outcome.messages[fid]
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c["flag"] is None], ids=lambda c: c["id"])
+def test_a_good_fact_passes_every_expectation(outcome, case):
+    for i, spec in enumerate(case["facts"]):
+        fid = _fact(case["id"], i, spec)["fact_id"]
+        assert outcome.status[fid] == "passed", (fid, outcome.messages[fid])
+
+
+def test_every_expectation_has_a_negative_and_a_positive_case():
+    names = {c.expectation_type for c in custom.ALL_EXPECTATIONS}
+    assert names == {c["expectation"] for c in CASES if c["flag"] is not None}
+    assert names == {c["expectation"] for c in CASES if c["flag"] is None}
+    assert names == {c.name for c in build_checks()}, "every expectation class is in the suite"
+
+
+@pytest.mark.parametrize("cls", custom.ALL_EXPECTATIONS, ids=lambda c: c.__name__)
+def test_expectations_are_sentences_with_a_description_and_a_severity(cls):
+    assert re.fullmatch(r"expect_[a-z]+(_[a-z]+)*_to_[a-z]+(_[a-z]+)*", cls.expectation_type), cls.expectation_type
+    description = cls.__fields__["description"].default
+    assert description and len(description) > 20 and not description.startswith("expect_")
+    assert custom.severity_word(cls.__fields__["severity"].default) in ("error", "warning")
+
+
+def test_the_stored_configuration_keeps_bounds_severity_and_description():
+    """GX drops class defaults when serializing; ours are written out so results and Data Docs stay faithful."""
+    config = custom.ExpectStatedGrowthToMatchImpliedGrowth().configuration
+    assert config.kwargs["column"] == "dq_growth_gap" and config.kwargs["max_value"] == 5
+    assert config.severity.value == "warning"
+    assert config.description.startswith("Stated growth")
+
+
+def test_results_cover_every_expectation_and_name_the_failed_facts(outcome):
+    assert len(outcome.results) == len(build_checks())
+    assert {r["suite"] for r in outcome.results} == {SUITE_NAME}
+    growth = [r for r in outcome.results if r["expectation"] == "expect_growth_rates_to_be_in_range" and r["scope"] == "indicator gdp"]
+    assert len(growth) == 1 and not growth[0]["success"]
+    bad = json.loads(growth[0]["unexpected_fact_ids"])
+    assert bad == ["growth_66_percent-0"]
+    assert json.loads(growth[0]["unexpected_messages"])["growth_66_percent-0"].startswith("gdp growth 66%")
+    assert json.loads(growth[0]["gx_result"])["expectation_config"]["type"] == "expect_growth_rates_to_be_in_range"
+
+
+def test_conflicts_are_listed_with_both_evidences(outcome):
+    c = outcome.conflicts
+    row = c[c["region"] == "documents_disagree区"].iloc[0]
+    assert {row["left_value"], row["right_value"]} == {425.16, 452.16}
+    assert {row["left_evidence"], row["right_evidence"]} == {"全年生产总值达到425.16亿元", "2023年生产总值452.16亿元"}
+
+
+def test_an_empty_run_reports_every_expectation_with_nothing_checked():
+    from transforms.schema import FACT_SCHEMA
+
+    empty = FACT_SCHEMA.empty_table().append_column("fact_id", pa.array([], pa.string()))
+    v = validate_facts(empty)
+    assert len(v.results) == len(build_checks()) and all(r["success"] and r["element_count"] == 0 for r in v.results)
