@@ -1,8 +1,20 @@
-"""The govfacts DAG: stage -> normalize -> extract -> validate -> load.
+"""The govfacts DAG: stage -> plan -> (normalize -> extract -> spill) per batch -> validate -> load.
 
-The flow body only calls tasks in order; each task wraps one plain function
-and adds retries and logging. Work is batched so Prefect's per-task overhead
-stays small next to the work.
+The flow body only calls tasks; each task wraps plain functions and adds retries
+and logging. Three properties matter at scale (60,000 reports):
+
+* incremental: ``plan`` skips every content hash the warehouse has already loaded at
+  this ``pipeline_version`` (hash of transforms/, expectations/ and seeds/*.csv), so
+  an unchanged re-run does almost nothing and a change of code or reference data
+  re-processes everything it can affect;
+* batched: documents move in batches of ``batch_size`` so Prefect's per-task overhead
+  (≈10 ms) is small next to the work, and GX validates ``validate_batch_size``
+  documents' facts per call (a GX run costs ≈1.3 s whatever its size);
+* streaming: batches are written as Parquet parts into a run-scoped directory and at
+  most a few are in flight, so memory does not grow with the corpus; ``load`` inserts
+  all parts in ONE DuckLake transaction (one snapshot per run, none when nothing changed).
+
+The task runner (threads, processes, Dask) is a setting: see govfacts/runners.py.
 """
 
 from __future__ import annotations
@@ -10,18 +22,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import socket
+import threading
+import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
+from prefect.runtime import flow_run as current_flow_run
 
-from expectations.facts_suite import validate_facts
+from expectations.artifact import by_expectation, validation_markdown
+from expectations.facts_suite import merge_result_rows, validate_facts
+from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
 from transforms.documents import NORMALIZED_SCHEMA, normalized_row, row_normalized
@@ -30,7 +51,9 @@ from transforms.extract import extract_document
 from transforms.normalize import normalize_report
 from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
 from transforms.stage import StageResult, stage_inbox
-from warehouse.load import LoadBatch, known_documents, load_batch, open_for_write, current_snapshot, writer_lock
+from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
+from warehouse.quality import published_facts
+from warehouse.parts import known_source_names, known_stage_rejects, load_parts, write_part
 
 
 @dataclass
@@ -56,6 +79,12 @@ class RunSummary:
     changed: bool = False
     warehouse: str = ""
     quarantined: list[dict] = field(default_factory=list)
+    processed: list[str] = field(default_factory=list)  # source paths (first name) of the documents this run processed
+    renamed: int = 0  # already-loaded documents seen under a new file name (names recorded, not re-processed)
+    batches: int = 0
+    task_runner: str = ""
+    seconds: float = 0.0  # wall time of the flow body
+    stage_seconds: dict = field(default_factory=dict)  # stage -> [wall, cpu] seconds inside task bodies run in this process
 
     @property
     def reconciles(self) -> bool:
@@ -92,21 +121,64 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), max(1, size))]
 
 
+# -- stage timings ------------------------------------------------------------------------------
+# Each task body records its wall and CPU (thread) time per flow run, so a run can say where its
+# time went and how much was orchestration. Only tasks executed in the flow's own process (the
+# default threads runner) are visible to the flow; remote workers keep their own clocks.
+
+_CLOCK: dict[str, Counter] = {}
+_CLOCK_LOCK = threading.Lock()
+
+
+@contextmanager
+def _timed(stage: str) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        key = str(current_flow_run.id)
+        with _CLOCK_LOCK:
+            c = _CLOCK.setdefault(key, Counter())
+            c[f"{stage}.wall"] += time.perf_counter() - wall
+            c[f"{stage}.cpu"] += time.thread_time() - cpu
+
+
+def _stage_seconds(flow_run_id: str) -> dict[str, list[float]]:
+    """stage -> [wall, cpu] seconds recorded for this flow run (and forget them)."""
+    with _CLOCK_LOCK:
+        c = _CLOCK.pop(flow_run_id, Counter())
+    stages = sorted({k.rsplit(".", 1)[0] for k in c})
+    return {s: [round(c[f"{s}.wall"], 3), round(c[f"{s}.cpu"], 3)] for s in stages}
+
+
+# -- tasks ----------------------------------------------------------------------------------------
+
+
 @task(retries=2, retry_delay_seconds=1)
 def stage(inbox: str, staging: str, max_bytes: int = 64 * 1024 * 1024) -> StageResult:
     """Copy the inbox content-addressed into staging."""
-    result = stage_inbox(Path(inbox), Path(staging), max_bytes)
+    with _timed("stage"):
+        result = stage_inbox(Path(inbox), Path(staging), max_bytes)
     _fault("stage")
     return result
 
 
+@dataclass
+class Plan:
+    """What the warehouse already holds at this code version."""
+
+    known: set[str]  # content hashes loaded as documents or quarantined files
+    names: dict[str, list[str]]  # doc_id -> recorded file names
+    stage_rejects: set[tuple[str, str]]  # (source_path, reason) already quarantined at staging
+
+
 @task(retries=2, retry_delay_seconds=1)
-def plan(settings: Settings, version: str) -> set[str]:
+def plan(settings: Settings, version: str) -> Plan:
     """Content hashes this code version has already loaded (they are skipped)."""
-    with writer_lock(settings):
+    with _timed("plan"), writer_lock(settings):
         con = open_for_write(settings)
         try:
-            return known_documents(con, version)
+            return Plan(known_documents(con, version), known_source_names(con, version), known_stage_rejects(con, version))
         finally:
             con.close()
 
@@ -115,16 +187,18 @@ def plan(settings: Settings, version: str) -> set[str]:
 def normalize(batch: list[StagedFile]) -> tuple[pa.Table, list[dict]]:
     """Normalize a batch of staged files; undecodable ones become quarantine records."""
     rows, rejected = [], []
-    for f in batch:
-        try:
-            norm = normalize_report(Path(f.staged_path).read_bytes(), f.source_path)
-        except InputRejected as exc:
-            rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None,
-                                 stage="normalize", reason=exc.reason, detail=exc.message, evidence=None))
-            continue
-        rows.append(normalized_row(norm, f.sha256, f.source_path, f.staged_path, f.n_bytes))
+    with _timed("normalize"):
+        for f in batch:
+            try:
+                norm = normalize_report(Path(f.staged_path).read_bytes(), f.source_path)
+            except InputRejected as exc:
+                rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None,
+                                     stage="normalize", reason=exc.reason, detail=exc.message, evidence=None))
+                continue
+            rows.append(normalized_row(norm, f.sha256, f.source_path, f.staged_path, f.n_bytes))
+        table = pa.Table.from_pylist(rows, schema=NORMALIZED_SCHEMA)
     _fault("normalize")
-    return pa.Table.from_pylist(rows, schema=NORMALIZED_SCHEMA), rejected
+    return table, rejected
 
 
 def fact_id(row: dict) -> str:
@@ -134,23 +208,16 @@ def fact_id(row: dict) -> str:
 
 
 @task(retries=2, retry_delay_seconds=1)
-def extract(normalized: pa.Table) -> pa.Table:
+def extract(normalized: tuple[pa.Table, list[dict]] | pa.Table) -> pa.Table:
     """Extract the facts of a batch of normalized documents."""
+    table = normalized[0] if isinstance(normalized, tuple) else normalized
     facts = []
-    for row in normalized.to_pylist():
-        facts.extend(extract_document(row_normalized(row), row["doc_id"]))
+    with _timed("extract"):
+        for row in table.to_pylist():
+            facts.extend(extract_document(row_normalized(row), row["doc_id"]))
+        out = facts_to_table(facts)
     _fault("extract")
-    return facts_to_table(facts)
-
-
-@task
-def validate(facts: pa.Table) -> dict:
-    """Run the GX suite on the run's facts."""
-    ids = [fact_id(r) for r in facts.select(["doc_id", "indicator", "measure", "period", "kind", "start", "end", "value"]).to_pylist()]
-    facts = facts.append_column("fact_id", pa.array(ids, pa.string()))
-    outcome = validate_facts(facts)
-    _fault("validate")
-    return dict(facts=facts, status=outcome.status, failed=outcome.failed, results=outcome.results)
+    return out
 
 
 def _documents_table(normalized: pa.Table, facts: pa.Table, names: dict[str, list[str]], version: str, run_id: str) -> pa.Table:
@@ -170,10 +237,89 @@ def _documents_table(normalized: pa.Table, facts: pa.Table, names: dict[str, lis
     return pa.Table.from_pylist(rows)
 
 
+@task(retries=2, retry_delay_seconds=1)
+def spill(normalized: tuple[pa.Table, list[dict]], facts: pa.Table, names: dict[str, list[str]], parts: str,
+          label: str, version: str, run_id: str) -> dict:
+    """Write a batch's documents, texts and file quarantine records as Parquet parts; return counts only."""
+    table, rejected = normalized
+    with _timed("spill"):
+        for r in rejected:
+            r.update(pipeline_version=version, run_id=run_id)
+        docs = _documents_table(table, facts, names, version, run_id)
+        write_part(Path(parts), "documents", label, docs)
+        write_part(Path(parts), "document_text", label, table.select(["doc_id", "text", "raw_text"]))
+        if rejected:
+            write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejected))
+    return dict(documents=docs.num_rows, processed=docs.column("source_path").to_pylist() if docs.num_rows else [],
+                rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
+
+
+@task
+def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, normalized: list | None = None) -> dict:
+    """Run the GX suite on the facts of a group of batches (one GX run costs ≈1 s, so groups are large).
+
+    Rules across documents compare with the facts the warehouse already publishes for the
+    group's regions; ``normalized`` (the group's normalize results) lets GX check evidence offsets.
+    """
+    with _timed("validate"):
+        if isinstance(facts, list):
+            facts = pa.concat_tables(facts) if facts else FACT_SCHEMA.empty_table()
+        ids = [fact_id(r) for r in facts.select(["doc_id", "indicator", "measure", "period", "kind", "start", "end", "value"]).to_pylist()]
+        facts = facts.append_column("fact_id", pa.array(ids, pa.string()))
+        regions = [r for r in set(facts.column("region").to_pylist()) if r]
+        published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
+        texts = {d: t for n in (normalized or []) for d, t in zip(*(n[0] if isinstance(n, tuple) else n).select(["doc_id", "text"]).to_pydict().values())}
+        outcome = validate_facts(facts, published, texts if normalized is not None else None)
+    _fault("validate")
+    return dict(facts=facts, status=outcome.status, failed=outcome.failed, results=outcome.results, messages=outcome.messages)
+
+
+def publish_facts(checked: dict, version: str, run_id: str) -> tuple[pa.Table, list[dict]]:
+    """Facts with their dq status and provenance columns, and the quarantine records of those that failed."""
+    facts = checked["facts"]
+    ids = facts.column("fact_id").to_pylist()
+    status = [checked["status"][i] for i in ids]
+    failed = [",".join(checked["failed"][i]) for i in ids]
+    facts = facts.append_column("pipeline_version", pa.array([version] * facts.num_rows, pa.string()))
+    facts = facts.append_column("run_id", pa.array([run_id] * facts.num_rows, pa.string()))
+    facts = facts.append_column("dq_status", pa.array(status, pa.string()))
+    facts = facts.append_column("dq_failed", pa.array(failed, pa.string()))
+    rejects = [dict(item="fact", source_path=None, sha256=r["doc_id"], fact_id=r["fact_id"], stage="validate",
+                    reason=r["dq_failed"], detail="; ".join(checked.get("messages", {}).get(r["fact_id"]) or [])
+                    or f"{r['indicator']} {r['measure']} {r['value']:g}{r['unit']} ({r['period']}, {r['kind']}) failed: {r['dq_failed']}",
+                    evidence=r["evidence"], pipeline_version=version, run_id=run_id)
+               for r in facts.select(["doc_id", "fact_id", "indicator", "measure", "value", "unit", "period", "kind", "evidence", "dq_status", "dq_failed"]).to_pylist()
+               if r["dq_status"] == "error"]
+    return facts, rejects
+
+
+@task(retries=2, retry_delay_seconds=1)
+def spill_facts(checked: dict, parts: str, label: str, version: str, run_id: str) -> dict:
+    """Write a validated group's facts and fact quarantine records as Parquet parts; return counts and GX results."""
+    with _timed("spill"):
+        facts, rejects = publish_facts(checked, version, run_id)
+        write_part(Path(parts), "facts", label, facts)
+        if rejects:
+            write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejects))
+        status = Counter(facts.column("dq_status").to_pylist())
+    return dict(facts=facts.num_rows, quarantined=status["error"], warned=status["warning"], results=checked["results"])
+
+
+def merge_dq_results(groups: list[list[dict]]) -> list[dict]:
+    """One dq_results row per expectation for the whole run, from the rows of each validated group.
+
+    Counts add up and failed ids, messages and GX results are united (expectations/facts_suite.py).
+    """
+    return merge_result_rows(groups)
+
+
 @task(retries=1, retry_delay_seconds=2)
-def load(settings: Settings, batch: LoadBatch) -> int | None:
-    """Write the run as one snapshot (nothing when nothing changed)."""
-    return load_batch(settings, batch)
+def load(settings: Settings, run: dict, parts: str, processed: list[str], dq_results: list[dict],
+         renamed: dict[str, list[str]]) -> int | None:
+    """Write the run's parts as one snapshot (nothing when nothing changed)."""
+    with _timed("load"):
+        dq = pa.Table.from_pylist(dq_results) if dq_results else pa.table({"snapshot_id": pa.array([], pa.int64())})
+        return load_parts(settings, run, Path(parts), processed, dq, renamed)
 
 
 @task
@@ -186,84 +332,169 @@ def current(settings: Settings) -> int:
         con.close()
 
 
+# -- the run directory ------------------------------------------------------------------------------
+
+
+def spill_dir(settings: Settings, run_id: str) -> Path:
+    """Run-scoped directory of Parquet parts, beside the staging area (shared with remote workers)."""
+    return settings.warehouse / "spill" / run_id
+
+
+def open_spill(settings: Settings, run_id: str) -> Path:
+    """Create this run's part directory, recording its owner so a crashed run's parts can be swept."""
+    sweep_spills(settings)
+    d = spill_dir(settings, run_id)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "owner.json").write_text(json.dumps(dict(host=socket.gethostname(), pid=os.getpid())))
+    return d
+
+
+def sweep_spills(settings: Settings) -> list[Path]:
+    """Remove part directories of runs that died on this host (their owner process is gone)."""
+    removed = []
+    root = settings.warehouse / "spill"
+    for d in sorted(root.glob("*")) if root.is_dir() else []:
+        try:
+            owner = json.loads((d / "owner.json").read_text())
+        except (OSError, ValueError):
+            owner = dict(host=socket.gethostname(), pid=-1)
+        if owner.get("host") != socket.gethostname() or _alive(int(owner.get("pid", -1))):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _artifact(summary: RunSummary, results: list[dict]) -> None:
-    lines = [f"# govfacts run {summary.run_id}", "",
-             f"files in {summary.files_in} · documents {summary.documents} · quarantined files {summary.files_quarantined} · "
-             f"facts {summary.facts_extracted} (published {summary.facts_published}, quarantined {summary.facts_quarantined}) · "
-             f"snapshot {summary.snapshot_id}", "",
-             "| expectation | scope | severity | checked | failed | ok |", "|---|---|---|---|---|---|"]
-    for r in results:
-        if r["element_count"] or not r["success"]:
-            lines.append(f"| {r['expectation']} | {r['scope']} | {r['severity']} | {r['element_count']} | {r['unexpected_count']} | {'✅' if r['success'] else '❌'} |")
-    create_markdown_artifact(markdown="\n".join(lines), key="govfacts-validation", description="govfacts validation summary")
+    """A markdown artifact (counts in = out, expectations, why facts failed) and a table artifact per expectation."""
+    create_markdown_artifact(markdown=validation_markdown(asdict(summary), results), key="govfacts-validation",
+                             description="govfacts validation summary")
+    create_table_artifact(table=by_expectation(results), key="govfacts-expectations",
+                          description="govfacts expectations: facts checked and failed, per expectation")
 
 
-@flow(name="govfacts-ingest", log_prints=True)
-def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: str = "", batch_size: int = 25) -> dict:
-    """Stage, normalize, extract, validate and load the reports in ``inbox``."""
+# -- the flow ---------------------------------------------------------------------------------------
+
+
+def _in_flight(settings: Settings) -> int:
+    """Batches allowed in flight at once: enough to keep every worker busy, few enough to bound memory."""
+    return 2 * max(1, settings.max_workers) + 1
+
+
+@flow(name="govfacts-ingest", log_prints=True, task_runner=make_task_runner(load_settings()))
+def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: str = "", batch_size: int | None = None) -> dict:
+    """Stage, normalize, extract, validate and load the reports in ``inbox`` (only what is new at this code version)."""
+    t0 = time.perf_counter()
     settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, postgres_dsn=postgres_dsn or None, batch_size=batch_size)
     version = pipeline_version()
     ctx = get_run_context()
-    summary = RunSummary(run_id=uuid.uuid4().hex[:12], flow_run_id=str(ctx.flow_run.id), code_version=version, warehouse=str(settings.warehouse))
+    summary = RunSummary(run_id=uuid.uuid4().hex[:12], flow_run_id=str(ctx.flow_run.id), code_version=version,
+                         warehouse=str(settings.warehouse), task_runner=type(ctx.task_runner).__name__)
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
     known = plan(settings, version)
-    todo = [f for f in staged.staged if f.sha256 not in known]
+    todo = [f for f in staged.staged if f.sha256 not in known.known]
+    rejected = [r for r in staged.rejected
+                if not (r.get("sha256") in known.known or (r["source_path"], r["reason"]) in known.stage_rejects)]
     summary.files_in, summary.staged = staged.files_in, len(staged.staged)
-    summary.skipped = sum(len(staged.names[f.sha256]) for f in staged.staged if f.sha256 in known)
-    normalized = [normalize.submit(b) for b in _chunks(todo, settings.batch_size)]
-    extracted = [(n, extract.submit(n.result()[0])) for n in normalized]
-    norm_tables, fact_tables, rejected = [], [], list(staged.rejected)
-    for n, e in extracted:
-        table, bad = n.result()
-        norm_tables.append(table)
-        rejected.extend(bad)
-        fact_tables.append(e.result())
-    norm_all = pa.concat_tables(norm_tables) if norm_tables else NORMALIZED_SCHEMA.empty_table()
-    facts = pa.concat_tables(fact_tables) if fact_tables else FACT_SCHEMA.empty_table()
-    checked = validate(facts)
-    facts = checked["facts"]
-    status = [checked["status"][i] for i in facts.column("fact_id").to_pylist()]
-    failed = [",".join(checked["failed"][i]) for i in facts.column("fact_id").to_pylist()]
-    facts = facts.append_column("pipeline_version", pa.array([version] * facts.num_rows, pa.string()))
-    facts = facts.append_column("run_id", pa.array([summary.run_id] * facts.num_rows, pa.string()))
-    facts = facts.append_column("dq_status", pa.array(status, pa.string()))
-    facts = facts.append_column("dq_failed", pa.array(failed, pa.string()))
-    fact_rejects = [dict(item="fact", source_path=None, sha256=r["doc_id"], fact_id=r["fact_id"], stage="validate",
-                         reason=r["dq_failed"], detail=f"{r['indicator']} {r['measure']} {r['value']:g}{r['unit']} ({r['period']}, {r['kind']}) failed: {r['dq_failed']}",
-                         evidence=r["evidence"])
-                    for r in facts.select(["doc_id", "fact_id", "indicator", "measure", "value", "unit", "period", "kind", "evidence", "dq_status", "dq_failed"]).to_pylist()
-                    if r["dq_status"] == "error"]
+    summary.skipped = sum(len(staged.names[f.sha256]) for f in staged.staged if f.sha256 in known.known)
+    summary.skipped += len(staged.rejected) - len(rejected)
+    renamed = {f.sha256: known.names[f.sha256] + [n for n in staged.names[f.sha256] if n not in known.names[f.sha256]]
+               for f in staged.staged if f.sha256 in known.names and set(staged.names[f.sha256]) - set(known.names[f.sha256])}
+    summary.renamed = len(renamed)
     for r in rejected:
         r.update(pipeline_version=version, run_id=summary.run_id)
-    for r in fact_rejects:
-        r.update(pipeline_version=version, run_id=summary.run_id)
-    summary.documents = norm_all.num_rows
-    summary.files_quarantined = len(rejected)
-    quarantined_shas = {r["sha256"] for r in rejected}
-    summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
-    summary.files_quarantined += sum(len(staged.names[s]) - 1 for s in quarantined_shas if s in staged.names)
-    summary.facts_extracted = facts.num_rows
-    summary.facts_quarantined = status.count("error")
-    summary.facts_warned = status.count("warning")
-    summary.facts_published = summary.facts_extracted - summary.facts_quarantined
-    summary.expectations_passed = sum(r["success"] for r in checked["results"])
-    summary.expectations_failed = sum(not r["success"] for r in checked["results"])
-    summary.quarantined = [{k: r[k] for k in ("source_path", "reason", "detail")} for r in rejected]
-    run = dict(run_id=summary.run_id, flow_run_id=summary.flow_run_id, started_at=started,
-               finished_at=datetime.now(timezone.utc).replace(tzinfo=None), code_version=version,
-               inputs_manifest_hash=staged.manifest_hash, files_in=summary.files_in, documents=summary.documents,
-               files_quarantined=summary.files_quarantined, files_skipped=summary.skipped,
-               facts_extracted=summary.facts_extracted, facts_published=summary.facts_published,
-               facts_quarantined=summary.facts_quarantined, expectations_passed=summary.expectations_passed,
-               expectations_failed=summary.expectations_failed)
-    batch = LoadBatch(run=run, documents=_documents_table(norm_all, facts, staged.names, version, summary.run_id),
-                      document_text=norm_all.select(["doc_id", "text", "raw_text"]), facts=facts,
-                      quarantine=pa.Table.from_pylist(rejected + fact_rejects) if rejected or fact_rejects else pa.table({"item": pa.array([], pa.string())}),
-                      dq_results=pa.Table.from_pylist([dict(r, run_id=summary.run_id, snapshot_id=0) for r in checked["results"]]) if todo else pa.table({"run_id": pa.array([], pa.string())}))
-    snap = load(settings, batch)
+
+    parts = open_spill(settings, summary.run_id)
+    try:
+        if rejected:
+            write_part(parts, "quarantine", "stage", pa.Table.from_pylist(rejected))
+        dq_groups: list[list[dict]] = []
+        spilled: deque = deque()  # futures of batches being written, oldest first
+        group: list = []  # extract futures whose facts await validation
+        group_norms: list = []  # their normalize futures (texts, for the evidence-offset expectation)
+        group_docs, n_groups = 0, 0
+
+        def absorb(result: dict) -> None:
+            summary.documents += result["documents"]
+            summary.processed.extend(result["processed"])
+            rejected.extend(result["rejected"])
+
+        def settle(result: dict) -> None:
+            summary.facts_extracted += result["facts"]
+            summary.facts_quarantined += result["quarantined"]
+            summary.facts_warned += result["warned"]
+            dq_groups.append(result["results"])
+
+        checks: deque = deque()  # futures of validated groups being written
+        batches = _chunks(todo, settings.batch_size)
+        summary.batches = len(batches)
+        for i, batch in enumerate(batches):
+            label = f"b{i:06d}"
+            names = {f.sha256: staged.names[f.sha256] for f in batch}
+            n = normalize.submit(batch)
+            e = extract.submit(n)
+            spilled.append(spill.submit(n, e, names, str(parts), label, version, summary.run_id))
+            group.append(e)
+            group_norms.append(n)
+            group_docs += len(batch)
+            if group_docs >= settings.validate_batch_size or i == len(batches) - 1:
+                checks.append(spill_facts.submit(validate.submit(group, settings, group_norms), str(parts), f"v{n_groups:06d}", version, summary.run_id))
+                group, group_norms, group_docs, n_groups = [], [], 0, n_groups + 1
+            while len(spilled) > _in_flight(settings):
+                absorb(spilled.popleft().result())
+            while len(checks) > 1:
+                settle(checks.popleft().result())
+            del n, e
+        while spilled:
+            absorb(spilled.popleft().result())
+        while checks:
+            settle(checks.popleft().result())
+        if not todo:  # an empty run still reports the suite (nothing checked)
+            dq_groups.append([])
+
+        summary.facts_published = summary.facts_extracted - summary.facts_quarantined
+        file_rejects = [r for r in rejected]
+        summary.files_quarantined = len(file_rejects)
+        quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
+        summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
+        summary.files_quarantined += sum(len(staged.names[s]) - 1 for s in quarantined_shas if s in staged.names)
+        results = merge_dq_results(dq_groups)
+        summary.expectations_passed = sum(r["success"] for r in results)
+        summary.expectations_failed = sum(not r["success"] for r in results)
+        summary.quarantined = [{k: r[k] for k in ("source_path", "reason", "detail")} for r in file_rejects]
+        run = dict(run_id=summary.run_id, flow_run_id=summary.flow_run_id, started_at=started,
+                   finished_at=datetime.now(timezone.utc).replace(tzinfo=None), code_version=version,
+                   inputs_manifest_hash=staged.manifest_hash, files_in=summary.files_in, documents=summary.documents,
+                   files_quarantined=summary.files_quarantined, files_skipped=summary.skipped,
+                   facts_extracted=summary.facts_extracted, facts_published=summary.facts_published,
+                   facts_quarantined=summary.facts_quarantined, expectations_passed=summary.expectations_passed,
+                   expectations_failed=summary.expectations_failed)
+        processed = sorted({f.sha256 for f in todo} | quarantined_shas)
+        snap = load(settings, run, str(parts), processed, [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else [], renamed)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     summary.changed = snap is not None
     summary.snapshot_id = snap if snap is not None else current(settings)
-    _artifact(summary, checked["results"])
+    _artifact(summary, results)
+    summary.seconds = round(time.perf_counter() - t0, 3)
+    summary.stage_seconds = _stage_seconds(summary.flow_run_id)
     get_run_logger().info("run %s: %s documents, %s facts, snapshot %s", summary.run_id, summary.documents, summary.facts_extracted, summary.snapshot_id)
     return asdict(summary)
+
+
+def flow_for(settings: Settings):
+    """The ingest flow with the task runner chosen in ``settings`` (threads, processes or dask)."""
+    return ingest.with_options(task_runner=make_task_runner(settings))

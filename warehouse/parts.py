@@ -1,0 +1,138 @@
+"""Streaming load: a run writes its results batch by batch as Parquet parts, then loads them in ONE transaction.
+
+Why parts instead of one big in-memory batch: a run over tens of thousands of reports
+must not hold the corpus in memory. Each batch task writes ``<table>-<n>.parquet``
+into a run-scoped directory (on the same file system as the staging area, so Dask
+workers on other machines can write there too) and returns only counts. At the end
+``load_parts`` inserts every part with DuckDB's streaming ``read_parquet`` in a single
+DuckLake transaction: still one snapshot per run, or none when nothing changed, and a
+crash before COMMIT leaves the warehouse at its previous snapshot.
+
+Also here, the queries the incremental planner needs beyond ``known_documents``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from govfacts.settings import Settings
+from warehouse.load import _insert, commit_message, current_snapshot, open_for_write, writer_lock
+from warehouse.schema import TABLES
+from warehouse.views import sync_region_reference
+
+PART_TABLES = ("documents", "document_text", "facts", "quarantine")
+_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
+                "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us")}
+_TABLE = {t.name: t for t in TABLES}
+
+
+def arrow_schema(name: str) -> pa.Schema:
+    """The Arrow schema of warehouse table ``name``, from its declaration in warehouse/schema.py."""
+    return pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in _TABLE[name].columns])
+
+
+def conform(name: str, table: pa.Table) -> pa.Table:
+    """``table`` with exactly the columns of warehouse table ``name`` (missing ones NULL), cast to their types.
+
+    Every part of a table then has the same Parquet schema, whatever batch wrote it.
+    """
+    schema = arrow_schema(name)
+    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+            for f in schema]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def write_part(parts: Path, name: str, label: str, table: pa.Table) -> int:
+    """Write one batch's rows of table ``name`` as ``<parts>/<name>-<label>.parquet``; return the row count.
+
+    Written to a temporary name and renamed, so a killed task never leaves a torn part.
+    """
+    if table.num_rows == 0:
+        return 0
+    parts.mkdir(parents=True, exist_ok=True)
+    target = parts / f"{name}-{label}.parquet"
+    tmp = parts / f".{name}-{label}.parquet.partial"
+    pq.write_table(conform(name, table), tmp, compression="zstd")
+    os.replace(tmp, target)
+    return table.num_rows
+
+
+def part_files(parts: Path, name: str) -> list[str]:
+    """The finished parts of table ``name`` in a run directory, in batch order."""
+    return [str(p) for p in sorted(parts.glob(f"{name}-*.parquet"))]
+
+
+def known_source_names(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, list[str]]:
+    """doc_id -> the file names recorded for it, for documents loaded by this code version.
+
+    Lets a run notice that already-loaded bytes arrived under a new name (and record it).
+    """
+    rows = con.execute("SELECT doc_id, source_names FROM documents WHERE pipeline_version = ?", [version]).fetchall()
+    return {doc_id: json.loads(names or "[]") for doc_id, names in rows}
+
+
+def known_stage_rejects(con: duckdb.DuckDBPyConnection, version: str) -> set[tuple[str, str]]:
+    """(source_path, reason) of files already quarantined at staging by this code version.
+
+    Staging rejects (unreadable files, symlinks out of the inbox) have no content hash,
+    so they are recognised by path and reason; an unchanged re-run does not record them again.
+    """
+    rows = con.execute("SELECT source_path, reason FROM quarantine WHERE item = 'file' AND stage = 'stage' "
+                       "AND pipeline_version = ?", [version]).fetchall()
+    return {(p, r) for p, r in rows}
+
+
+def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str], dq_results: pa.Table,
+               renamed: dict[str, list[str]] | None = None) -> int | None:
+    """Load a run's Parquet parts (and name updates) as one snapshot; return its id, or None when nothing changed.
+
+    ``processed``: content hashes this run (re)processed — their previous rows (documents,
+    text, facts and quarantine records of any earlier code version) are replaced.
+    ``renamed``: doc_id -> full list of names, for already-loaded documents seen under a new name.
+    """
+    files = {name: part_files(parts, name) for name in PART_TABLES}
+    renamed = renamed or {}
+    if not processed and not any(files.values()) and not renamed:
+        return None
+    with writer_lock(settings):
+        con = open_for_write(settings)
+        try:
+            snapshot = current_snapshot(con) + 1
+            con.execute("BEGIN")
+            if processed:
+                for name in ("facts", "document_text", "documents"):
+                    con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [processed])
+                con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [processed])
+            sync_region_reference(con)
+            for name, found in files.items():
+                if found:
+                    cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
+                    con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?)", [found])
+            for doc_id, names in renamed.items():
+                con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
+            if dq_results.num_rows:
+                dq = dq_results.set_column(dq_results.schema.get_field_index("snapshot_id"), "snapshot_id",
+                                           pa.array([snapshot] * dq_results.num_rows, pa.int64()))
+                _insert(con, "dq_results", dq)
+            row = dict(run, snapshot_id=snapshot)
+            _insert(con, "runs", pa.Table.from_pylist([row]))
+            message = commit_message("run", **{k: row.get(k) for k in ("run_id", "flow_run_id", "code_version", "inputs_manifest_hash")})
+            con.execute("CALL wh.set_commit_message('govfacts', ?)", [message])
+            if os.environ.get("GOVFACTS_FAULT") == "load":  # fault injection for the reliability tests
+                os.kill(os.getpid(), 9)
+            con.execute("COMMIT")
+            return current_snapshot(con)
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        finally:
+            con.close()
