@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -120,25 +121,49 @@ def normalize(path: Path, report: bool = typer.Option(False, "--report", help="P
         sys.stdout.write(norm.text + ("" if norm.text.endswith("\n") else "\n"))
 
 
+CATALOG_OPT = typer.Option(None, "--catalog", help="DuckLake catalog: sqlite (default), duckdb or postgres (GOVFACTS_CATALOG)")
+
+
+@contextmanager
+def _warehouse_errors():
+    """Turn the warehouse's errors into one red line that says what to do next."""
+    import duckdb  # noqa: PLC0415
+
+    from warehouse.catalog import READ_WRITE_HINT, ReadOnlyViolation, SnapshotNotFound  # noqa: PLC0415
+
+    try:
+        yield
+    except (FileNotFoundError, SnapshotNotFound, ReadOnlyViolation, ValueError) as exc:
+        _fail(str(exc))
+    except duckdb.Error as exc:
+        text = str(exc).strip()
+        if "read-only" in text or "readonly" in text:
+            text += f"\n(the warehouse is open read-only; {READ_WRITE_HINT})"
+        elif "disabled by configuration" in text or "configuration has been locked" in text:
+            text += f"\n(read-only sessions are sandboxed: no files, no other databases; {READ_WRITE_HINT})"
+        _fail(text)
+
+
 @app.command()
 def sql(
     query: str,
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    at: Optional[int] = typer.Option(None, "--at", help="Query the warehouse as of snapshot N"),
+    at: Optional[int] = typer.Option(None, "--at", help="Query the warehouse as of snapshot N (DuckLake time travel)"),
+    at_time: Optional[str] = typer.Option(None, "--at-time", help="Query the warehouse as it was at this time, e.g. '2025-03-01 12:00:00+00'"),
+    read_write: bool = typer.Option(False, "--read-write", help="Allow writes: the whole command is one transaction (one snapshot)"),
     fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
+    catalog: Optional[str] = CATALOG_OPT,
 ) -> None:
-    """Run SQL against the latest snapshot (read-only)."""
-    import duckdb  # noqa: PLC0415
-
+    """Run SQL against the latest snapshot, or a past one; read-only and sandboxed unless --read-write."""
     from warehouse.snapshots import query as run_query  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse)
-    try:
-        names, rows = run_query(settings, query, at=at)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    except duckdb.Error as exc:
-        _fail(f"{exc}".splitlines()[0] + "\n(the warehouse is opened read-only; writes are refused)")
+    if read_write and (at is not None or at_time is not None):
+        _fail("--read-write cannot be combined with --at/--at-time: the past is read-only (use `govfacts rollback N` to restore it)")
+    if at is not None and at_time is not None:
+        _fail("give either --at N or --at-time TS, not both")
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        names, rows = run_query(settings, query, at=at, at_time=at_time, read_only=not read_write)
     _print_rows(names, rows, fmt)
 
 
@@ -160,18 +185,18 @@ def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
 
 
 @app.command()
-def snapshots(warehouse: Optional[Path] = WAREHOUSE_OPT) -> None:
-    """List snapshots with time, commit message and counts."""
+def snapshots(warehouse: Optional[Path] = WAREHOUSE_OPT, catalog: Optional[str] = CATALOG_OPT) -> None:
+    """List snapshots with time, what made them (run, migrate, rollback, ...) and the run's counts."""
     from warehouse.snapshots import list_snapshots  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse)
-    try:
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
         snaps = list_snapshots(settings)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-    t = Table("snapshot", "time", "message", "documents", "facts", "published", "quarantined")
+    t = Table("snapshot", "time (UTC)", "action", "details", "documents", "facts", "published", "quarantined")
     for s in snaps:
-        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], s["message"] or "", *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published", "facts_quarantined")])
+        details = {k: v for k, v in s["details"].items() if k != "action"}
+        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], s["action"], json.dumps(details, ensure_ascii=False) if details else "",
+                  *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published", "facts_quarantined")])
     out.print(t)
 
 
@@ -213,6 +238,112 @@ def eval_(
     out.print(f"goals (F1 >= {F1_GOAL_OVERALL} overall, >= {F1_GOAL_INDICATOR} per indicator, no value differing from the text): [bold]{verdict}[/]")
     if not res.goals_met:
         raise typer.Exit(1)
+
+
+@app.command()
+def diff(
+    a: int = typer.Argument(..., help="Older snapshot id"),
+    b: int = typer.Argument(..., help="Newer snapshot id"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
+    catalog: Optional[str] = CATALOG_OPT,
+) -> None:
+    """Facts added, removed and changed from snapshot A to snapshot B, with their evidence."""
+    from warehouse.diff import diff_snapshots, summarize  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        changes = diff_snapshots(settings, a, b)
+    counts = summarize(changes)
+    if fmt != "table":
+        _print_rows(list(changes[0]) if changes else ["change"], [tuple(c.values()) for c in changes], fmt)
+        return
+    t = Table("change", "region", "indicator", "measure", "period", "kind", "old → new", "evidence")
+    for c in changes:
+        old = "" if c["old_value"] is None else f"{c['old_value']:g}{c['old_unit'] or ''}"
+        new = "" if c["new_value"] is None else f"{c['new_value']:g}{c['new_unit'] or ''}"
+        if c["change"] == "changed" and c["changed_columns"] != ["value"]:
+            new += f" ({', '.join(c['changed_columns'])})"
+        t.add_row(c["change"], c["region"] or "", c["indicator"], c["measure"], c["period"], c["kind"], f"{old} → {new}",
+                  c["new_evidence"] or c["old_evidence"] or "")
+    out.print(t)
+    out.print(f"snapshot {a} → {b}: {counts['added']} added, {counts['removed']} removed, {counts['changed']} changed")
+
+
+@app.command()
+def rollback(
+    snapshot: int = typer.Argument(..., help="Snapshot whose state becomes current again"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    catalog: Optional[str] = CATALOG_OPT,
+) -> None:
+    """Make the state of snapshot N current again, as a new snapshot (history is kept)."""
+    from warehouse.rollback import rollback_to  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        result = rollback_to(settings, snapshot)
+    if result.snapshot_id is None:
+        out.print(f"the warehouse already holds the state of snapshot {snapshot}; nothing to do (current snapshot {result.previous})")
+        return
+    for table, (before, after) in result.tables.items():
+        out.print(f"{table}: {before} → {after} rows")
+    out.print(f"restored the state of snapshot {snapshot} as new snapshot {result.snapshot_id} "
+              f"(snapshot {result.previous} is still there: `govfacts rollback {result.previous}` undoes this)")
+
+
+@app.command()
+def export(
+    out_dir: Path = typer.Argument(..., help="Directory for the Parquet files (created if missing)"),
+    at: Optional[int] = typer.Option(None, "--at", help="Snapshot to export (default: the latest)"),
+    fmt: str = typer.Option("parquet", "--format", help="parquet"),
+    table: Optional[list[str]] = typer.Option(None, "--table", help="Only this table or view (repeatable)"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    catalog: Optional[str] = CATALOG_OPT,
+) -> None:
+    """Write a snapshot's tables and views as Parquet, with the snapshot id in each file's metadata."""
+    from warehouse.export import export_snapshot  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        snapshot, files = export_snapshot(settings, out_dir, at=at, fmt=fmt, names=table or None)
+    for f in files:
+        out.print(f"{f.path}  {f.rows} rows")
+    out.print(f"exported snapshot {snapshot} to {out_dir} ({len(files)} files, manifest.json)")
+
+
+@app.command()
+def compact(
+    older_than: Optional[str] = typer.Option(None, "--older-than", help="Expire snapshots older than this, e.g. '30 days' or 'never' "
+                                             "(default: GOVFACTS_SNAPSHOT_RETENTION, 90 days)"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    catalog: Optional[str] = CATALOG_OPT,
+) -> None:
+    """Maintenance: flush inlined rows, merge small files, expire old snapshots, delete unreferenced files."""
+    from warehouse.maintenance import compact as run_compact  # noqa: PLC0415
+
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        r = run_compact(settings, older_than=older_than)
+    out.print(f"data files {r.files_before} → {r.files_after} ({r.merged} merged, {r.rewritten} rewritten); "
+              f"snapshots {r.snapshots_before} → {r.snapshots_after} ({len(r.expired)} expired, retention {r.retention}); "
+              f"{r.deleted_files} unreferenced and {r.orphans_deleted} orphaned files deleted")
+
+
+@app.command()
+def shell(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    at: Optional[int] = typer.Option(None, "--at", help="Open the warehouse as of snapshot N (read-only)"),
+    read_write: bool = typer.Option(False, "--read-write", help="Allow writes: each statement commits as one snapshot"),
+    catalog: Optional[str] = CATALOG_OPT,
+) -> None:
+    """Interactive SQL on the warehouse (attached as wh); read-only and sandboxed unless --read-write."""
+    from warehouse.shell import run_shell  # noqa: PLC0415
+
+    if read_write and at is not None:
+        _fail("--read-write cannot be combined with --at: the past is read-only (use `govfacts rollback N` to restore it)")
+    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        run_shell(settings, read_write=read_write, at=at)
 
 
 @app.command()

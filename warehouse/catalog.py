@@ -5,7 +5,16 @@ their package path, signature checks on, because nothing can be downloaded here.
 
 Why SQLite is the default catalog: DuckLake's DuckDB-file catalog admits a single
 client, so a researcher's query would be refused while a scheduled run writes;
-the SQLite catalog lets readers in other processes work during a load.
+the SQLite catalog lets readers in other processes work during a load. We put it
+in WAL mode (readers never wait for the writer, the writer never waits for
+readers) with a busy timeout for the instant a commit swaps the WAL index.
+WAL needs a local disk: for many machines use the PostgreSQL catalog.
+
+Read-only sessions are also *sandboxed*: after the warehouse is attached, DuckDB's
+``enable_external_access`` is switched off (only the lake's data directory stays
+readable) and the configuration is locked, so SQL typed by a user can neither
+ATTACH nor read or write arbitrary files. ``check_read_only`` refuses the few
+statement types that would write outside the warehouse (COPY, EXPORT, ATTACH, ...).
 """
 
 from __future__ import annotations
@@ -19,6 +28,19 @@ import duckdb
 from govfacts.settings import Settings
 
 ALIAS = "wh"
+METADATA = f"__ducklake_metadata_{ALIAS}"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_WRITE_HINT = "to write, open it read-write: `govfacts sql --read-write ...` or `govfacts shell --read-write`"
+# Statement types a read-only session refuses: they reach outside the warehouse (files, other databases, extensions).
+_REFUSED_READ_ONLY = {"COPY", "EXPORT", "COPY_DATABASE", "ATTACH", "DETACH", "LOAD", "EXTENSION"}
+
+
+class ReadOnlyViolation(ValueError):
+    """A read-only session was asked to do something that writes or leaves the warehouse."""
+
+
+class SnapshotNotFound(LookupError):
+    """Time travel to a snapshot that does not exist (or was expired by ``govfacts compact``)."""
 
 
 @lru_cache(maxsize=None)
@@ -31,7 +53,7 @@ def extension_path(name: str) -> str:
     return str(found[-1])
 
 
-def _catalog_uri(settings: Settings) -> tuple[str, list[str]]:
+def catalog_uri(settings: Settings) -> tuple[str, list[str]]:
     """The DuckLake ATTACH target and the extensions it needs."""
     if settings.catalog == "sqlite":
         return f"ducklake:sqlite:{settings.warehouse / 'catalog.sqlite'}", ["ducklake", "sqlite_scanner"]
@@ -39,29 +61,110 @@ def _catalog_uri(settings: Settings) -> tuple[str, list[str]]:
         return f"ducklake:{settings.warehouse / 'catalog.duckdb'}", ["ducklake"]
     if settings.catalog == "postgres":
         if not settings.postgres_dsn:
-            raise ValueError("catalog 'postgres' needs a DSN: set GOVFACTS_POSTGRES_DSN='dbname=... host=... port=...'")
+            raise ValueError("catalog 'postgres' needs a DSN: set GOVFACTS_POSTGRES_DSN='dbname=... host=... port=... user=...'")
         return f"ducklake:postgres:{settings.postgres_dsn}", ["ducklake", "postgres_scanner"]
-    raise ValueError(f"unknown catalog {settings.catalog!r}: choose sqlite, duckdb or postgres")
+    raise ValueError(f"unknown catalog {settings.catalog!r}: choose sqlite, duckdb or postgres (GOVFACTS_CATALOG)")
 
 
-def connect(settings: Settings, read_only: bool = False, at: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB session with the warehouse attached as ``wh`` and selected.
+def sql_str(text: str) -> str:
+    """A SQL string literal (DuckDB cannot bind parameters in ATTACH and SET)."""
+    return "'" + str(text).replace("'", "''") + "'"
 
-    ``at`` attaches the warehouse as it was at that snapshot (read-only time travel).
-    """
-    uri, extensions = _catalog_uri(settings)
-    if not read_only:
-        settings.warehouse.mkdir(parents=True, exist_ok=True)
-    elif settings.catalog != "postgres" and not (settings.warehouse).exists():
-        raise FileNotFoundError(f"no warehouse at {settings.warehouse}; run `govfacts run --warehouse {settings.warehouse}` first")
-    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    for ext in extensions:
-        con.execute(f"LOAD '{extension_path(ext)}'")
-    options = [f"DATA_PATH '{settings.lake_path}'"]
-    if read_only or at is not None:
+
+def _attach_options(settings: Settings, read_only: bool, at: int | None, at_time: str | None) -> list[str]:
+    options = [f"DATA_PATH {sql_str(settings.lake_path)}"]
+    if settings.catalog == "sqlite":
+        options.append(f"META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}")
+        if not read_only:
+            options.append("META_JOURNAL_MODE 'wal'")
+    if read_only:
         options.append("READ_ONLY")
     if at is not None:
         options.append(f"SNAPSHOT_VERSION {int(at)}")
-    con.execute(f"ATTACH '{uri}' AS {ALIAS} ({', '.join(options)})")
-    con.execute(f"USE {ALIAS}")
+    if at_time is not None:
+        options.append(f"SNAPSHOT_TIME {sql_str(at_time)}")
+    return options
+
+
+def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Switch off file and network access except the lake's data files, and lock the configuration."""
+    con.execute(f"SET allowed_directories = [{sql_str(settings.lake_path)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse statements that would write files or reach other databases in a read-only session."""
+    for statement in duckdb.extract_statements(sql):
+        kind = statement.type.name
+        if kind in _REFUSED_READ_ONLY:
+            raise ReadOnlyViolation(
+                f"{kind} is not allowed: the warehouse is open read-only and sandboxed (no files, no other databases); "
+                f"use `govfacts export` to write Parquet, or {READ_WRITE_HINT}")
+
+
+def connect(settings: Settings, read_only: bool = False, at: int | None = None, at_time: str | None = None,
+            sandboxed: bool | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB session with the warehouse attached as ``wh`` and selected.
+
+    ``at`` / ``at_time`` attach the warehouse as it was at that snapshot id / time
+    (read-only time travel); views that did not exist yet at that snapshot are
+    provided from the current schema so they work over the old data.
+    ``sandboxed`` (default: same as read-only) locks the session down, see the module doc.
+    """
+    uri, extensions = catalog_uri(settings)
+    travelling = at is not None or at_time is not None
+    read_only = read_only or travelling
+    if not read_only:
+        settings.warehouse.mkdir(parents=True, exist_ok=True)
+    elif settings.catalog != "postgres" and not _catalog_file(settings).exists():
+        raise FileNotFoundError(f"no warehouse at {settings.warehouse}; run `govfacts run --warehouse {settings.warehouse}` first")
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        for ext in extensions:
+            con.execute(f"LOAD '{extension_path(ext)}'")
+        try:
+            con.execute(f"ATTACH {sql_str(uri)} AS {ALIAS} ({', '.join(_attach_options(settings, read_only, at, at_time))})")
+        except duckdb.Error as exc:
+            if travelling and "snapshot" in str(exc).lower():
+                target = f"snapshot {at}" if at is not None else f"time {at_time}"
+                raise SnapshotNotFound(f"{target} is not in the warehouse at {settings.warehouse} (never existed or expired by "
+                                       f"`govfacts compact`); `govfacts snapshots` lists the ones you can query") from exc
+            raise
+        con.execute(f"USE {ALIAS}")
+        if travelling:
+            _provide_missing_views(con)
+        if read_only if sandboxed is None else sandboxed:
+            sandbox(con, settings)
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def _catalog_file(settings: Settings) -> Path:
+    return settings.warehouse / ("catalog.sqlite" if settings.catalog == "sqlite" else "catalog.duckdb")
+
+
+def _provide_missing_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Give a time-travel session today's views when its snapshot predates them.
+
+    A snapshot taken before a migration added a view (say ``targets_vs_actuals``)
+    has the tables but not the view; a TEMP view with the current definition reads
+    that snapshot's tables. Views the snapshot does have are left alone (a TEMP view
+    would shadow them). A view whose columns the old tables lack cannot be created
+    and is skipped: the error a user then gets names the missing view.
+    """
+    from warehouse.views import current_views  # noqa: PLC0415 (views -> schema -> views is resolved lazily)
+
+    present = {r[0] for r in con.execute(
+        "SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal", [ALIAS]).fetchall()}
+    for view in current_views():
+        if view.name in present:
+            continue
+        try:
+            con.execute(f"CREATE TEMP VIEW {view.name} AS {view.sql}")
+        except duckdb.BinderException:
+            continue  # the snapshot's tables lack a column this view needs: leave the view absent
+        except duckdb.CatalogException:
+            continue  # the snapshot lacks a table this view needs (it predates the first schema)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,9 @@ import duckdb
 import pyarrow as pa
 
 from govfacts.settings import Settings
-from warehouse.catalog import connect
+from warehouse.catalog import connect, extension_path, sql_str
 from warehouse.schema import TABLES, migrate
+from warehouse.views import sync_region_reference
 
 _TABLE = {t.name: t for t in TABLES}
 
@@ -41,14 +43,49 @@ class LoadBatch:
         return self.documents.num_rows == 0 and self.quarantine.num_rows == 0 and self.facts.num_rows == 0
 
 
+# Held writer locks of this process: key -> [depth]; the RLock makes the lock re-entrant per thread
+# (load_batch takes it and calls open_for_write, which takes it again) and exclusive across threads.
+_HELD: dict[str, tuple[threading.RLock, list[int]]] = {}
+_HELD_GUARD = threading.Lock()
+# Key of the PostgreSQL advisory lock that serializes writers sharing one catalog database.
+PG_WRITER_LOCK_KEY = 0x676F7666  # "govf"
+
+
+def _lock_key(settings: Settings) -> str:
+    return f"postgres:{settings.postgres_dsn}" if settings.catalog == "postgres" else str(settings.warehouse.resolve())
+
+
 @contextmanager
 def writer_lock(settings: Settings) -> Iterator[None]:
-    """One writer at a time per warehouse (readers are never blocked)."""
-    if settings.catalog == "postgres":
-        yield
-        return
-    settings.warehouse.mkdir(parents=True, exist_ok=True)
-    with open(settings.warehouse / ".writer.lock", "w") as fh:
+    """One writer at a time per warehouse, across processes and machines; readers are never blocked.
+
+    Local catalogs: ``flock`` on ``<warehouse>/.writer.lock``. PostgreSQL catalog: a
+    transaction-scoped advisory lock in the catalog database, so writers on different
+    machines queue too. Both vanish with the process, so a killed run never leaves a
+    stale lock behind. Re-entrant within a thread.
+    """
+    key = _lock_key(settings)
+    with _HELD_GUARD:
+        rlock, depth = _HELD.setdefault(key, (threading.RLock(), [0]))
+    with rlock:
+        depth[0] += 1
+        try:
+            if depth[0] > 1:
+                yield
+            elif settings.catalog == "postgres":
+                with _postgres_advisory_lock(settings):
+                    yield
+            else:
+                with _file_lock(settings.warehouse / ".writer.lock"):
+                    yield
+        finally:
+            depth[0] -= 1
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -56,14 +93,38 @@ def writer_lock(settings: Settings) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _postgres_advisory_lock(settings: Settings) -> Iterator[None]:
+    """Hold ``pg_advisory_xact_lock`` in an open transaction of a side connection for the duration."""
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    try:
+        con.execute(f"LOAD '{extension_path('postgres_scanner')}'")
+        con.execute(f"ATTACH {sql_str(settings.postgres_dsn)} AS pglock (TYPE postgres)")
+        con.execute("BEGIN")
+        con.execute(f"SELECT * FROM postgres_query('pglock', 'SELECT pg_advisory_xact_lock({PG_WRITER_LOCK_KEY})::text')").fetchall()
+        yield
+    finally:
+        con.close()  # ends the PostgreSQL transaction, which releases the lock
+
+
+def commit_message(action: str, **fields) -> str:
+    """The JSON commit message of a snapshot: what made it (run, migrate, rollback, compact, sql) and its details."""
+    return json.dumps({"action": action, **fields}, ensure_ascii=False, default=str)
+
+
 def open_for_write(settings: Settings) -> duckdb.DuckDBPyConnection:
     """Connect read-write and bring the schema up to date (its own snapshot if anything changed)."""
     con = connect(settings)
-    con.execute("BEGIN")
-    applied = migrate(con)
-    if applied:
-        con.execute("CALL wh.set_commit_message('govfacts', ?)", [f"schema migrations {applied}"])
-    con.execute("COMMIT")
+    try:
+        with writer_lock(settings):
+            con.execute("BEGIN")
+            applied = migrate(con)
+            if applied:
+                con.execute("CALL wh.set_commit_message('govfacts', ?)", [commit_message("migrate", migrations=applied)])
+            con.execute("COMMIT")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
@@ -105,7 +166,12 @@ def load_batch(settings: Settings, batch: LoadBatch) -> int | None:
             if doc_ids:
                 for name in ("facts", "document_text", "documents"):
                     con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
-                con.execute("DELETE FROM quarantine WHERE item = 'file' AND sha256 IN (SELECT unnest(?))", [doc_ids])
+            # Quarantine records of every content hash this run re-decided (documents and rejected files,
+            # file- and fact-level) are replaced, so a re-run at a new code version does not duplicate them.
+            rejected = [h for h in (batch.quarantine.column("sha256").to_pylist() if "sha256" in batch.quarantine.column_names else []) if h]
+            if doc_ids or rejected:
+                con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [sorted(set(doc_ids) | set(rejected))])
+            sync_region_reference(con)
             for name in ("documents", "document_text", "facts", "quarantine"):
                 _insert(con, name, getattr(batch, name))
             dq = batch.dq_results
@@ -115,7 +181,7 @@ def load_batch(settings: Settings, batch: LoadBatch) -> int | None:
             _insert(con, "dq_results", dq)
             run = dict(batch.run, snapshot_id=snapshot)
             _insert(con, "runs", pa.Table.from_pylist([run]))
-            message = json.dumps({k: run[k] for k in ("run_id", "flow_run_id", "code_version", "inputs_manifest_hash")}, ensure_ascii=False)
+            message = commit_message("run", **{k: run.get(k) for k in ("run_id", "flow_run_id", "code_version", "inputs_manifest_hash")})
             con.execute("CALL wh.set_commit_message('govfacts', ?)", [message])
             if os.environ.get("GOVFACTS_FAULT") == "load":  # fault injection for the reliability tests
                 os.kill(os.getpid(), 9)

@@ -127,6 +127,12 @@ TABLES: tuple[Table, ...] = (
         C("expectations_failed", "BIGINT", "Expectations that failed"),
         C("snapshot_id", "BIGINT", "Snapshot created by the run"),
     )),
+    Table("region_reference", "Reference list of regions from seeds/regions.csv (migration 4); the regions view builds the hierarchy from it", (
+        C("name", "VARCHAR", "Full region name (凉州区, 武威市, 甘肃省)"),
+        C("level", "VARCHAR", "province | city | county | district"),
+        C("parent", "VARCHAR", "Name of the region it belongs to (NULL for provinces)"),
+        C("short", "VARCHAR", "Short name used in running text (凉州)"),
+    )),
     Table("schema_migrations", "Migrations applied to this warehouse", (
         C("version", "BIGINT", "Migration number"),
         C("description", "VARCHAR", "What the migration did"),
@@ -162,6 +168,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, "tables of the first schema"),
     (2, "views"),
     (3, "dq_results: unexpected_messages and gx_result (data-quality report)"),
+    (4, "region_reference table; views indicator_panel (v4), targets_vs_actuals, regions"),
 )
 
 
@@ -174,6 +181,14 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
             con.execute(f'COMMENT ON COLUMN {table}."{c.name}" IS {_comment(c.description)}')
 
 
+def _create_table(con: duckdb.DuckDBPyConnection, t: Table) -> None:
+    """Create a declared table (if absent) with the description of the table and of every column."""
+    con.execute(t.ddl())
+    con.execute(f"COMMENT ON TABLE {t.name} IS {_comment(t.description)}")
+    for c in t.columns:
+        con.execute(f'COMMENT ON COLUMN {t.name}."{c.name}" IS {_comment(c.description)}')
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Bring the attached warehouse to the latest schema; return the migrations applied."""
     con.execute(TABLES[-1].ddl())
@@ -184,16 +199,19 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             continue
         if version == 1:
             for t in TABLES:
-                con.execute(t.ddl())
-                con.execute(f"COMMENT ON TABLE {t.name} IS {_comment(t.description)}")
-                for c in t.columns:
-                    con.execute(f'COMMENT ON COLUMN {t.name}."{c.name}" IS {_comment(c.description)}')
+                _create_table(con, t)
         if version == 2:
             for name, (desc, sql) in VIEWS.items():
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
                 con.execute(f"COMMENT ON VIEW {name} IS {_comment(desc)}")
         if version == 3:
             _add_missing_columns(con, "dq_results")
+        if version == 4:
+            from warehouse.views import create_views, sync_region_reference  # noqa: PLC0415 (views imports this module)
+
+            _create_table(con, next(t for t in TABLES if t.name == "region_reference"))
+            create_views(con, 4)
+            sync_region_reference(con)
         con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, description])
         applied.append(version)
     return applied

@@ -1,37 +1,138 @@
-"""Snapshots: list them, and open the warehouse for reading (latest or at a past snapshot)."""
+"""Snapshots: list them, and query the warehouse as it is or as it was (DuckLake time travel).
+
+Every snapshot carries a JSON commit message whose ``action`` says what made it:
+``run`` (a flow run: run_id, flow_run_id, code_version, inputs_manifest_hash),
+``migrate`` (schema migrations), ``rollback`` (restored_snapshot), ``compact``
+(maintenance) or ``sql`` (a read-write session). Snapshot 0 is DuckLake's own
+creation of the lake.
+"""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import Iterator
 
 import duckdb
 
 from govfacts.settings import Settings
-from warehouse.catalog import connect
+from warehouse.catalog import ALIAS, SnapshotNotFound, check_read_only, connect
+from warehouse.load import commit_message, writer_lock
+
+
+def classify(message: str | None) -> tuple[str, dict]:
+    """The action that made a snapshot and the details of its commit message."""
+    if not message:
+        return "", {}
+    try:
+        info = json.loads(message)
+    except json.JSONDecodeError:
+        return ("migrate" if message.startswith("schema migrations") else "other"), {"message": message}
+    if not isinstance(info, dict):
+        return "other", {"message": message}
+    action = info.get("action") or ("run" if "run_id" in info else "other")
+    return action, info
 
 
 def list_snapshots(settings: Settings) -> list[dict]:
-    """Every snapshot with time, commit message and the row counts of the run it belongs to."""
+    """Every snapshot, oldest first, with time, action, commit message and the counts of the run that made it."""
     con = connect(settings, read_only=True)
     try:
         rows = con.execute(
-            """SELECT s.snapshot_id, s.snapshot_time, s.commit_message, r.documents, r.facts_extracted,
-                      r.facts_published, r.facts_quarantined, r.files_quarantined
-               FROM wh.snapshots() s LEFT JOIN runs r ON r.snapshot_id = s.snapshot_id
+            f"""SELECT s.snapshot_id, s.snapshot_time, s.commit_message, s.changes, r.documents, r.facts_extracted,
+                      r.facts_published, r.facts_quarantined, r.files_quarantined, r.run_id
+               FROM {ALIAS}.snapshots() s LEFT JOIN runs r ON r.snapshot_id = s.snapshot_id
                ORDER BY s.snapshot_id"""
         ).fetchall()
     finally:
         con.close()
-    keys = ("snapshot_id", "time", "message", "documents", "facts", "published", "facts_quarantined", "files_quarantined")
-    return [dict(zip(keys, r)) for r in rows]
+    keys = ("snapshot_id", "time", "message", "changes", "documents", "facts", "published", "facts_quarantined",
+            "files_quarantined", "run_id")
+    out = []
+    for r in rows:
+        snap = dict(zip(keys, r))
+        snap["action"], snap["details"] = classify(snap["message"])
+        out.append(snap)
+    return out
 
 
-def query(settings: Settings, sql: str, params: list | None = None, at: int | None = None, read_only: bool = True) -> tuple[list[str], list[tuple]]:
-    """Run SQL against the latest snapshot, or against snapshot ``at`` (DuckLake time travel)."""
-    con = connect(settings, read_only=read_only, at=at)
+def snapshot_ids(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Ids of the snapshots that still exist (compact may have expired old ones)."""
+    return [r[0] for r in con.execute(f"SELECT snapshot_id FROM {ALIAS}.snapshots() ORDER BY 1").fetchall()]
+
+
+def require_snapshot(con: duckdb.DuckDBPyConnection, snapshot: int, settings: Settings) -> None:
+    """Fail with a message that says what to do when ``snapshot`` does not exist."""
+    ids = snapshot_ids(con)
+    if snapshot not in ids:
+        raise SnapshotNotFound(f"snapshot {snapshot} is not in the warehouse at {settings.warehouse} "
+                               f"(snapshots {ids[0]}..{ids[-1]} exist; expired ones are gone after `govfacts compact`); "
+                               "`govfacts snapshots` lists them")
+
+
+def latest_snapshot(settings: Settings) -> int:
+    """Id of the warehouse's current snapshot."""
+    con = connect(settings, read_only=True)
     try:
-        cur = con.execute(sql, params or [])
-        names = [d[0] for d in cur.description] if cur.description else []
-        return names, cur.fetchall()
+        return con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()[0]
     finally:
         con.close()
+
+
+def query(settings: Settings, sql: str, params: list | None = None, at: int | None = None, read_only: bool = True,
+          at_time: str | None = None) -> tuple[list[str], list[tuple]]:
+    """Run SQL against the latest snapshot, or snapshot ``at`` / the snapshot current at ``at_time``.
+
+    Read-only (the default) is also sandboxed: no files, no other databases (see
+    warehouse/catalog.py). Read-write takes the writer lock, so it never races a run,
+    and commits as one snapshot with an ``sql`` commit message.
+    """
+    if read_only or at is not None or at_time is not None:
+        check_read_only(sql)
+        con = connect(settings, read_only=True, at=at, at_time=at_time)
+        try:
+            return _fetch(con.execute(sql, params or []))
+        finally:
+            con.close()
+    refuse_transaction_statements(sql)
+    with _read_write(settings) as con:
+        return _fetch(con.execute(sql, params or []))
+
+
+@contextmanager
+def _read_write(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write session under the writer lock whose work commits as one snapshot (or rolls back)."""
+    from warehouse.load import open_for_write  # noqa: PLC0415
+
+    with writer_lock(settings):
+        con = open_for_write(settings)
+        try:
+            con.execute("BEGIN")
+            con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("sql")])
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            raise
+        finally:
+            con.close()
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Abort the open transaction; when a failure already ended it there is nothing to undo."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        return
+
+
+def refuse_transaction_statements(sql: str) -> None:
+    """A read-write command is one transaction (one snapshot); BEGIN/COMMIT inside it would split it."""
+    if any(s.type.name == "TRANSACTION" for s in duckdb.extract_statements(sql)):
+        raise ValueError("leave out BEGIN/COMMIT/ROLLBACK: `govfacts sql --read-write` runs the whole command as one "
+                         "transaction (one snapshot), and rolls it back if any statement fails")
+
+
+def _fetch(cur: duckdb.DuckDBPyConnection) -> tuple[list[str], list[tuple]]:
+    names = [d[0] for d in cur.description] if cur.description else []
+    return names, (cur.fetchall() if cur.description else [])

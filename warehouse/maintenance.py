@@ -1,0 +1,85 @@
+"""Maintenance (``govfacts compact``): fewer, larger files and bounded history, under the writer lock.
+
+Steps, in order, each a DuckLake function:
+1. flush inlined data — small inserts live inside the catalog until written out as Parquet;
+2. merge adjacent files — every run adds small files per table; merge them;
+3. rewrite data files with many deletes — re-loaded documents leave delete files behind;
+4. expire snapshots older than the retention setting (``GOVFACTS_SNAPSHOT_RETENTION``,
+   e.g. ``90 days``; ``never`` keeps all) — the only step that loses history: time travel
+   and rollback to an expired snapshot are no longer possible (the current state never expires);
+5. delete files no snapshot references any more, and orphaned files (left by a run
+   killed before COMMIT).
+Holding the writer lock makes step 5 safe: no run is writing uncommitted files meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+
+from govfacts.settings import Settings
+from warehouse.catalog import ALIAS, METADATA
+from warehouse.load import open_for_write, writer_lock
+
+_RETENTION = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
+
+
+@dataclass
+class CompactResult:
+    """Counts of what compaction did."""
+
+    snapshots_before: int = 0
+    snapshots_after: int = 0
+    files_before: int = 0
+    files_after: int = 0
+    merged: int = 0
+    rewritten: int = 0
+    expired: list[int] = field(default_factory=list)
+    deleted_files: int = 0
+    orphans_deleted: int = 0
+    retention: str = ""
+
+
+def retention_interval(text: str) -> str | None:
+    """A DuckDB INTERVAL literal for a retention such as ``90 days``; None for ``never``."""
+    if text.strip().lower() in ("never", "", "none"):
+        return None
+    m = _RETENTION.match(text)
+    if not m:
+        raise ValueError(f"snapshot retention {text!r} is not understood; write it like '90 days', '12 hours', "
+                         "'2 weeks' or 'never' (GOVFACTS_SNAPSHOT_RETENTION or --older-than)")
+    return f"INTERVAL '{int(m.group(1))} {m.group(2).lower()}'"
+
+
+def _data_files(con: duckdb.DuckDBPyConnection) -> int:
+    """Data files the current snapshot reads."""
+    return con.execute(f"SELECT count(*) FROM {METADATA}.ducklake_data_file WHERE end_snapshot IS NULL").fetchone()[0]
+
+
+def compact(settings: Settings, older_than: str | None = None) -> CompactResult:
+    """Run the maintenance steps of the module doc; ``older_than`` overrides the retention setting."""
+    retention = settings.snapshot_retention if older_than is None else older_than
+    interval = retention_interval(retention)
+    result = CompactResult(retention=retention)
+    with writer_lock(settings):
+        con = open_for_write(settings)
+        try:
+            result.snapshots_before = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
+            result.files_before = _data_files(con)
+            con.execute(f"CALL ducklake_flush_inlined_data('{ALIAS}')")
+            result.merged = sum(r[0] or 0 for r in con.execute(
+                f"SELECT files_processed FROM ducklake_merge_adjacent_files('{ALIAS}')").fetchall())
+            result.rewritten = len(con.execute(f"SELECT * FROM ducklake_rewrite_data_files('{ALIAS}')").fetchall())
+            if interval:
+                result.expired = [r[0] for r in con.execute(
+                    f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})").fetchall()]
+            result.deleted_files = len(con.execute(f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)").fetchall())
+            result.orphans_deleted = len(con.execute(
+                f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true)").fetchall())
+            result.snapshots_after = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
+            result.files_after = _data_files(con)
+            return result
+        finally:
+            con.close()

@@ -1,0 +1,182 @@
+"""``govfacts shell``: an interactive SQL session on the warehouse, for people who live in SQL.
+
+The ``duckdb`` command-line program is not part of the Python package, so this is a
+small REPL over a DuckDB connection with the warehouse attached as ``wh`` (and
+selected): statements end with ``;``, results print as DuckDB's boxed tables,
+line editing and history come from ``readline`` when the input is a terminal.
+Dot commands: ``.tables``, ``.schema NAME``, ``.snapshots``, ``.help``, ``.quit``.
+
+Read-only and sandboxed by default, like ``govfacts sql``. With ``--read-write``
+every statement is its own transaction, committed as one snapshot under the writer
+lock (so it never races a scheduled run).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import duckdb
+
+from govfacts.settings import Settings
+from warehouse.catalog import ALIAS, ReadOnlyViolation, check_read_only, connect
+from warehouse.load import commit_message, writer_lock
+from warehouse.snapshots import rollback
+
+HELP = """\
+Statements end with ';'. The warehouse is attached as wh and selected: FROM facts_published, FROM indicator_panel, ...
+.tables            tables and views with their descriptions
+.schema NAME       columns of a table or view with their descriptions
+.snapshots         snapshots with time and commit message (time travel: FROM facts AT (VERSION => N))
+.help              this text
+.quit              leave (or Ctrl-D)"""
+HISTORY = Path.home() / ".govfacts_history"
+
+
+class Shell:
+    """A REPL over one connection; ``feed`` takes a line and returns False when the session should end."""
+
+    def __init__(self, settings: Settings, read_write: bool = False, at: int | None = None, out: TextIO = sys.stdout):
+        self.settings = settings
+        self.read_write = read_write
+        self.out = out
+        self.buffer: list[str] = []
+        if read_write:
+            from warehouse.load import open_for_write  # noqa: PLC0415
+
+            self.con = open_for_write(settings)
+        else:
+            self.con = connect(settings, read_only=True, at=at)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def feed(self, line: str) -> bool:
+        """Take one line of input; run what it completes. False means quit."""
+        if not self.buffer and line.strip().startswith("."):
+            return self.dot(line.strip())
+        self.buffer.append(line)
+        text = "\n".join(self.buffer).strip()
+        if not text.endswith(";"):
+            return True
+        self.buffer = []
+        self.run(text)
+        return True
+
+    def dot(self, command: str) -> bool:
+        name, _, arg = command.partition(" ")
+        if name in (".quit", ".exit", ".q"):
+            return False
+        if name == ".help":
+            self.print(HELP)
+        elif name == ".tables":
+            self.show("SELECT table_name AS name, 'table' AS kind, comment AS description FROM duckdb_tables() "
+                      "WHERE database_name = ? UNION ALL SELECT view_name, 'view', comment FROM duckdb_views() "
+                      "WHERE database_name IN (?, 'temp') AND NOT internal ORDER BY kind, name", [ALIAS, ALIAS])
+        elif name == ".schema" and arg.strip():
+            self.show("SELECT column_name AS column, data_type AS type, comment AS description FROM duckdb_columns() "
+                      "WHERE database_name IN (?, 'temp') AND table_name = ? ORDER BY column_index", [ALIAS, arg.strip()])
+        elif name == ".snapshots":
+            self.show(f"SELECT snapshot_id, snapshot_time, commit_message FROM {ALIAS}.snapshots() ORDER BY snapshot_id")
+        else:
+            self.print(f"unknown command {command!r}; .help lists the commands")
+        return True
+
+    def show(self, sql: str, params: list | None = None) -> None:
+        try:
+            self.print(str(self.con.sql(sql, params=params)))
+        except duckdb.Error as exc:
+            self.print(f"Error: {exc}")
+
+    def run(self, text: str) -> None:
+        """Run each statement of ``text`` and print its result; errors are printed, the session goes on."""
+        try:
+            statements = duckdb.extract_statements(text)
+            if not self.read_write:
+                check_read_only(text)
+            elif any(s.type.name == "TRANSACTION" for s in statements):
+                raise ReadOnlyViolation("in the read-write shell every statement commits on its own (one snapshot each); "
+                                        "for a multi-statement transaction use `govfacts sql --read-write \"stmt; stmt\"`")
+        except (duckdb.Error, ReadOnlyViolation) as exc:
+            self.print(f"Error: {exc}")
+            return
+        for statement in statements:
+            try:
+                self.execute(statement.query)
+            except duckdb.Error as exc:
+                hint = "" if self.read_write or "read-only" not in str(exc) else "\n(the shell is read-only; start it with --read-write to write)"
+                self.print(f"Error: {exc}{hint}")
+                return
+
+    def execute(self, sql: str) -> None:
+        if not self.read_write:
+            self.print_result(self.con.sql(sql))
+            return
+        with writer_lock(self.settings):
+            self.con.execute("BEGIN")
+            try:
+                self.con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("shell", sql=sql)])
+                self.print_result(self.con.sql(sql))
+                self.con.execute("COMMIT")
+            except BaseException:
+                rollback(self.con)
+                raise
+
+    def print_result(self, rel: duckdb.DuckDBPyRelation | None) -> None:
+        if rel is not None:
+            self.print(str(rel))
+
+    def print(self, text: str) -> None:
+        self.out.write(text.rstrip("\n") + "\n")
+        self.out.flush()
+
+
+def run_shell(settings: Settings, read_write: bool = False, at: int | None = None,
+              stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+    """Read statements until .quit or end of input; prompts and history only on a terminal."""
+    shell = Shell(settings, read_write=read_write, at=at, out=out)
+    interactive = stdin.isatty()
+    if interactive:
+        _enable_readline()
+        mode = "read-write" if read_write else "read-only"
+        where = f" as of snapshot {at}" if at is not None else ""
+        shell.print(f"govfacts shell: warehouse {settings.warehouse}{where} attached as wh ({mode}). .help for help, .quit to leave.")
+    try:
+        while True:
+            prompt = ("govfacts> " if not shell.buffer else "      ...> ") if interactive else ""
+            try:
+                line = input(prompt) if interactive else stdin.readline()
+            except EOFError:
+                break
+            except KeyboardInterrupt:
+                shell.buffer = []
+                shell.print("")
+                continue
+            if not interactive and line == "":
+                break
+            if not shell.feed(line.rstrip("\n")):
+                break
+        if shell.buffer:
+            shell.run("\n".join(shell.buffer))
+    finally:
+        shell.close()
+        if interactive:
+            _save_history()
+
+
+def _enable_readline() -> None:
+    import readline  # noqa: PLC0415 (only for terminals; not available everywhere)
+
+    if HISTORY.exists():
+        readline.read_history_file(HISTORY)
+    readline.set_history_length(2000)
+
+
+def _save_history() -> None:
+    import readline  # noqa: PLC0415
+
+    try:
+        readline.write_history_file(HISTORY)
+    except OSError as exc:
+        sys.stderr.write(f"govfacts shell: could not save history to {HISTORY}: {exc.strerror}\n")

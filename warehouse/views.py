@@ -1,0 +1,209 @@
+"""The researcher-facing views, each with its description, versioned by the migration that (re)defines it.
+
+Migration 2 (``warehouse/schema.py``, ``VIEWS``) made the first ``facts_published`` and
+``indicator_panel``; migration 4 (here) redefines ``indicator_panel`` and adds
+``targets_vs_actuals`` and ``regions``. An applied migration's SQL is never edited:
+a changed view is a new entry with a new migration number, and ``current_views``
+returns the newest definition of each view (time-travel sessions use it for
+snapshots older than the view, see ``warehouse/catalog.py``).
+
+Choosing one number when several facts say the same thing — why the order is what it is:
+the same (region, period, indicator, measure, kind) can be stated by several reports
+(2023's GDP in the 2024 report as an estimate, and again in the 2025 report as the
+final figure) or twice in one report. ``indicator_panel`` takes, for actuals, the most
+recent report (latest figures are revised figures), final before preliminary, then
+the first mention; for targets, the report of the target's own year first (the target
+as it was set), then the most recent report.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from govfacts.settings import SEEDS_DIR
+
+REGION_SEED = SEEDS_DIR / "regions.csv"
+REGION_COLUMNS = ("name", "level", "parent", "short")
+
+
+@dataclass(frozen=True)
+class View:
+    """A view of the warehouse: its name, what it is for, its SQL and the migration that defined it."""
+
+    name: str
+    description: str
+    sql: str
+    since: int
+
+
+INDICATOR_PANEL_V4 = """
+WITH ranked AS (
+    SELECT *, row_number() OVER (
+        PARTITION BY region, period, indicator, measure, kind
+        ORDER BY CASE WHEN kind = 'target' AND CAST(report_year AS VARCHAR) = period THEN 0 ELSE 1 END,
+                 report_year DESC NULLS LAST, preliminary ASC NULLS LAST, doc_id, start) AS pick
+    FROM facts_published
+    WHERE kind IN ('actual', 'target')
+),
+a AS (SELECT * FROM ranked WHERE kind = 'actual' AND pick = 1),
+t AS (SELECT * FROM ranked WHERE kind = 'target' AND pick = 1)
+SELECT region, period, indicator, measure,
+       a.value AS actual, t.value AS target,
+       coalesce(a.unit, t.unit) AS unit,
+       a.value_base AS actual_base, t.value_base AS target_base,
+       coalesce(a.unit_base, t.unit_base) AS unit_base,
+       coalesce(a.region_level, t.region_level) AS region_level,
+       a.unit AS actual_unit, a.qualifier AS actual_qualifier, a.preliminary AS actual_preliminary,
+       a.report_year AS actual_report_year, a.doc_id AS actual_doc_id, a.fact_id AS actual_fact_id,
+       t.unit AS target_unit, t.qualifier AS target_qualifier,
+       t.report_year AS target_report_year, t.doc_id AS target_doc_id, t.fact_id AS target_fact_id
+FROM a FULL OUTER JOIN t USING (region, period, indicator, measure)
+"""
+
+TARGETS_VS_ACTUALS_V4 = """
+WITH t AS (
+    SELECT *, row_number() OVER (PARTITION BY region, indicator, measure, period
+                                 ORDER BY preliminary ASC NULLS LAST, doc_id, start) AS pick
+    FROM facts_published
+    WHERE kind = 'target' AND period = CAST(report_year AS VARCHAR)
+),
+a AS (
+    SELECT *, row_number() OVER (PARTITION BY region, indicator, measure, period
+                                 ORDER BY preliminary ASC NULLS LAST, doc_id, start) AS pick
+    FROM facts_published
+    WHERE kind = 'actual' AND period = CAST(report_year - 1 AS VARCHAR)
+)
+SELECT t.region, t.region_level, t.indicator, t.measure, CAST(t.period AS BIGINT) AS year,
+       t.value AS target, t.unit AS target_unit, t.qualifier AS target_qualifier,
+       a.value AS actual, a.unit AS actual_unit, a.qualifier AS actual_qualifier, a.preliminary AS actual_preliminary,
+       CASE WHEN a.unit = t.unit THEN a.value - t.value END AS gap,
+       CASE WHEN a.unit = t.unit THEN CASE WHEN t.unit_base = '%' THEN 'pp' ELSE t.unit END END AS gap_unit,
+       CASE WHEN a.unit_base = t.unit_base THEN a.value_base - t.value_base END AS gap_base,
+       t.unit_base,
+       CASE WHEN a.value_base IS NULL OR a.unit_base <> t.unit_base THEN NULL
+            WHEN t.qualifier = '以内' THEN a.value_base <= t.value_base
+            ELSE a.value_base >= t.value_base END AS met,
+       t.report_year AS target_report_year, a.report_year AS actual_report_year,
+       t.doc_id AS target_doc_id, a.doc_id AS actual_doc_id,
+       t.fact_id AS target_fact_id, a.fact_id AS actual_fact_id,
+       t.evidence AS target_evidence, a.evidence AS actual_evidence
+FROM t
+LEFT JOIN a ON a.region = t.region AND a.indicator = t.indicator AND a.measure = t.measure
+           AND a.period = t.period AND a.pick = 1
+WHERE t.pick = 1
+"""
+
+REGIONS_V4 = """
+WITH RECURSIVE
+seen AS (
+    SELECT region AS name, region_level AS level, doc_id FROM documents WHERE region IS NOT NULL
+    UNION ALL
+    SELECT region, region_level, doc_id FROM facts WHERE region IS NOT NULL
+),
+used AS (
+    SELECT name, mode(level) AS level, count(DISTINCT doc_id) AS n_documents FROM seen GROUP BY name
+),
+nodes AS (
+    SELECT name, level, nullif(parent, '') AS parent, nullif(short, '') AS short, 'seed' AS source
+    FROM region_reference
+    UNION ALL
+    SELECT name, level, NULL, NULL, 'documents' FROM used
+    WHERE name NOT IN (SELECT name FROM region_reference)
+),
+chain AS (
+    SELECT name, name AS ancestor, level AS ancestor_level, 0 AS depth FROM nodes
+    UNION ALL
+    SELECT c.name, p.name, p.level, c.depth + 1
+    FROM chain c JOIN nodes n ON n.name = c.ancestor JOIN nodes p ON p.name = n.parent
+    WHERE c.depth < 8
+)
+SELECT n.name AS region, n.level,
+       CASE WHEN n.level IN ('county', 'district') THEN 'county' ELSE n.level END AS tier,
+       n.parent, n.short,
+       max(c.ancestor) FILTER (WHERE c.ancestor_level = 'province') AS province,
+       max(c.ancestor) FILTER (WHERE c.ancestor_level = 'city') AS city,
+       max(c.ancestor) FILTER (WHERE c.ancestor_level IN ('county', 'district')) AS county,
+       string_agg(c.ancestor, ' / ' ORDER BY c.depth DESC) AS path,
+       max(c.depth) AS depth,
+       n.source,
+       coalesce(any_value(u.n_documents), 0) AS n_documents
+FROM nodes n JOIN chain c ON c.name = n.name LEFT JOIN used u ON u.name = n.name
+GROUP BY n.name, n.level, n.parent, n.short, n.source
+"""
+
+VIEWS_V4: tuple[View, ...] = (
+    View("indicator_panel",
+         "Region x period x indicator x measure: the actual and the target side by side, one number each "
+         "(actual from the most recent report, final before preliminary; target from the report of its own year), "
+         "in the unit as written and in base units, with the report year, document and fact each came from",
+         INDICATOR_PANEL_V4, 4),
+    View("targets_vs_actuals",
+         "The target for year Y set by the report of year Y beside the actual for Y stated by the report of year Y+1, "
+         "with the gap (actual - target; pp for growth rates) and met (actual >= target, <= for 以内 ceilings); "
+         "targets whose next report is not loaded yet have a NULL actual",
+         TARGETS_VS_ACTUALS_V4, 4),
+    View("regions",
+         "Region hierarchy (province / city / county; districts are county-level): every region of seeds/regions.csv "
+         "and every region a document or fact names, with its parent, its province, city and county, the path, "
+         "and how many documents name it",
+         REGIONS_V4, 4),
+)
+
+
+def current_views() -> list[View]:
+    """The newest definition of every view, in an order where a view comes after the views it reads."""
+    from warehouse.schema import VIEWS  # noqa: PLC0415 (schema imports this module inside migrate)
+
+    newest: dict[str, View] = {name: View(name, desc, sql, 2) for name, (desc, sql) in VIEWS.items()}
+    for view in VIEWS_V4:
+        newest[view.name] = view
+    return list(newest.values())
+
+
+def create_views(con: duckdb.DuckDBPyConnection, since: int) -> list[str]:
+    """(Re)create the views defined by migration ``since``, with their descriptions; return their names."""
+    made = []
+    for view in VIEWS_V4:
+        if view.since != since:
+            continue
+        con.execute(f"CREATE OR REPLACE VIEW {view.name} AS {view.sql}")
+        con.execute(f"COMMENT ON VIEW {view.name} IS '{view.description.replace(chr(39), chr(39) * 2)}'")
+        made.append(view.name)
+    return made
+
+
+def read_region_seed(path: Path = REGION_SEED) -> list[tuple[str, str | None, str | None, str | None]]:
+    """Rows (name, level, parent, short) of seeds/regions.csv, or none when the file is absent.
+
+    The file is optional: without it, ``regions`` is derived from the documents alone.
+    Columns other than these four are ignored; a missing column reads as NULL.
+    """
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [tuple((r.get(c) or "").strip() or None for c in REGION_COLUMNS) for r in csv.DictReader(fh)]
+    return sorted({r for r in rows if r[0]}, key=_sort_key)
+
+
+def _sort_key(row: tuple) -> tuple:
+    return tuple(v or "" for v in row)
+
+
+def sync_region_reference(con: duckdb.DuckDBPyConnection, path: Path = REGION_SEED) -> bool:
+    """Make table ``region_reference`` equal seeds/regions.csv; return True when it had to change.
+
+    Called inside a load's transaction, so a changed seed lands in the run's snapshot
+    and an unchanged one writes nothing (an unchanged re-run stays snapshot-free).
+    """
+    wanted = read_region_seed(path)
+    have = sorted((tuple(r) for r in con.execute(f"SELECT {', '.join(REGION_COLUMNS)} FROM region_reference").fetchall()), key=_sort_key)
+    if have == wanted:
+        return False
+    con.execute("DELETE FROM region_reference")
+    if wanted:
+        con.executemany(f"INSERT INTO region_reference VALUES ({', '.join('?' * len(REGION_COLUMNS))})", wanted)
+    return True
