@@ -147,17 +147,22 @@ def _detect(data: bytes, name: str, html: bool) -> Decoded:
         if enc not in candidates:
             candidates.append(enc)
     scored: list[tuple[float, str, str]] = []
+    seen_texts: set[str] = set()
     for enc in candidates:
         try:
             text = data.decode(enc)
         except (UnicodeDecodeError, LookupError):
             continue
+        if text in seen_texts:
+            continue  # another name for a reading we already have (gbk vs gb18030)
+        seen_texts.add(text)
         scored.append((common_share(text), enc, text))
     if scored:
         scored.sort(key=lambda s: (-s[0], candidates.index(s[1])))
         share, enc, text = scored[0]
         if share >= _MIN_COMMON_SHARE:
-            runner_up = scored[1][0] if len(scored) > 1 else 0.0
+            rivals = [sc for sc, e, _ in scored[1:] if _family(e) != _family(enc)]
+            runner_up = rivals[0] if rivals else 0.0
             return Decoded(text, enc, round(min(0.98, 0.5 + share / 2 - max(0.0, runner_up - 0.5) / 2), 3), html)
     # Nothing decodes cleanly: accept a lenient decode only if nearly all of it is sensible.
     for enc in _CHINESE[:1]:
@@ -171,6 +176,16 @@ def _detect(data: bytes, name: str, html: bool) -> Decoded:
             if _truncated(data, exc) and common_share(data[: exc.start].decode(enc, errors="replace")) >= _MIN_COMMON_SHARE:
                 raise InputRejected("truncated", f"{name}: the file ends in the middle of a {enc} character: it was cut short. Download or copy it again and put it back in the inbox.") from None
     raise InputRejected("undecodable", f"{name}: the bytes are not text in UTF-8, UTF-16 (with BOM), GB18030/GBK or Big5 that we can read with confidence; convert the file to UTF-8 and put it back in the inbox.")
+
+
+_FAMILIES = {"gb2312": "gb", "gbk": "gb", "gb18030": "gb", "cp936": "gb", "hz": "gb",
+             "big5": "big5", "big5hkscs": "big5", "cp950": "big5"}
+
+
+def _family(encoding: str) -> str:
+    """Encodings that are supersets of one another read the same text; they are not rivals."""
+    name = codecs.lookup(encoding).name
+    return _FAMILIES.get(name.replace("_", "").replace("-", ""), name)
 
 
 def _charset_normalizer_guesses(data: bytes) -> list[str]:

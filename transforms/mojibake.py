@@ -33,7 +33,10 @@ MAX_RUN = 40
 
 # A run: the lost-byte '?', one character, a body, and the character where the
 # decoder fell back in step: a dangling byte ('?') or a single-byte character.
-_RUN = re.compile(r"(?<!\?)\?[^\s](?:[^\s?A-Za-z0-9@\u20ac]{0,%d})[?A-Za-z0-9@\u20ac]" % (MAX_RUN - 3))
+# Fullwidth letters and digits count as the ASCII ones they become, so the same
+# run is cut the same way before and after canonicalization (idempotence).
+_END = "?\uff1fA-Za-z0-9\uff21-\uff3a\uff41-\uff5a\uff10-\uff19@\uff20\u20ac"
+_RUN = re.compile(r"\?[^\s](?:[^\s%s]{0,%d})[%s]" % (_END, MAX_RUN - 3, _END))
 _ASCII_END = re.compile(r"[A-Za-z0-9@\u20ac]")
 
 _TRAILS = tuple(range(0x40, 0x7F)) + tuple(range(0x80, 0xFF))
@@ -379,10 +382,10 @@ def find_runs(text: str) -> list[MojibakeRun]:
     if "?" not in text:
         return []
     runs = []
-    for m in _RUN.finditer(text):
+    pos = 0
+    while (m := _RUN.search(text, pos)) is not None:
         s, e = m.span()
-        if runs and s < runs[-1].end:
-            continue
+        pos = s + 1  # a rejected candidate may hide a real run starting at a later '?'
         left = _simp_ascii(text[s - 1]) if s and not text[s - 1].isspace() else ""
         best = None
         # The first single-byte-looking character may instead be a fullwidth
@@ -399,6 +402,7 @@ def find_runs(text: str) -> list[MojibakeRun]:
             continue
         end, repair, ok, _ = best
         runs.append(MojibakeRun(s, end, text[s:end], repair, ok))
+        pos = end
     return runs
 
 

@@ -122,12 +122,18 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
     if script:
         report.chars_converted = convert_script(doc, converter(script).convert)
 
-    furniture = furniture_spans(doc.text)
-    if furniture:
-        report.furniture_lines_removed = len(furniture)
-        report.furniture_patterns = sorted({name for _, _, name in furniture})
-        report.published, report.source = page_metadata(doc.text, furniture)
+    names: set[str] = set()
+    for _round in range(5):  # removing an inline note can leave a line that is furniture too
+        furniture = furniture_spans(doc.text)
+        if not furniture:
+            break
+        report.furniture_lines_removed += len(furniture)
+        names.update(name for _, _, name in furniture)
+        published, source = page_metadata(doc.text, furniture)
+        report.published = report.published or published
+        report.source = report.source or source
         doc.delete((s, e) for s, e, _ in furniture)
+    report.furniture_patterns = sorted(names)
 
     doc.delete(whitespace_deletions(doc.text))
 

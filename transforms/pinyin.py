@@ -27,6 +27,7 @@ _ANNOTATION = re.compile(
     rf"[(（](?:(?P<marked>[a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}})|(?P<other>[{_LETTERS}]{{1,7}}[1-5]?))[)）]"
 )
 _IS_HAN = re.compile(rf"[{_HAN}]")
+_SPACES = " \t\u3000\u00a0"
 # What is left when a mojibake run ate the '(' of an annotation: '?shù)'.
 _ORPHAN = re.compile(rf"(?<=\?)(?:[a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}})\)")
 
@@ -56,15 +57,17 @@ def _accepted_form(word: str) -> bool:
 
 
 def annotation_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of ``text`` that are pinyin annotations to delete (one space before the paren included)."""
+    """Spans of ``text`` that are pinyin annotations to delete (spaces before the paren included)."""
     spans = []
     is_han = _IS_HAN.match
     for m in _ANNOTATION.finditer(text):
         s = m.start()
-        if s and text[s - 1] in " \u3000" and s > 1 and is_han(text[s - 2]):
-            s -= 1
-        elif not (s and is_han(text[s - 1])):
+        j = s
+        while j and text[j - 1] in _SPACES:
+            j -= 1
+        if not (j and is_han(text[j - 1])):
             continue
+        s = j  # spaces between the character and its annotation go with it
         other = m.group("other")
         if other is None or (_accepted_form(other) and is_syllable(other)):
             spans.append((s, m.end()))
