@@ -96,3 +96,12 @@ def test_any_text_never_raises_and_evidence_holds(parts):
 @given(st.text(max_size=200))
 def test_arbitrary_unicode_never_raises(text):
     extract_facts(text, "h")
+
+
+@pytest.mark.parametrize("body", ["一" * 50_000, "9" * 50_000 + "亿元", "地区生产总值" * 5_000, "增长6%、" * 5_000,
+                                  "城乡居民人均可支配收入分别达到" + "1元、" * 5_000, "地区生产总值增长6%," * 3_000],
+                         ids=["cn-digit-run", "arabic-digit-run", "aliases-only", "numbers-only", "huge-list", "one-giant-sentence"])
+def test_pathological_pages_do_not_crash(body):
+    text = "2024年武威市凉州区政府工作报告\n2023年工作回顾\n" + body
+    for f in extract_facts(text, "p"):
+        assert text[f.start:f.end] == f.evidence

@@ -48,6 +48,8 @@ _PAREN = re.compile(r"[(（][^()（）]{0,20}[)）]")
 _WRAP_MIN_LINE = 40  # a line this long that stops mid-clause is hard-wrapped prose, not a heading
 _PUNCT = re.compile(r"[,，、\s]")
 _MAX_RESIDUAL = 1
+_LOOKBACK = 300  # how far back in a sentence 到2026年 / 预计 / 十四五 are looked for (keeps giant sentences linear)
+_CHAIN_EVIDENCE = 8  # facts of one statement whose evidence is stretched to its last number
 _GROWTH_UNITS = ("%", "个百分点")
 
 
@@ -346,14 +348,15 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
         after = term_pattern("after_blocker")
         if after is not None and after.match(scan, group[-1].end):
             continue  # 完成年初确定的增长6%的目标: a past target, not an outcome
-        apply_prefix_cues(subject.prefix, cues, scan[lo:subject.start])
+        apply_prefix_cues(subject.prefix, cues, scan[max(lo, subject.start - _LOOKBACK):subject.start])
         pairs = distribute(tuple(subject.codes), recent, group, cues.respectively, cues.each)
         made = 0
         sec = section_at(ctx.sections, group[0].start)
         if sec is None:
             continue
-        sentence_before = scan[lo:group[0].start]
-        preliminary = bool(term_pattern("preliminary") and term_pattern("preliminary").search(sentence_before))
+        window = max(lo, group[0].start - _LOOKBACK)
+        prelim = term_pattern("preliminary")
+        preliminary = prelim is not None and prelim.search(scan, window, group[0].start) is not None
         for code, q in pairs:
             ms = _measure(code, q, cues, ref)
             if ms is None:
@@ -362,13 +365,14 @@ def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], qua
             if (code, measure) in subject.said:
                 continue  # 增长6.5%左右,力争7%: the first figure is the statement, the rest is commentary
             subject.said.add((code, measure))
-            kind, period = _kind_period(code, measure, cues, sec, ctx, ref, scan[lo:subject.start], subject.prefix)
+            head = scan[lo:lo + 12] if subject.start - lo > _LOOKBACK else ""
+            kind, period = _kind_period(code, measure, cues, sec, ctx, ref, head + scan[max(lo, subject.start - _LOOKBACK):subject.start], subject.prefix)
             start = min(subject.evidence_start, named_at.get(code, subject.evidence_start))
             out.append(_make_fact(code, q, measure, sign, kind, period, cues, subject, ctx, ref, preliminary, start))
             subject.facts.append(out[-1])
             made += 1
         if made:
-            for f in subject.facts:  # evidence of a statement runs to its last number
+            for f in subject.facts[-_CHAIN_EVIDENCE:]:  # evidence of a statement runs to its last number
                 f["end"] = max(f["end"], group[-1].end)
     return out
 

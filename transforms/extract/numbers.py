@@ -20,9 +20,12 @@ _FULLWIDTH = {ord(c): ord(c) - 0xFEE0 for c in "０１２３４５６７８９�
 _FULLWIDTH.update({ord("∶"): ord(":"), ord("︰"): ord(":"), ord("﹪"): ord("%"), ord("﹒"): ord("."), ord("．"): ord(".")})
 
 
+_FULLWIDTH_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in _FULLWIDTH) + "]")
+
+
 def scan_text(text: str) -> str:
     """Full-width digits/%/./:/~ mapped to ASCII, same length as ``text`` (offsets are shared)."""
-    return text.translate(_FULLWIDTH)
+    return text.translate(_FULLWIDTH) if _FULLWIDTH_RE.search(text) else text
 
 
 CN_DIGITS = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
@@ -40,9 +43,12 @@ def parse_arabic(s: str) -> float:
     return float(s.replace(",", ""))
 
 
+MAX_NUMERAL_CHARS = 16  # longer runs of numeral characters are text (一一一…), not quantities
+
+
 def _parse_cn_integer(s: str) -> int | None:
     """Chinese integer numerals: 一千二百 -> 1200, 两万 -> 20000, 十五 -> 15, 三万五千 -> 35000."""
-    if not s:
+    if not s or len(s) > MAX_NUMERAL_CHARS:
         return None
     if all(c in CN_DIGITS for c in s):  # digit-by-digit: 二〇二三 -> 2023, 五 -> 5
         return int("".join(str(CN_DIGITS[c]) for c in s))
@@ -72,7 +78,7 @@ def _parse_cn_integer(s: str) -> int | None:
 
 def parse_chinese(s: str) -> float | None:
     """A Chinese numeral (optionally with 点 decimals) -> value; None when ``s`` is not a numeral."""
-    if not s or not any(c in CN_DIGITS or c in CN_SMALL for c in s):
+    if not s or len(s) > MAX_NUMERAL_CHARS or not any(c in CN_DIGITS or c in CN_SMALL for c in s):
         return None
     if "点" in s:
         whole, _, frac = s.partition("点")
@@ -114,7 +120,8 @@ def find_numbers(scan: str) -> list[NumberToken]:
     it (两万人 -> 两 + 万人) so the unit reads as written; the caller decides whether
     a Chinese numeral is a quantity (it needs a unit right after it).
     """
-    tokens = [NumberToken(m.start(), m.end(), parse_arabic(m.group()), m.group()) for m in ARABIC_RE.finditer(scan)]
+    tokens = [NumberToken(m.start(), m.end(), parse_arabic(m.group()), m.group()) for m in ARABIC_RE.finditer(scan)
+              if len(m.group()) <= MAX_NUMERAL_CHARS + 4]  # a 5000-digit run is not a figure
     for m in CHINESE_RE.finditer(scan):
         s, start = m.group(), m.start()
         for suf in MAGNITUDE_SUFFIXES:

@@ -16,6 +16,7 @@ the qualifier 以上; the upper bound stays visible in the evidence.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -142,10 +143,12 @@ def find_quantities(scan: str, ref: Reference, masked: list[tuple[int, int]] = (
     out: list[Quantity] = []
     last_end = -1
     spans = sorted(masked)
+    starts = [s for s, _e in spans]
     for tok in find_numbers(scan):
         if tok.start < last_end:
             continue  # inside a ratio or range already read
-        if any(s <= tok.start < e for s, e in spans):
+        i = bisect.bisect_right(starts, tok.start) - 1
+        if i >= 0 and spans[i][0] <= tok.start < spans[i][1]:
             continue
         q = read_quantity(scan, tok, ref)
         if q is not None:
