@@ -133,11 +133,14 @@ def read_cues(gap: str, ref: Reference) -> Cues:
         if pat is not None and pat.search(rest):
             c.to_level = True
             rest = pat.sub("", rest)
+    flags_text = rest
     for category, attr in (("average_annual", "average_annual"), ("cumulative", "cumulative"), ("every_year", "every_year"),
                            ("respectively", "respectively"), ("each", "each"), ("target_cue", "target")):
         pat = term_pattern(category)
-        if pat is not None and pat.search(rest):
+        if pat is not None and pat.search(flags_text):
             setattr(c, attr, True)
+            if category == "average_annual":
+                flags_text = pat.sub("", flags_text)  # the 均 of 年均 is not 均 (each)
     share = term_pattern("share")
     if share is not None and share.search(rest):
         c.share = True
