@@ -53,7 +53,7 @@ from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
 from transforms.stage import StageResult, stage_inbox
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
-from warehouse.parts import known_source_names, known_stage_rejects, load_parts, write_part
+from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, read_texts, write_part
 
 
 @dataclass
@@ -255,11 +255,12 @@ def spill(normalized: tuple[pa.Table, list[dict]], facts: pa.Table, names: dict[
 
 
 @task
-def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, normalized: list | None = None) -> dict:
+def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None) -> dict:
     """Run the GX suite on the facts of a group of batches (one GX run costs ≈1 s, so groups are large).
 
     Rules across documents compare with the facts the warehouse already publishes for the
-    group's regions; ``normalized`` (the group's normalize results) lets GX check evidence offsets.
+    group's regions; ``text_parts`` (the group's spilled document_text parts) let GX check evidence
+    offsets — read back here rather than held since normalize, so memory stays bounded.
     """
     with _timed("validate"):
         if isinstance(facts, list):
@@ -268,8 +269,8 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
         facts = facts.append_column("fact_id", pa.array(ids, pa.string()))
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
         published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
-        texts = {d: t for n in (normalized or []) for d, t in zip(*(n[0] if isinstance(n, tuple) else n).select(["doc_id", "text"]).to_pydict().values())}
-        outcome = validate_facts(facts, published, texts if normalized is not None else None)
+        texts = read_texts(text_parts) if text_parts is not None else None
+        outcome = validate_facts(facts, published, texts)
     _fault("validate")
     return dict(facts=facts, status=outcome.status, failed=outcome.failed, results=outcome.results, messages=outcome.messages)
 
@@ -303,14 +304,6 @@ def spill_facts(checked: dict, parts: str, label: str, version: str, run_id: str
             write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejects))
         status = Counter(facts.column("dq_status").to_pylist())
     return dict(facts=facts.num_rows, quarantined=status["error"], warned=status["warning"], results=checked["results"])
-
-
-def merge_dq_results(groups: list[list[dict]]) -> list[dict]:
-    """One dq_results row per expectation for the whole run, from the rows of each validated group.
-
-    Counts add up and failed ids, messages and GX results are united (expectations/facts_suite.py).
-    """
-    return merge_result_rows(groups)
 
 
 @task(retries=1, retry_delay_seconds=2)
@@ -424,7 +417,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         dq_groups: list[list[dict]] = []
         spilled: deque = deque()  # futures of batches being written, oldest first
         group: list = []  # extract futures whose facts await validation
-        group_norms: list = []  # their normalize futures (texts, for the evidence-offset expectation)
+        group_spills: list = []  # their spill futures: validation reads the texts they wrote
+        group_texts: list[str] = []  # the document_text parts of the group (evidence offsets are checked against them)
         group_docs, n_groups = 0, 0
 
         def absorb(result: dict) -> None:
@@ -446,18 +440,21 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             names = {f.sha256: staged.names[f.sha256] for f in batch}
             n = normalize.submit(batch)
             e = extract.submit(n)
-            spilled.append(spill.submit(n, e, names, str(parts), label, version, summary.run_id))
+            s = spill.submit(n, e, names, str(parts), label, version, summary.run_id)
+            spilled.append(s)
             group.append(e)
-            group_norms.append(n)
+            group_spills.append(s)
+            group_texts.append(str(part_path(parts, "document_text", label)))
             group_docs += len(batch)
             if group_docs >= settings.validate_batch_size or i == len(batches) - 1:
-                checks.append(spill_facts.submit(validate.submit(group, settings, group_norms), str(parts), f"v{n_groups:06d}", version, summary.run_id))
-                group, group_norms, group_docs, n_groups = [], [], 0, n_groups + 1
+                checked = validate.submit(group, settings, group_texts, wait_for=group_spills)
+                checks.append(spill_facts.submit(checked, str(parts), f"v{n_groups:06d}", version, summary.run_id))
+                group, group_spills, group_texts, group_docs, n_groups = [], [], [], 0, n_groups + 1
             while len(spilled) > _in_flight(settings):
                 absorb(spilled.popleft().result())
             while len(checks) > 1:
                 settle(checks.popleft().result())
-            del n, e
+            del n, e, s
         while spilled:
             absorb(spilled.popleft().result())
         while checks:
@@ -471,7 +468,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
         summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
         summary.files_quarantined += sum(len(staged.names[s]) - 1 for s in quarantined_shas if s in staged.names)
-        results = merge_dq_results(dq_groups)
+        results = merge_result_rows(dq_groups)
         summary.expectations_passed = sum(r["success"] for r in results)
         summary.expectations_failed = sum(not r["success"] for r in results)
         summary.quarantined = [{k: r[k] for k in ("source_path", "reason", "detail")} for r in file_rejects]

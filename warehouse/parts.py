@@ -48,6 +48,11 @@ def conform(name: str, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def part_path(parts: Path, name: str, label: str) -> Path:
+    """Where batch ``label`` writes its rows of table ``name``."""
+    return parts / f"{name}-{label}.parquet"
+
+
 def write_part(parts: Path, name: str, label: str, table: pa.Table) -> int:
     """Write one batch's rows of table ``name`` as ``<parts>/<name>-<label>.parquet``; return the row count.
 
@@ -56,7 +61,7 @@ def write_part(parts: Path, name: str, label: str, table: pa.Table) -> int:
     if table.num_rows == 0:
         return 0
     parts.mkdir(parents=True, exist_ok=True)
-    target = parts / f"{name}-{label}.parquet"
+    target = part_path(parts, name, label)
     tmp = parts / f".{name}-{label}.parquet.partial"
     pq.write_table(conform(name, table), tmp, compression="zstd")
     os.replace(tmp, target)
@@ -66,6 +71,16 @@ def write_part(parts: Path, name: str, label: str, table: pa.Table) -> int:
 def part_files(parts: Path, name: str) -> list[str]:
     """The finished parts of table ``name`` in a run directory, in batch order."""
     return [str(p) for p in sorted(parts.glob(f"{name}-*.parquet"))]
+
+
+def read_texts(paths: list[str]) -> dict[str, str]:
+    """doc_id -> normalized text, read back from document_text parts (missing parts: batches with no document)."""
+    texts: dict[str, str] = {}
+    for p in paths:
+        if Path(p).exists():
+            t = pq.read_table(p, columns=["doc_id", "text"])
+            texts.update(zip(t.column("doc_id").to_pylist(), t.column("text").to_pylist()))
+    return texts
 
 
 def known_source_names(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, list[str]]:
