@@ -19,3 +19,5 @@ def configure_prefect(home: Path | None = None) -> None:
     os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    # The embedded server is a subprocess; on a busy machine it takes longer than Prefect's default 20 s to answer.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
