@@ -92,6 +92,10 @@ def explain_failure(exc: BaseException, settings) -> str | None:
         return (f"could not write the warehouse at {settings.warehouse}: {what} ({text}). "
                 f"Nothing was committed: {_snapshot_note(settings)}. {todo[0].upper() + todo[1:]}, or pass --warehouse DIR, "
                 f"then re-run `govfacts run` (staged files are reused).")
+    for e in _chain(exc):
+        if isinstance(e, RuntimeError) and "ephemeral Prefect API server" in str(e):
+            return ("Prefect's embedded server did not start in time (a busy machine?); nothing was run or committed. "
+                    "Re-run, or allow it longer: PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=300 govfacts run ...")
     try:
         import httpx  # noqa: PLC0415
     except ImportError:  # pragma: no cover (httpx ships with Prefect)

@@ -1,0 +1,326 @@
+"""Reliability: hostile input never stops a run, faults never lose or half-publish anything.
+
+Everything runs on the real stack: the Prefect flow (under the session's test
+server, or as a separate ``govfacts`` process that is SIGKILLed), a DuckLake
+warehouse in ``tmp_path``, and — for disk full / not writable — a real tmpfs
+mounted for the test (skipped where mounting is not permitted).
+
+The figures (bad inputs tried, faults injected, runs completed, files in versus
+out, facts lost) are printed at the end of the session by tests/hostile.py.
+
+Unreadable files: the tests run as root here, and root reads a ``chmod 000``
+file anyway. The in-process corpus therefore uses a named pipe (FIFO) called
+``pipe.txt`` (cannot be read as a file), and tests/test_security.py runs a real
+``govfacts run`` with the DAC-override capabilities dropped (``setpriv``), so a
+``chmod 000`` file is really unreadable to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.hostile import (
+    INJECTION, LEDGER, PYTHON, SAMPLES, Zygote, build_corpus, clean_env, display, expected_facts, fact_keys,
+    harness_api_url, report_reliability, run_cli, sample_bytes, snapshot_state, sql, staging_problems, warehouse_facts,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("report_reliability")]
+__all__ = ["report_reliability"]
+
+FAULT_STAGES = ("stage", "normalize", "extract", "validate", "load")
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile input
+
+
+@pytest.fixture(scope="module")
+def hostile_run(prefect_harness, tmp_path_factory):
+    """The whole hostile corpus through the real flow, once for the module."""
+    from flows.ingest import ingest
+
+    root = tmp_path_factory.mktemp("hostile")
+    items = build_corpus(root / "inbox", root / "outside")
+    LEDGER.bad_inputs.update(i.kind for i in items)
+    summary = ingest(inbox=str(root / "inbox"), warehouse=str(root / "wh"))
+    LEDGER.run(summary)
+    return items, summary, root
+
+
+def _outcomes(wh: Path) -> tuple[dict[str, tuple[str, list[str]]], dict[str, tuple[str, str, str]]]:
+    """name -> (doc_id, all names of the document); name -> (reason, detail, stage) of its quarantine record."""
+    docs = {}
+    for doc_id, names in sql(wh, "SELECT doc_id, source_names FROM documents"):
+        for n in json.loads(names):
+            docs[n] = (doc_id, json.loads(names))
+    quarantined = {r[0]: (r[1], r[2], r[3]) for r in sql(wh, "SELECT source_path, reason, detail, stage FROM quarantine WHERE item = 'file'")}
+    return docs, quarantined
+
+
+def test_hostile_run_completes_and_counts_reconcile(hostile_run):
+    items, summary, root = hostile_run
+    assert summary["files_in"] == len(items), (summary["files_in"], len(items))
+    assert summary["files_in"] == summary["documents"] + summary["skipped"] + summary["duplicates"] + summary["files_quarantined"], summary
+    assert summary["snapshot_id"] is not None and summary["changed"]
+
+
+def test_every_hostile_file_is_processed_or_quarantined_with_a_reason_naming_it(hostile_run):
+    items, summary, root = hostile_run
+    wh, inbox = root / "wh", root / "inbox"
+    docs, quarantined = _outcomes(wh)
+    facts_by_doc: dict[str, int] = dict(sql(wh, "SELECT doc_id, count(*) FROM facts GROUP BY doc_id"))
+    wrong = []
+    for item in items:
+        name = display(item.path(inbox))
+        base = name.rsplit("/", 1)[-1]
+        if name in quarantined:
+            reason, detail, _ = quarantined[name]
+            if item.expect not in ("quarantine", "document_or_quarantine"):
+                wrong.append(f"{item.kind}: quarantined ({reason}: {detail}) but expected {item.expect}")
+            elif item.reasons and reason not in item.reasons:
+                wrong.append(f"{item.kind}: reason {reason!r}, expected one of {sorted(item.reasons)}")
+            elif not reason or reason in ("error", "unknown", "failed"):
+                wrong.append(f"{item.kind}: unspecific reason {reason!r}")
+            elif base not in detail or len(detail) < len(name) + 30:
+                wrong.append(f"{item.kind}: the message does not name the file and what to do: {detail!r}")
+        elif name in docs:
+            doc_id, names = docs[name]
+            if item.expect not in ("document", "duplicate", "document_or_quarantine"):
+                wrong.append(f"{item.kind}: loaded as a document but expected {item.expect}")
+            elif item.expect == "duplicate" and len(names) < 2:
+                wrong.append(f"{item.kind}: expected as one more name of an existing document, got names {names}")
+            elif item.no_facts and facts_by_doc.get(doc_id, 0):
+                wrong.append(f"{item.kind}: is not a report but yielded {facts_by_doc[doc_id]} facts")
+        else:
+            wrong.append(f"{item.kind}: {name!r} is neither a document nor quarantined (silently lost)")
+    assert not wrong, "\n".join(wrong)
+    shown = {q["source_path"] for q in summary["quarantined"]}
+    assert shown == set(quarantined), "the run summary must list every quarantined file"
+
+
+def test_hostile_run_loses_no_fact_of_the_reports_hidden_in_it(hostile_run):
+    items, summary, root = hostile_run
+    found = fact_keys(warehouse_facts(root / "wh"))
+    expected: set = set()
+    for stem in sorted({i.facts_like for i in items if i.facts_like}):
+        expected |= fact_keys(expected_facts(sample_bytes(stem), stem))
+    assert expected, "the extractor finds nothing in the samples: the comparison would be empty"
+    lost = LEDGER.facts(expected, found)
+    assert lost == 0, sorted(expected - found)[:10]
+
+
+def test_docx_is_read_like_the_text_it_contains(hostile_run):
+    items, _, root = hostile_run
+    wh, inbox = root / "wh", root / "inbox"
+    docx = next(i for i in items if i.kind == "DOCX report")
+    docs, _ = _outcomes(wh)
+    doc_id = docs[display(docx.path(inbox))][0]
+    got = fact_keys([dict(zip(("region", "indicator", "measure", "period", "kind", "value", "unit", "qualifier", "evidence"), r))
+                     for r in sql(wh, "SELECT region, indicator, measure, period, kind, value, unit, qualifier, evidence FROM facts WHERE doc_id = ?", [doc_id])])
+    assert got == fact_keys(expected_facts(sample_bytes("000"))), "the .docx must yield exactly the facts of its text"
+
+
+def test_names_with_sql_survive_verbatim(hostile_run):
+    items, _, root = hostile_run
+    wh, inbox = root / "wh", root / "inbox"
+    name = display(inbox / f"{INJECTION}.txt")
+    assert sql(wh, "SELECT count(*) FROM documents WHERE source_path = ? OR source_names LIKE ?", [name, f"%{INJECTION}%"])[0][0] == 1
+    assert sql(wh, "SELECT count(*) FROM document_text WHERE contains(text, ?)", [INJECTION])[0][0] == 1
+    assert sql(wh, "SELECT count(*) FROM facts")[0][0] > 0
+
+
+def test_staging_holds_only_complete_content_addressed_copies(hostile_run):
+    _, _, root = hostile_run
+    staging = root / "wh" / "staging"
+    assert staging_problems(staging, allow_partials=False) == []
+    outside = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and ".partial-" in p.name]
+    assert outside == []
+
+
+def test_unchanged_hostile_rerun_adds_nothing(hostile_run):
+    from flows.ingest import ingest
+
+    items, first, root = hostile_run
+    before = snapshot_state(root / "wh")
+    again = ingest(inbox=str(root / "inbox"), warehouse=str(root / "wh"))
+    LEDGER.run(again)
+    assert again["files_in"] == first["files_in"]
+    assert again["files_in"] == again["documents"] + again["skipped"] + again["duplicates"] + again["files_quarantined"], again
+    assert again["documents"] == 0 and not again["changed"], again
+    assert snapshot_state(root / "wh") == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults: transient failures, SIGKILL at every stage, disk full, not writable, server unreachable
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    """A small real filesystem at ``path`` (None when mounting is not permitted here)."""
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "govfacts-test", str(path)], capture_output=True)
+    if done.returncode != 0:
+        yield None
+        return
+    try:
+        yield path
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(path)], capture_output=True)
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _fill(path: Path) -> Path:
+    """Fill the filesystem holding ``path`` until it reports ENOSPC."""
+    filler = path / "filler.bin"
+    with open(filler, "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def _facts_expected(stems) -> set:
+    out: set = set()
+    for stem in stems:
+        out |= fact_keys(expected_facts(sample_bytes(stem), stem))
+    return out
+
+
+def _copy_samples(inbox: Path, stems) -> None:
+    inbox.mkdir(parents=True, exist_ok=True)
+    for stem in stems:
+        p = next(SAMPLES.glob(f"{stem}_*.txt"))
+        shutil.copyfile(p, inbox / p.name)
+
+
+@pytest.fixture(scope="module")
+def zygote(prefect_harness, tmp_path_factory):
+    """Forks a separate ``govfacts`` process per command (talking to the session's Prefect server)."""
+    work = tmp_path_factory.mktemp("cli")
+    z = Zygote(clean_env(PREFECT_API_URL=harness_api_url(), COLUMNS="250"), work)
+    yield z
+    z.close()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(prefect_harness, zygote, tmp_path, monkeypatch):
+    """One warehouse through every fault, in order; the final run must load everything, once.
+
+    1. a first run whose stage, normalize and extract tasks each fail once (Prefect retries them);
+    2. new reports arrive, and five runs are SIGKILLed, one at the end of each stage
+       (each next run passes the stage where the previous one died);
+    3. a staging copy is SIGKILLed half-written;
+    4. a run meets a full disk during load, another a read-only lake (real tmpfs);
+    5. a last run completes: every fact of every report is there, exactly once, in one new snapshot.
+    """
+    from flows.ingest import ingest
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "wh"
+    with tmpfs(tmp_path / "lakefs", "16m") as lakefs:
+        env = {"GOVFACTS_DATA_PATH": f"{lakefs}/"} if lakefs else {}
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+
+        # 1. transient failures, retried by Prefect
+        _copy_samples(inbox, ["000", "001", "002"])
+        state = tmp_path / "fault-state"
+        state.mkdir()
+        monkeypatch.setenv("GOVFACTS_FAULT_TRANSIENT", "stage:1,normalize:1,extract:1")
+        monkeypatch.setenv("GOVFACTS_FAULT_STATE", str(state))
+        first = ingest(inbox=str(inbox), warehouse=str(wh))
+        monkeypatch.delenv("GOVFACTS_FAULT_TRANSIENT")
+        fired = {p.stem: int(p.read_text()) for p in state.glob("*.count")}
+        assert fired == {"stage": 1, "normalize": 1, "extract": 1}, fired
+        LEDGER.faults += [f"transient failure in {s} (retried)" for s in fired]
+        LEDGER.run(first)
+        assert first["documents"] == 3 and first["changed"]
+        assert fact_keys(warehouse_facts(wh)) >= _facts_expected(["000", "001", "002"])
+        before = snapshot_state(wh)
+
+        # 2. SIGKILL at the end of each stage
+        _copy_samples(inbox, ["003", "004"])
+        for stage in FAULT_STAGES:
+            got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env=dict(env, GOVFACTS_FAULT=stage))
+            assert got.exitcode == -signal.SIGKILL, (stage, got)
+            LEDGER.faults.append(f"SIGKILL at {stage}")
+            assert snapshot_state(wh) == before, f"a run killed at {stage} changed the warehouse"
+            assert staging_problems(wh / "staging") == [], stage
+
+        # 3. SIGKILL in the middle of a staging copy (a file larger than the in-memory threshold is streamed)
+        big_inbox = tmp_path / "big-inbox"
+        big_inbox.mkdir()
+        (big_inbox / "big.txt").write_bytes(sample_bytes("001") * 600)  # ~21 MB
+        killed = subprocess.run([PYTHON, "-c", "import sys; from pathlib import Path; from transforms.stage import stage_inbox; "
+                                 "stage_inbox(Path(sys.argv[1]), Path(sys.argv[2]))", str(big_inbox), str(wh / "staging")],
+                                env=clean_env(GOVFACTS_FAULT="stage-copy"), cwd=Path(__file__).parent.parent, capture_output=True)
+        assert killed.returncode == -signal.SIGKILL, killed
+        LEDGER.faults.append("SIGKILL in the middle of a staging copy")
+        assert list((wh / "staging").glob(".partial-*")), "the killed copy should have left its temporary file"
+        assert staging_problems(wh / "staging") == [], "a half-written copy must never be at a content address"
+        assert snapshot_state(wh) == before
+
+        # 4. disk full, then not writable, during load
+        if lakefs:
+            filler = _fill(lakefs)
+            got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env=env)
+            text = _one_line(got.stderr)
+            assert got.exitcode == 1, got
+            assert "disk is full" in text and "Nothing was committed" in text and f"snapshot {before[0]}" in text, text[-600:]
+            assert snapshot_state(wh) == before
+            LEDGER.faults.append("disk full during load")
+            LEDGER.runs_failed_cleanly += 1
+            filler.unlink()
+            subprocess.run(["mount", "-o", "remount,ro", str(lakefs)], check=True)
+            got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env=env)
+            text = _one_line(got.stderr)
+            assert got.exitcode == 1, got
+            assert "not writable" in text and "Nothing was committed" in text, text[-600:]
+            assert snapshot_state(wh) == before
+            LEDGER.faults.append("warehouse not writable during load")
+            LEDGER.runs_failed_cleanly += 1
+            subprocess.run(["mount", "-o", "remount,rw", str(lakefs)], check=True)
+
+        # 5. the next run completes without any repair and loads everything, once
+        last = ingest(inbox=str(inbox), warehouse=str(wh))
+        LEDGER.run(last)
+        assert last["documents"] == 2 and last["skipped"] == 3, last
+        assert last["files_in"] == last["documents"] + last["skipped"] + last["duplicates"] + last["files_quarantined"]
+        after = snapshot_state(wh)
+        assert after[0] == before[0] + 1, "the recovering run must add exactly one snapshot"
+        expected = _facts_expected(["000", "001", "002", "003", "004"])
+        assert LEDGER.facts(expected, fact_keys(warehouse_facts(wh))) == 0
+        assert sql(wh, "SELECT count(*) FROM (SELECT fact_id FROM facts GROUP BY fact_id HAVING count(*) > 1)") == [(0,)]
+        assert sql(wh, "SELECT count(*) FROM documents") == [(5,)]
+        assert staging_problems(wh / "staging", allow_partials=False) == [], "the next run sweeps temporary copies of dead runs"
+        assert not any((wh / "spill").glob("*")) if (wh / "spill").exists() else True
+
+
+def test_unreachable_prefect_server_is_one_clear_message(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = clean_env(PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_HOME=str(tmp_path / "prefect"), COLUMNS="250")
+    got = run_cli(["run", "--inbox", str(SAMPLES), "--warehouse", str(tmp_path / "wh")], env, timeout=120)
+    text = _one_line(got.stdout + got.stderr)
+    assert got.exitcode == 1, got
+    assert f"cannot reach the Prefect server at http://127.0.0.1:{port}/api" in text, text
+    assert "PREFECT_API_URL" in text and "Traceback" not in text, text
+    assert not (tmp_path / "wh").exists(), "nothing may be written when the run cannot start"
+    LEDGER.faults.append("Prefect server unreachable")
