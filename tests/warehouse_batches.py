@@ -57,19 +57,59 @@ def make_batch(run_id: str, facts: list[dict], docs: list[str] | None = None, ve
                      dq_results=pa.table({"run_id": pa.array([], pa.string())}))
 
 
-def _main(argv: list[str]) -> int:
+def _load(argv: list[str]) -> int:
     """``synthetic N SEED [DOC_OFFSET]``: load a synthetic batch into the warehouse of the environment."""
     from govfacts.settings import load_settings
     from warehouse.load import load_batch
     from warehouse.synthetic import synthetic_batch
 
-    _, n, seed, *rest = argv
+    n, seed, *rest = argv
     batch = synthetic_batch(int(n), seed=int(seed), run_id=f"child-{seed}", doc_offset=int(rest[0]) if rest else 0)
-    print("loading", flush=True)
+    import time
+
+    print(f"loading {time.time()}", flush=True)
     snapshot = load_batch(load_settings(), batch)
-    print(f"snapshot {snapshot}", flush=True)
+    print(f"snapshot {snapshot} {time.time()}", flush=True)
+    return 0
+
+
+READER_SQL = "SELECT (SELECT count(*) FROM facts_published), (SELECT count(*) FROM documents), (SELECT count(*) FROM runs)"
+
+
+def _read(argv: list[str]) -> int:
+    """``reader STOPFILE``: query facts_published in a loop until STOPFILE exists; print one JSON line per query.
+
+    Like a researcher's tool during a scheduled run: one long-lived connection, plus
+    a fresh connection every few queries (a new session attaching mid-load).
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    import duckdb
+
+    from govfacts.settings import load_settings
+    from warehouse.catalog import connect
+
+    stop = Path(argv[0])
+    settings = load_settings()
+    con, n = None, 0
+    while not stop.exists():
+        t0 = time.time()
+        try:
+            if con is None or n % 4 == 0:
+                if con is not None:
+                    con.close()
+                con = connect(settings, read_only=True)
+            row = list(con.execute(READER_SQL).fetchone())
+            print(json.dumps({"t0": t0, "t1": time.time(), "counts": row}), flush=True)
+        except duckdb.Error as exc:
+            print(json.dumps({"t0": t0, "t1": time.time(), "error": str(exc)}), flush=True)
+            con = None
+        n += 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    command, *args = sys.argv[1:]
+    sys.exit({"synthetic": _load, "reader": _read}[command](args))
