@@ -36,7 +36,8 @@ from transforms.schema import Fact
 
 _SENTENCE_END = re.compile(r"[。！？!?\n]")
 _CLAUSE_DELIMS = ",，;；:：。！？!?\n"
-_HARD_BREAK = re.compile(r"[;；:：]")
+_HARD_BREAK = re.compile(r"[;；]")
+_COLON = re.compile(r"[:：]")
 _CHANGE_VS_BASE = re.compile(r"(?:较|比|相比|与)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|水平)?(?:相比)?")
 _SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例|比例|的)")
 _FROM_TO = re.compile(r"由")
@@ -162,7 +163,7 @@ def read_cues(gap: str, ref: Reference) -> Cues:
     for category in ("light", "cumulative", "every_year", "respectively", "each", "target_cue", "preliminary",
                      "qualifier_before", "qualifier_after", "list_joiner"):
         rest = _remove_terms(rest, category)
-    rest = _PUNCT.sub("", rest)
+    rest = _COLON.sub("", _PUNCT.sub("", rest))  # 地区生产总值:126亿元 reads like 地区生产总值为126亿元
     if len(rest) > _MAX_RESIDUAL:
         c.ok = False
     return c
