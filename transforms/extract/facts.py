@@ -43,7 +43,7 @@ _SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例
 _FROM_TO = re.compile(r"由")
 _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})年(?:底|末)?")
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
-_SENTENCE_YEAR = re.compile(r"^\s*(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的|是|,是|,是)[,，]?")
+_SENTENCE_YEAR = re.compile(r"^\s*(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的|[,，]?是)[,，]?")
 _BASE_OPENER = re.compile(r"(?:^|[,，;；:：])\s*(?:与|同|和|比|较)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|底|末)?(?:相比|比较)\s*[,，]")
 _PAREN = re.compile(r"[(（][^()（）]{0,20}[)）]")
 _WRAP_MIN_LINE = 40  # a line this long that stops mid-clause is hard-wrapped prose, not a heading
@@ -300,85 +300,99 @@ def _sentences(scan: str):
         yield start, len(scan)
 
 
-def _facts_of_sentence(scan: str, lo: int, hi: int, mentions: list[Mention], quantities: list[Quantity],
-                       ctx: Context, ref: Reference) -> list[dict]:
-    items: list[tuple[int, str, object]] = [(m.start, "m", m) for m in mentions] + [(g[0].start, "q", g) for g in group_quantities(scan, quantities)]
-    items.sort(key=lambda x: x[0])
-    subscope = term_pattern("subscope")
-    out: list[dict] = []
-    subject: Subject | None = None
-    anchor, last = lo, None
-    recent: list[str] = []
-    named_at: dict[str, int] = {}  # evidence start of the clause that last named each indicator
-    for pos, tag, obj in items:
-        if tag == "m":
-            mention: Mention = obj
-            gap = scan[anchor:mention.start]
-            joiners = term_pattern("list_joiner")
-            if subject is not None and last == "m" and joiners is not None and joiners.fullmatch(_remove_terms(gap, "light")):
-                subject.codes.extend(c for c in mention.codes if c not in subject.codes)
+class _SentenceReader:
+    """Walks one sentence's mentions and quantity groups in order (see the module docstring)."""
+
+    def __init__(self, scan: str, lo: int, ctx: Context, ref: Reference):
+        self.scan, self.lo, self.ctx, self.ref = scan, lo, ctx, ref
+        self.out: list[dict] = []
+        self.subject: Subject | None = None
+        self.anchor, self.last = lo, None
+        self.recent: list[str] = []  # distinct codes named so far, in the order they were last named
+        self.named_at: dict[str, int] = {}  # evidence start of the clause that last named each indicator
+
+    def read(self, mentions: list[Mention], quantities: list[Quantity]) -> list[dict]:
+        items = [(m.start, 0, m) for m in mentions] + [(g[0].start, 1, g) for g in group_quantities(self.scan, quantities)]
+        for _pos, is_group, obj in sorted(items, key=lambda x: (x[0], x[1])):
+            if is_group:
+                self.on_group(obj)
             else:
-                cstart = _clause_start(scan, lo, mention.start)
-                prefix = scan[cstart:mention.start]
-                item = re.split(r"[、]", prefix)[-1]  # the list item the subject opens
-                pblock = term_pattern("prefix_blocker")
-                unnamed = prefix
-                for own in ctx.region.names():  # 滨海新区地区生产总值: the report region may itself end in 新区
-                    unnamed = unnamed.replace(own, "")
-                foreign = (names_other_region(prefix, ctx.region, ref)
-                           or (subscope is not None and subscope.search(unnamed) is not None)
-                           or (pblock is not None and pblock.search(item) is not None))
-                ev_start = cstart if mention.start - cstart <= 16 else mention.start
-                subject = Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)
-            if not subject.foreign:
-                for c in mention.codes:  # distinct codes, in the order they were last named
-                    if c in recent:
-                        recent.remove(c)
-                    recent.append(c)
-                    named_at[c] = subject.evidence_start
-            anchor, last = mention.end, "m"
-            continue
-        group: list[Quantity] = obj
-        gap = scan[anchor:group[0].start]
-        anchor, last = group[-1].end, "q"
+                self.on_mention(obj)
+        return self.out
+
+    def on_mention(self, mention: Mention) -> None:
+        """Extend the subject (地区生产总值、规上工业增加值…) or open a new one."""
+        gap = self.scan[self.anchor:mention.start]
+        joiners = term_pattern("list_joiner")
+        if self.subject is not None and self.last == "m" and joiners is not None and joiners.fullmatch(_remove_terms(gap, "light")):
+            self.subject.codes.extend(c for c in mention.codes if c not in self.subject.codes)
+        else:
+            self.subject = self._open_subject(mention)
+        if not self.subject.foreign:
+            for c in mention.codes:
+                if c in self.recent:
+                    self.recent.remove(c)
+                self.recent.append(c)
+                self.named_at[c] = self.subject.evidence_start
+        self.anchor, self.last = mention.end, "m"
+
+    def _open_subject(self, mention: Mention) -> Subject:
+        """A new subject; foreign when its clause names another region, a sub-scope or a project."""
+        cstart = _clause_start(self.scan, self.lo, mention.start)
+        prefix = self.scan[cstart:mention.start]
+        item = prefix.rsplit("、", 1)[-1]  # the list item the subject opens
+        unnamed = prefix
+        for own in self.ctx.region.names():  # 滨海新区地区生产总值: the report region may itself end in 新区
+            unnamed = unnamed.replace(own, "")
+        subscope, pblock = term_pattern("subscope"), term_pattern("prefix_blocker")
+        foreign = (names_other_region(prefix, self.ctx.region, self.ref)
+                   or (subscope is not None and subscope.search(unnamed) is not None)
+                   or (pblock is not None and pblock.search(item) is not None))
+        ev_start = cstart if mention.start - cstart <= 16 else mention.start
+        return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)
+
+    def on_group(self, group: list[Quantity]) -> None:
+        """Link a group of numbers to the subject, or end the subject when the words between forbid it."""
+        scan, subject = self.scan, self.subject
+        gap = scan[self.anchor:group[0].start]
+        self.anchor, self.last = group[-1].end, "q"
         if subject is None or subject.foreign:
-            continue
-        cues = read_cues(gap, ref)
+            return
+        cues = read_cues(gap, self.ref)
         if not cues.ok:
-            subject = None
-            continue
+            self.subject = None
+            return
         if cues.from_to:
-            continue  # the starting point of 由…到…; the number after 到 is the fact
+            return  # the starting point of 由…到…; the number after 到 is the fact
         after = term_pattern("after_blocker")
         if after is not None and after.match(scan, group[-1].end):
-            continue  # 完成年初确定的增长6%的目标: a past target, not an outcome
-        apply_prefix_cues(subject.prefix, cues, scan[max(lo, subject.start - _LOOKBACK):subject.start])
-        pairs = distribute(tuple(subject.codes), recent, group, cues.respectively, cues.each)
-        made = 0
-        sec = section_at(ctx.sections, group[0].start)
+            return  # 完成年初确定的增长6%的目标: a past target, not an outcome
+        sec = section_at(self.ctx.sections, group[0].start)
         if sec is None:
-            continue
-        window = max(lo, group[0].start - _LOOKBACK)
+            return
+        before = scan[max(self.lo, subject.start - _LOOKBACK):subject.start]
+        apply_prefix_cues(subject.prefix, cues, before)
+        head = scan[self.lo:self.lo + 12] if subject.start - self.lo > _LOOKBACK else ""
         prelim = term_pattern("preliminary")
-        preliminary = prelim is not None and prelim.search(scan, window, group[0].start) is not None
-        for code, q in pairs:
-            ms = _measure(code, q, cues, ref)
+        preliminary = prelim is not None and prelim.search(scan, max(self.lo, group[0].start - _LOOKBACK), group[0].start) is not None
+        made = 0
+        for code, q in distribute(tuple(subject.codes), self.recent, group, cues.respectively, cues.each):
+            ms = _measure(code, q, cues, self.ref)
             if ms is None:
                 continue
             measure, sign = ms
             if (code, measure) in subject.said:
                 continue  # 增长6.5%左右,力争7%: the first figure is the statement, the rest is commentary
             subject.said.add((code, measure))
-            head = scan[lo:lo + 12] if subject.start - lo > _LOOKBACK else ""
-            kind, period = _kind_period(code, measure, cues, sec, ctx, ref, head + scan[max(lo, subject.start - _LOOKBACK):subject.start], subject.prefix)
-            start = min(subject.evidence_start, named_at.get(code, subject.evidence_start))
-            out.append(_make_fact(code, q, measure, sign, kind, period, cues, subject, ctx, ref, preliminary, start))
-            subject.facts.append(out[-1])
+            kind, period = _kind_period(code, measure, cues, sec, self.ctx, self.ref, head + before, subject.prefix)
+            start = min(subject.evidence_start, self.named_at.get(code, subject.evidence_start))
+            fact = _make_fact(code, q, measure, sign, kind, period, cues, subject, self.ctx, self.ref, preliminary, start)
+            self.out.append(fact)
+            subject.facts.append(fact)
             made += 1
         if made:
             for f in subject.facts[-_CHAIN_EVIDENCE:]:  # evidence of a statement runs to its last number
                 f["end"] = max(f["end"], group[-1].end)
-    return out
 
 
 def looks_like_report(scan: str, ref: Reference) -> bool:
@@ -435,7 +449,7 @@ def extract_records(text: str, doc_id: str, raw_text: str | None = None) -> list
         while qj < len(quantities) and quantities[qj].end <= hi:
             qj += 1
         if qj > qi and mj > mi:
-            facts.extend(_facts_of_sentence(scan, lo, hi, mentions[mi:mj], quantities[qi:qj], ctx, ref))
+            facts.extend(_SentenceReader(scan, lo, ctx, ref).read(mentions[mi:mj], quantities[qi:qj]))
         mi, qi = mj, qj
     for f in facts:
         f["evidence"] = text[f["start"]:f["end"]]
