@@ -55,3 +55,29 @@ def test_indicator_unit_families_exist():
     families = {u.family for u in ref.units.values()}
     for ind in ref.indicators.values():
         assert set(ind.unit_families) <= families, f"{ind.code} names unknown unit families"
+
+
+def test_reference_rejects_a_misspelt_lexicon_category(tmp_path):
+    import shutil
+
+    from transforms.extract.reference import SEEDS_DIR, build_reference
+
+    for name in ("indicators.csv", "units.csv", "regions.csv", "sections.csv", "lexicon.csv"):
+        shutil.copy(SEEDS_DIR / name, tmp_path / name)
+    with (tmp_path / "lexicon.csv").open("a", encoding="utf-8") as fh:
+        fh.write("ligth,达到,,\n")
+    with pytest.raises(ValueError, match="lexicon.csv: unknown categories"):
+        build_reference(tmp_path)
+
+
+def test_reference_rejects_an_alias_of_two_indicators(tmp_path):
+    import shutil
+
+    from transforms.extract.reference import SEEDS_DIR, build_reference
+
+    for name in ("units.csv", "regions.csv", "sections.csv", "lexicon.csv"):
+        shutil.copy(SEEDS_DIR / name, tmp_path / name)
+    text = (SEEDS_DIR / "indicators.csv").read_text(encoding="utf-8").replace("建筑业增加值,money", "建筑业增加值|生产总值,money")
+    (tmp_path / "indicators.csv").write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="names both"):
+        build_reference(tmp_path)

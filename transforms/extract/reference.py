@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from transforms.schema import QUALIFIERS
+
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
+
+# Every lexicon category the rules read; a category missing from lexicon.csv (or a
+# typo in one) would silently switch a rule off, so the loader insists on these.
+LEXICON_CATEGORIES = frozenset({
+    "after_blocker", "alias_negative_prefix", "alias_negative_suffix", "average_annual", "blocker", "compound_alias",
+    "cumulative", "each", "every_year", "growth_down", "growth_only", "growth_up", "last_year", "light", "list_joiner",
+    "more_than", "not_region", "plan_end", "plan_period", "prefix_blocker", "preliminary", "qualifier_after",
+    "qualifier_before", "range_joiner", "range_qualifier", "report_marker", "respectively", "scope", "share",
+    "span_total", "subscope", "target_cue", "to_level",
+})
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,18 @@ def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
     lexicon: dict[str, dict[str, str]] = {}
     for row in _read_csv("lexicon.csv", seeds_dir):
         lexicon.setdefault(row["category"], {})[row["term"]] = row["value"]
+    unknown = set(lexicon) - LEXICON_CATEGORIES
+    missing = LEXICON_CATEGORIES - set(lexicon)
+    if unknown or missing:
+        raise ValueError(f"{seeds_dir / 'lexicon.csv'}: unknown categories {sorted(unknown)}, missing categories {sorted(missing)}; "
+                         "fix the category column (the rules read exactly the categories in reference.LEXICON_CATEGORIES).")
+    for cat in ("qualifier_before", "qualifier_after", "more_than", "range_qualifier"):
+        bad = {t: v for t, v in lexicon.get(cat, {}).items() if v not in QUALIFIERS}
+        if bad:
+            raise ValueError(f"{seeds_dir / 'lexicon.csv'}: {cat} rows map to {bad}, not to a contract qualifier {QUALIFIERS}.")
+    for code in (*lexicon.get("span_total", {}), *lexicon.get("growth_only", {})):
+        if code not in indicators:
+            raise ValueError(f"{seeds_dir / 'lexicon.csv'}: {code!r} is not an indicator code of indicators.csv.")
     sections = tuple(SectionRule(re.compile(r["pattern"], re.M), r["role"], r["period"]) for r in _read_csv("sections.csv", seeds_dir))
 
     alias_codes: dict[str, tuple[str, ...]] = {}
