@@ -51,6 +51,12 @@ def load_patterns(path: Path = FURNITURE_CSV) -> tuple[FurniturePattern, ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=4)
+def inline_pattern_names(path: Path = FURNITURE_CSV) -> frozenset[str]:
+    """Names of the ``inline`` patterns (their removal leaves a line break)."""
+    return frozenset(p.name for p in load_patterns(path) if p.scope == "inline")
+
+
 MAX_LINE = 200  # furniture lines are short; longer lines are body text and are not tried
 
 

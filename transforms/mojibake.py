@@ -36,7 +36,7 @@ MAX_RUN = 40
 # Fullwidth letters and digits count as the ASCII ones they become, so the same
 # run is cut the same way before and after canonicalization (idempotence).
 _END = "?\uff1fA-Za-z0-9\uff21-\uff3a\uff41-\uff5a\uff10-\uff19@\uff20\u20ac"
-_RUN = re.compile(r"\?[^\s](?:[^\s%s]{0,%d})[%s]" % (_END, MAX_RUN - 3, _END))
+_RUN = re.compile(r"[?\uff1f][^\s](?:[^\s%s]{0,%d})[%s]" % (_END, MAX_RUN - 3, _END))
 _ASCII_END = re.compile(r"[A-Za-z0-9@\u20ac]")
 
 _TRAILS = tuple(range(0x40, 0x7F)) + tuple(range(0x80, 0xFF))
@@ -379,7 +379,7 @@ def _score_as_found(run: str, scorer: _Scorer, left: str, right: str) -> float:
 
 def find_runs(text: str) -> list[MojibakeRun]:
     """Every byte-shift run in ``text`` with its repair (see the module doc)."""
-    if "?" not in text:
+    if "?" not in text and "\uff1f" not in text:
         return []
     runs = []
     pos = 0

@@ -35,7 +35,7 @@ from transforms.canonical import (
 )
 from transforms.encoding import decode_report
 from transforms.errors import InputRejected
-from transforms.furniture import furniture_spans, page_metadata
+from transforms.furniture import furniture_spans, inline_pattern_names, page_metadata
 from transforms.html import strip_html
 from transforms.mojibake import find_runs
 from transforms.pinyin import annotation_spans, orphan_spans
@@ -132,7 +132,7 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
         published, source = page_metadata(doc.text, furniture)
         report.published = report.published or published
         report.source = report.source or source
-        doc.delete((s, e) for s, e, _ in furniture)
+        doc.replace(_furniture_edits(furniture))
     report.furniture_patterns = sorted(names)
 
     doc.delete(whitespace_deletions(doc.text))
@@ -149,6 +149,25 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
         report=report,
         ends=_as_array(doc.ends),
     )
+
+
+def _furniture_edits(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Furniture spans as edits: lines and captions vanish; an inline note leaves a line break.
+
+    The break keeps what stood on either side of a note apart, so removing it
+    cannot glue two fragments into something new (a '?' onto a mojibake run).
+    """
+    inline = inline_pattern_names()
+    edits: list[list] = []
+    for s, e, name in sorted(spans):
+        rep = "\n" if name in inline else ""
+        if edits and s < edits[-1][1]:
+            last = edits[-1]
+            last[1] = max(last[1], e)
+            last[2] = last[2] if rep == last[2] else ""
+        else:
+            edits.append([s, e, rep])
+    return [(s, e, rep) for s, e, rep in edits]
 
 
 def _as_array(values: np.ndarray) -> array:

@@ -29,7 +29,7 @@ _ANNOTATION = re.compile(
 _IS_HAN = re.compile(rf"[{_HAN}]")
 _SPACES = " \t\u3000\u00a0"
 # What is left when a mojibake run ate the '(' of an annotation: '?shù)'.
-_ORPHAN = re.compile(rf"(?<=\?)(?:[a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}})\)")
+_ORPHAN = re.compile(rf"\?([a-zü]{{0,5}}[{_MARKED_LOWER}][a-zü]{{0,5}}\))")
 
 _STRIP_TONES = str.maketrans(
     "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ", "aaaaeeeeiiiioooouuuuüüüünnnm"
@@ -76,4 +76,4 @@ def annotation_spans(text: str) -> list[tuple[int, int]]:
 
 def orphan_spans(text: str) -> list[tuple[int, int]]:
     """Annotation remnants right after a mojibake '?' (the '(' was eaten): ``?shù)`` -> ``?``."""
-    return [m.span() for m in _ORPHAN.finditer(text)]
+    return [m.span(1) for m in _ORPHAN.finditer(text)]
