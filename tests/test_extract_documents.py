@@ -105,3 +105,16 @@ def test_pathological_pages_do_not_crash(body):
     text = "2024年武威市凉州区政府工作报告\n2023年工作回顾\n" + body
     for f in extract_facts(text, "p"):
         assert text[f.start:f.end] == f.evidence
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "big5"])
+def test_same_facts_from_a_legacy_encoding(encoding):
+    path = next(p for p in SAMPLES if p.name.startswith("003"))
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError:
+        data = text.encode(encoding, errors="ignore")
+    want = {(f.indicator, f.measure, f.value, f.unit, f.period, f.kind) for f in _facts("003")[1]}
+    got = {(f.indicator, f.measure, f.value, f.unit, f.period, f.kind) for f in extract_document(normalize_report(data, f"003.{encoding}"), "x")}
+    assert got == want

@@ -103,6 +103,8 @@ def _from_path(raw: str, ref: Reference) -> ReportRegion | None:
     if lvl is None:
         return None
     parents = list(reversed(parts[:-1]))
+    if lvl == "city" and name not in ref.regions and any(p.endswith(("市", "州", "盟")) and level_of(p, ref) == "city" for p in parents):
+        lvl = "county"  # 苏州市昆山市: a county-level city under a prefecture
     known = ref.regions.get(name)
     while known and known.parent and known.parent not in parents:
         parents.append(known.parent)
