@@ -20,6 +20,10 @@ out = Console()
 err = Console(stderr=True)
 
 WAREHOUSE_OPT = typer.Option(None, "--warehouse", help="Warehouse directory (default: ./data/warehouse)")
+TASK_RUNNER_OPT = typer.Option(None, "--task-runner", help="threads (default), processes, or dask")
+DASK_ADDRESS_OPT = typer.Option(None, "--dask-address", help="Dask scheduler address (tcp://host:8786) for --task-runner dask; "
+                                "without it, a local cluster of --max-workers processes")
+MAX_WORKERS_OPT = typer.Option(None, "--max-workers", help="Worker threads or processes (default 2)")
 
 
 def _fail(message: str) -> None:
@@ -33,9 +37,13 @@ def run(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
     batch_size: Optional[int] = typer.Option(None, help="Documents per task"),
+    task_runner: Optional[str] = TASK_RUNNER_OPT,
+    dask_address: Optional[str] = DASK_ADDRESS_OPT,
+    max_workers: Optional[int] = MAX_WORKERS_OPT,
 ) -> None:
     """Stage, normalize, extract, validate and load the reports of the inbox."""
-    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, batch_size=batch_size)
+    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, batch_size=batch_size,
+                             task_runner=task_runner, dask_address=dask_address, max_workers=max_workers)
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; pass --inbox DIR with the report files")
     configure_prefect()
@@ -45,10 +53,10 @@ def run(
     if problem:
         _fail(problem)
     with out.status(f"running the govfacts flow on {settings.inbox} …"):
-        from flows.ingest import ingest  # noqa: PLC0415 (Prefect must be configured first)
+        from flows.ingest import flow_for  # noqa: PLC0415 (Prefect must be configured first)
 
         try:
-            summary = ingest(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
+            summary = flow_for(settings)(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
                              postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
         except Exception as exc:  # disk full, not writable, server gone: one clear line; anything else is a bug, shown in full
             message = explain_failure(exc, settings)
@@ -70,6 +78,8 @@ def _print_summary(s: dict) -> None:
     t.add_row("expectations passed / failed", f"{s['expectations_passed']} / {s['expectations_failed']}")
     t.add_row("snapshot", f"{s['snapshot_id']}" + ("" if s["changed"] else " (unchanged: nothing new to load)"))
     t.add_row("warehouse", s["warehouse"])
+    if s.get("seconds"):
+        t.add_row("time", f"{s['seconds']:.1f} s ({s.get('batches', 0)} batches, {s.get('task_runner', '')})")
     t.add_row("counts reconcile", "yes" if s["files_in"] == s["documents"] + s["skipped"] + s["duplicates"] + s["files_quarantined"] else "NO")
     out.print(t)
     for q in s["quarantined"]:
@@ -362,6 +372,67 @@ def report(
     out.print(f"report: {paths.index.as_uri()}")
     if paths.data_docs:
         out.print(f"GX Data Docs: {paths.data_docs.as_uri()}")
+
+
+@app.command()
+def serve(
+    inbox: Path = typer.Option(..., help="Directory where new reports land"),
+    cron: str = typer.Option("0 6 * * *", help="When to run, as a cron expression (default: 06:00 every day)"),
+    timezone: str = typer.Option("UTC", help="Time zone of the cron expression (IANA name, e.g. Asia/Shanghai)"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
+    name: str = typer.Option("govfacts-daily", help="Deployment name"),
+    task_runner: Optional[str] = TASK_RUNNER_OPT,
+    dask_address: Optional[str] = DASK_ADDRESS_OPT,
+    max_workers: Optional[int] = MAX_WORKERS_OPT,
+) -> None:
+    """Serve the flow as a Prefect deployment on a cron schedule; each run loads only what is new in the inbox.
+
+    Uses PREFECT_API_URL when set; otherwise starts a local Prefect server (with its scheduler) while serving.
+    """
+    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
+                             dask_address=dask_address, max_workers=max_workers)
+    if not settings.inbox.is_dir():
+        _fail(f"inbox {settings.inbox} is not a directory; create it (reports dropped there are picked up on schedule)")
+    configure_prefect()
+    from flows.deploy import serve as serve_flow  # noqa: PLC0415 (Prefect must be configured first)
+
+    out.print(f"serving [bold]govfacts-ingest/{name}[/] on {cron!r} ({timezone}): {settings.inbox} -> {settings.warehouse}; Ctrl-C stops")
+    try:
+        serve_flow(settings, cron=cron, timezone=timezone, name=name)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def deploy(
+    inbox: Path = typer.Option(..., help="Directory where new reports land (as seen by the workers)"),
+    cron: str = typer.Option("0 6 * * *", help="When to run, as a cron expression"),
+    timezone: str = typer.Option("UTC", help="Time zone of the cron expression (IANA name)"),
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
+    name: str = typer.Option("govfacts-daily", help="Deployment name"),
+    pool: str = typer.Option("govfacts", help="Process work pool the workers poll"),
+    output: Path = typer.Option(Path("prefect.yaml"), "--output", help="Where to write the prefect.yaml"),
+    apply: bool = typer.Option(False, "--apply", help="Also register it with the Prefect server at PREFECT_API_URL (prefect deploy)"),
+    task_runner: Optional[str] = TASK_RUNNER_OPT,
+    dask_address: Optional[str] = DASK_ADDRESS_OPT,
+    max_workers: Optional[int] = MAX_WORKERS_OPT,
+) -> None:
+    """Write a prefect.yaml for a Prefect server with workers (and with --apply, register it)."""
+    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
+                             dask_address=dask_address, max_workers=max_workers)
+    configure_prefect()
+    from flows.deploy import apply_prefect_yaml, write_prefect_yaml  # noqa: PLC0415
+
+    try:
+        path = write_prefect_yaml(output, settings, cron=cron, timezone=timezone, name=name, pool=pool)
+        out.print(f"wrote {path}")
+        if apply:
+            apply_prefect_yaml(path, pool=pool)
+            out.print(f"registered govfacts-ingest/{name} on work pool {pool!r}; start a worker: prefect worker start --pool {pool}")
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":
