@@ -22,7 +22,7 @@ from transforms.extract.reference import Reference
 _HAN = r"[\u4e00-\u9fff]"
 _SUFFIX_LEVEL = (("特别行政区", "province"), ("自治区", "province"), ("自治州", "city"), ("自治县", "county"), ("地区", "city"),
                  ("省", "province"), ("市", "city"), ("州", "city"), ("盟", "city"), ("县", "county"), ("旗", "county"), ("区", "district"))
-_PART_RE = re.compile(rf"{_HAN}+?(?:特别行政区|自治区|自治州|自治县|省|市|县|旗|区|州|盟)")
+_PART_RE = re.compile(rf"{_HAN}+?(?:特别行政区|自治区|自治州|自治县|州市|省|市|县|旗|区|盟|州(?![市区县]))")
 _MEETING_RE = re.compile(rf"在({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?:人民代表大会|人大)")
 _TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:\d{{4}}年度?)?(?:人民政府)?(?:政府)?工作报告")
 _SPEAKER_RE = re.compile(rf"({_HAN}{{2,12}}?)(?:省长|市长|区长|县长|旗长|州长|盟长)(?:[\s,，:：]|$)")
