@@ -64,28 +64,34 @@ class ReportPaths:
 
 # --- pure data shaping ---------------------------------------------------------------------------
 
-def targets_vs_actuals(facts: pd.DataFrame) -> pd.DataFrame:
-    """Each published target next to the published actual of the same region, indicator, measure and year.
+TARGET_COLUMNS = ["region", "indicator", "measure", "year", "target", "target_unit", "target_qualifier", "actual",
+                  "actual_unit", "gap", "gap_unit", "met", "target_evidence", "actual_evidence"]
 
-    A target is met when the actual is at least the target, or at most for a cap (以内, e.g. CPI 3%以内).
+
+def targets_vs_actuals(facts: pd.DataFrame) -> pd.DataFrame:
+    """Each published target of year Y (from the report of year Y) beside the actual for Y (from the report of Y+1).
+
+    The same rule as the warehouse view ``targets_vs_actuals``, for a warehouse that
+    predates it: met when the actual is at least the target, at most for a cap (以内).
     """
-    cols = ["region", "indicator", "measure", "period", "target", "target_unit", "qualifier", "actual", "actual_unit",
-            "met", "target_evidence", "actual_evidence"]
     if facts.empty:
-        return pd.DataFrame(columns=cols)
-    ok = facts[(facts["dq_status"] != "error") & facts["period"].astype(str).str.match(YEAR)]
-    key = ["region", "indicator", "measure", "period", "unit_base"]
-    tgt = ok[ok["kind"] == "target"]
-    act = ok[ok["kind"] == "actual"]
-    both = tgt.merge(act, on=key, suffixes=("_t", "_a"))
+        return pd.DataFrame(columns=TARGET_COLUMNS)
+    ok = facts[(facts["dq_status"] != "error") & facts["period"].astype(str).str.match(YEAR)].copy()
+    ok["year"] = ok["period"].astype(int)
+    tgt = ok[(ok["kind"] == "target") & (ok["year"] == ok["report_year"])]
+    act = ok[(ok["kind"] == "actual") & (ok["year"] == ok["report_year"] - 1)]
+    both = tgt.merge(act, on=["region", "indicator", "measure", "year", "unit_base"], suffixes=("_t", "_a"))
     rows = []
     for r in both.itertuples(index=False):
         cap = r.qualifier_t == "以内"
         met = r.value_base_a <= r.value_base_t if cap else r.value_base_a >= r.value_base_t
-        rows.append(dict(region=r.region, indicator=r.indicator, measure=r.measure, period=r.period,
-                         target=r.value_t, target_unit=r.unit_t, qualifier=r.qualifier_t, actual=r.value_a,
-                         actual_unit=r.unit_a, met=bool(met), target_evidence=r.evidence_t, actual_evidence=r.evidence_a))
-    return pd.DataFrame(rows, columns=cols).drop_duplicates(subset=["region", "indicator", "measure", "period", "target", "actual"])
+        same = r.unit_t == r.unit_a
+        rows.append(dict(region=r.region, indicator=r.indicator, measure=r.measure, year=r.year, target=r.value_t,
+                         target_unit=r.unit_t, target_qualifier=r.qualifier_t, actual=r.value_a, actual_unit=r.unit_a,
+                         gap=r.value_a - r.value_t if same else None,
+                         gap_unit=("pp" if r.unit_t == "%" else r.unit_t) if same else None, met=bool(met),
+                         target_evidence=r.evidence_t, actual_evidence=r.evidence_a))
+    return pd.DataFrame(rows, columns=TARGET_COLUMNS).drop_duplicates(subset=["region", "indicator", "measure", "year"])
 
 
 def load_report_data(settings: Settings) -> ReportData:
@@ -100,7 +106,13 @@ def load_report_data(settings: Settings) -> ReportData:
         results=quality.dq_results(settings, run["run_id"]) if run else pd.DataFrame(),
         history=quality.pass_rate_history(settings), documents=quality.documents(settings), facts=facts,
         messages=quality.fact_messages(settings), texts=quality.document_texts(settings, sorted(wanted)),
-        conflicts=conflicts, targets=targets_vs_actuals(facts), files=quality.quarantined_files(settings))
+        conflicts=conflicts, targets=_targets_frame(settings, facts), files=quality.quarantined_files(settings))
+
+
+def _targets_frame(settings: Settings, facts: pd.DataFrame) -> pd.DataFrame:
+    """Targets with an actual: from the warehouse view when it exists, else computed here."""
+    view = quality.targets_with_actuals(settings, TARGET_COLUMNS)
+    return _nulls(view) if view is not None else targets_vs_actuals(facts)
 
 
 def _nulls(df: pd.DataFrame) -> pd.DataFrame:
@@ -308,16 +320,17 @@ def _conflicts(data: ReportData) -> str:
 def _targets(data: ReportData) -> str:
     t = data.targets
     if t.empty:
-        body = ('<p class="muted">No target has a matching actual yet: a target of year Y is met by the report of year '
-                'Y+1 on the same region.</p>')
+        body = ('<p class="muted">No target has a matching actual yet: the target a report sets for its year is met or '
+                'missed by the report of the next year on the same region.</p>')
     else:
         rows = "".join(
-            f'<tr><td>{esc(r.region)}</td><td>{esc(r.indicator)}</td><td>{esc(r.measure)}</td><td>{esc(r.period)}</td>'
-            f'<td class="n" title="{esc(r.target_evidence)}">{num(r.target)}{esc(r.target_unit)} {esc(r.qualifier or "")}</td>'
+            f'<tr><td>{esc(r.region)}</td><td>{esc(r.indicator)}</td><td>{esc(r.measure)}</td><td>{esc(r.year)}</td>'
+            f'<td class="n" title="{esc(r.target_evidence)}">{num(r.target)}{esc(r.target_unit)} {esc(r.target_qualifier or "")}</td>'
             f'<td class="n" title="{esc(r.actual_evidence)}">{num(r.actual)}{esc(r.actual_unit)}</td>'
+            f'<td class="n">{"" if r.gap is None or pd.isna(r.gap) else f"{r.gap:+.4g} {esc(r.gap_unit)}"}</td>'
             f'<td class="{"ok" if r.met else "ko"}">{"met" if r.met else "missed"}</td></tr>' for r in t.itertuples(index=False))
         body = ('<table><thead><tr><th>region</th><th>indicator</th><th>measure</th><th>year</th><th class="n">target</th>'
-                f'<th class="n">actual</th><th>outcome</th></tr></thead><tbody>{rows}</tbody></table>')
+                f'<th class="n">actual</th><th class="n">gap</th><th>outcome</th></tr></thead><tbody>{rows}</tbody></table>')
     return f'<section id="targets"><h2>Targets versus actuals</h2>{body}</section>'
 
 

@@ -182,7 +182,7 @@ def test_the_report_lists_the_quarantined_facts_conflicts_and_targets(report):
     conflicts = re.sub(r"<[^>]+>", "", page[page.index('<section id="conflicts">'):page.index('<section id="targets">')])
     assert "一般公共预算收入为4.9亿元" in conflicts and "一般公共预算收入5.2亿元" in conflicts
     targets = page[page.index('<section id="targets">'):page.index('<section id="documents">')]
-    assert re.search(r"青石县</td><td>gdp</td><td>growth</td><td>2024</td><td[^>]*>6% 左右</td><td[^>]*>6.5%</td><td class=\"ok\">met", targets)
+    assert re.search(r"青石县</td><td>gdp</td><td>growth</td><td>2024</td><td[^>]*>6% 左右</td><td[^>]*>6.5%</td><td[^>]*>\+0.5 pp</td><td class=\"ok\">met", targets)
     assert "qingshi_2024.txt" in page and "<svg" in page
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import pandas as pd
 
 from govfacts.settings import Settings
@@ -109,6 +110,15 @@ def quarantined_files(settings: Settings) -> pd.DataFrame:
     """Input files that never became documents, with the reason."""
     return _frame(settings, "SELECT source_path, sha256, stage, reason, detail, run_id FROM quarantine "
                             "WHERE item = 'file' ORDER BY source_path")
+
+
+def targets_with_actuals(settings: Settings, columns: list[str]) -> pd.DataFrame | None:
+    """Rows of the view ``targets_vs_actuals`` that have an actual; None on a warehouse without the view."""
+    try:
+        return _frame(settings, f"SELECT {', '.join(columns)} FROM targets_vs_actuals WHERE actual IS NOT NULL "
+                                "ORDER BY region, year, indicator, measure")
+    except duckdb.CatalogException:
+        return None
 
 
 def runs(settings: Settings) -> pd.DataFrame:

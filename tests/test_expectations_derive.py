@@ -1,0 +1,89 @@
+"""The pure functions behind the rules across facts: agreement of two statements, sector ratios, implied growth."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from expectations.derive import _sector_terms, decimals, derive, find_conflicts, values_agree
+
+
+def _f(value, unit="亿元", qualifier=None, base=None):
+    factor = {"亿元": 1e8, "万元": 1e4, "%": 1.0}[unit]
+    return dict(value=value, unit=unit, value_base=value * factor if base is None else base, qualifier=qualifier)
+
+
+@pytest.mark.parametrize("x, places", [(425.16, 2), (7.0, 0), (6.6, 1), (0.125, 3), (100, 0)], ids=str)
+def test_decimals_counts_the_precision_written(x, places):
+    assert decimals(x) == places
+
+
+@pytest.mark.parametrize("a, b, agree", [
+    (_f(425.16), _f(425.2), True),            # same number, coarser rounding
+    (_f(425.16), _f(425.1), False),           # 425.16 rounds to 425.2, not 425.1
+    (_f(6.6, "%"), _f(6.62, "%"), True),
+    (_f(6.6, "%"), _f(6.5, "%"), False),
+    (_f(425.16), _f(4251600, "万元"), True),   # other unit: compared in base units
+    (_f(425.16), _f(4300000, "万元"), False),
+    (_f(400, qualifier="超"), _f(425.16), True),    # 超400亿元 is a lower bound
+    (_f(500, qualifier="超"), _f(425.16), False),
+    (_f(3, "%", qualifier="以内"), _f(2.5, "%"), True),  # a cap
+    (_f(500, qualifier="近"), _f(480), True),        # within 5 %
+    (_f(500, qualifier="约"), _f(450), False),
+], ids=lambda v: str(v.get("value")) + (v.get("qualifier") or "") if isinstance(v, dict) else str(v))
+def test_values_agree_to_the_precision_and_bounds_written(a, b, agree):
+    assert values_agree(a, b) is agree and values_agree(b, a) is agree
+
+
+@pytest.mark.parametrize("evidence, first, terms", [
+    ("全县三次产业结构优化为11.1:47.7:41.2", 11.1, [11.1, 47.7, 41.2]),
+    ("三次产业结构由12.6:45.4:42调整为11.1:47.7:41.2", 11.1, [11.1, 47.7, 41.2]),
+    ("三次产业结构比为11.1：47.7：41.2", 11.1, [11.1, 47.7, 41.2]),
+    ("三次产业结构为11.1:47.7", 11.1, [11.1, 47.7]),
+    ("结构持续优化", 11.1, []),
+], ids=["ascii", "adjusted-to", "fullwidth", "two-terms", "none"])
+def test_sector_ratio_is_read_from_the_evidence(evidence, first, terms):
+    assert _sector_terms(evidence, first)[0] == terms
+
+
+def _fact(fid, doc, indicator, measure, value, period, unit="亿元", kind="actual", **kw):
+    factor = {"亿元": 1e8, "%": 1.0, "元": 1.0}[unit]
+    row = dict(fact_id=fid, doc_id=doc, region="甲县", indicator=indicator, measure=measure, value=value, unit=unit,
+               value_base=value * factor, unit_base={"亿元": "CNY", "元": "CNY", "%": "%"}[unit], period=period, kind=kind,
+               qualifier=None, evidence=f"{indicator}{value:g}{unit}", start=0, end=5, report_year=int(period[:4]) + 1)
+    row.update(kw)
+    return row
+
+
+def test_implied_growth_uses_the_previous_years_level_from_the_warehouse():
+    run = pd.DataFrame([_fact("g", "d2", "gdp", "growth", 6.0, "2023", "%"), _fact("l", "d2", "gdp", "level", 120.0, "2023")])
+    published = pd.DataFrame([_fact("p", "d1", "gdp", "level", 100.0, "2022")])
+    out, _ = derive(run, published)
+    g = out.set_index("fact_id").loc["g"]
+    assert g["dq_implied_growth"] == 20.0 and g["dq_growth_gap"] == 14.0 and g["dq_stated_growth"] == 6.0
+    assert pd.isna(out.set_index("fact_id").loc["l", "dq_growth_gap"])  # the growth fact carries the warning
+
+
+def test_published_facts_of_a_reloaded_document_are_not_compared_with_themselves():
+    run = pd.DataFrame([_fact("new", "d1", "gdp", "level", 101.0, "2023")])
+    published = pd.DataFrame([_fact("old", "d1", "gdp", "level", 100.0, "2023")])  # same document, older version
+    out, conflicts = derive(run, published)
+    assert conflicts.empty and pd.isna(out.loc[0, "dq_conflicts"])
+
+
+def test_cross_ratios_take_the_worst_pair_and_skip_other_years():
+    run = pd.DataFrame([_fact("gdp", "d", "gdp", "level", 100.0, "2023"),
+                        _fact("rev", "d", "general_budget_revenue", "level", 8.0, "2023"),
+                        _fact("rev22", "d", "general_budget_revenue", "level", 300.0, "2022")])
+    out, _ = derive(run)
+    ratio = out.set_index("fact_id")["dq_revenue_to_gdp"]
+    assert ratio["gdp"] == 0.08 and ratio["rev"] == 0.08 and pd.isna(ratio["rev22"])
+
+
+def test_conflicts_pair_each_disagreement_once_with_both_evidences():
+    pool = pd.DataFrame([_fact("a", "d1", "gdp", "level", 100.0, "2023", evidence="甲"),
+                         _fact("b", "d2", "gdp", "level", 90.0, "2023", evidence="乙"),
+                         _fact("c", "d3", "gdp", "level", 100.0, "2023", evidence="丙")])
+    c = find_conflicts(pool)
+    assert sorted(zip(c["left_fact_id"], c["right_fact_id"])) == [("a", "b"), ("b", "c")]
+    assert set(c["left_evidence"]) | set(c["right_evidence"]) == {"甲", "乙", "丙"}
