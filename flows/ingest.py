@@ -242,6 +242,9 @@ def spill(normalized: tuple[pa.Table, list[dict]], facts: pa.Table, names: dict[
           label: str, version: str, run_id: str) -> dict:
     """Write a batch's documents, texts and file quarantine records as Parquet parts; return counts only."""
     table, rejected = normalized
+    # One record per name the rejected bytes arrived under: whoever looks for a file finds it.
+    rejected = [dict(r, source_path=n, detail=r["detail"].replace(r["source_path"], n))
+                for r in rejected for n in names.get(r["sha256"], [r["source_path"]])]
     with _timed("spill"):
         for r in rejected:
             r.update(pipeline_version=version, run_id=run_id)
@@ -467,7 +470,6 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         summary.files_quarantined = len(file_rejects)
         quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
         summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
-        summary.files_quarantined += sum(len(staged.names[s]) - 1 for s in quarantined_shas if s in staged.names)
         results = merge_result_rows(dq_groups)
         summary.expectations_passed = sum(r["success"] for r in results)
         summary.expectations_failed = sum(not r["success"] for r in results)

@@ -249,6 +249,7 @@ def build_corpus(inbox: Path, outside: Path, *, large: int = 20_000_000, huge: i
         items.append(item)
 
     put(Item("empty file", "empty.txt", "quarantine", frozenset({"empty"})), b"")
+    put(Item("second empty file", "empty copy.txt", "quarantine", frozenset({"empty"})), b"")
     put(Item("whitespace only", "blank lines.txt", "quarantine", frozenset({"empty", "no_content"})), b" \r\n\n\t \n\xe3\x80\x80\n")
     put(Item("PNG image", "scan.png", "quarantine", frozenset({"image"})), png_bytes())
     put(Item("PDF", "report.pdf", "quarantine", frozenset({"pdf"})), pdf_bytes())
