@@ -14,10 +14,9 @@ import numpy as np
 
 from transforms.tracked import TrackedText, _codepoints
 
-# Fullwidth ASCII (U+FF01-FF5E) -> ASCII, odd spaces -> ' ', tab -> ' ', lone CR -> LF.
+# Fullwidth ASCII (U+FF01-FF5E) -> ASCII, odd spaces -> ' ' (table in ``_ascii_table``).
 # Deliberately NOT mapped: 、 。 “ ” ‘ ’ 《 》 【 】 — … · (they have no ASCII twin
 # that keeps their meaning), and '，' between two digits (see ``to_ascii_forms``).
-_SPACES = np.array([0x3000, 0x00A0, 0x202F, 0x205F, 0x09, 0x0B, 0x0C], dtype=np.uint32)
 _ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}]+")
 _CRLF = re.compile("\r(?=\n)")
@@ -27,6 +26,18 @@ _WHITESPACE_RUN = re.compile(r"[ \n]+")
 
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）\"']*)?|[。！？!?]+")
 _CLOSERS = "。！？!?"
+
+
+def _ascii_table() -> np.ndarray:
+    """Code point -> canonical code point for the Basic Multilingual Plane (identity elsewhere)."""
+    table = np.arange(0x10000, dtype=np.uint32)
+    table[0xFF01:0xFF5F] -= 0xFEE0
+    for cp in (0x3000, 0x00A0, 0x202F, 0x205F, 0x09, 0x0B, 0x0C, *range(0x2000, 0x200B)):
+        table[cp] = 0x20
+    return table
+
+
+_ASCII_TABLE = _ascii_table()
 
 
 def to_ascii_forms(text: str) -> str:
@@ -39,20 +50,19 @@ def to_ascii_forms(text: str) -> str:
     Odd spaces (ideographic, no-break, en/em, tab) become ' '.
     """
     cps = _codepoints(text)
-    fullwidth = (cps >= 0xFF01) & (cps <= 0xFF5E)
-    spaces = np.isin(cps, _SPACES) | ((cps >= 0x2000) & (cps <= 0x200A))
-    if not (fullwidth.any() or spaces.any()):
+    bmp = np.minimum(cps, 0xFFFF)
+    out = _ASCII_TABLE[bmp]
+    out = np.where(cps > 0xFFFF, cps, out)
+    changed = out != cps
+    if not changed.any():
         return text
-    out = cps.copy()
     commas = np.flatnonzero(cps == 0xFF0C)
     if commas.size:
         digit = ((cps >= 0x30) & (cps <= 0x39)) | ((cps >= 0xFF10) & (cps <= 0xFF19))
         inner = commas[(commas > 0) & (commas < len(cps) - 1)]
         keep = inner[digit[inner - 1] & digit[inner + 1]]
-        fullwidth[keep] = False
-    out[fullwidth] -= 0xFEE0
-    out[spaces] = 0x20
-    return out.tobytes().decode("utf-32-le")
+        out[keep] = 0xFF0C
+    return out.astype(np.uint32, copy=False).tobytes().decode("utf-32-le")
 
 
 def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
@@ -84,6 +94,36 @@ def whitespace_deletions(text: str) -> list[tuple[int, int]]:
         elif e - s > 1:
             spans.append((s + 1, e))
     return spans
+
+
+def whitespace_keep_mask(text: str) -> np.ndarray | None:
+    """The characters to keep under the whitespace rules, computed in numpy (None: keep all).
+
+    Same rules as ``whitespace_deletions``: a run of spaces and newlines
+    becomes one newline if it holds one, else one space; runs at the edges go.
+    """
+    cps = _codepoints(text)
+    n = len(cps)
+    if n == 0:
+        return None
+    nl = cps == 0x0A
+    ws = nl | (cps == 0x20)
+    edges = np.diff(ws.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    if starts.size == 0:
+        return None
+    keep = np.ones(n, dtype=bool)
+    keep[ws] = False
+    nl_pos = np.flatnonzero(nl)
+    first_nl = nl_pos[np.minimum(np.searchsorted(nl_pos, starts), max(nl_pos.size - 1, 0))] if nl_pos.size else np.full(starts.size, -1)
+    has_nl = (first_nl >= starts) & (first_nl < ends) if nl_pos.size else np.zeros(starts.size, dtype=bool)
+    inner = (starts > 0) & (ends < n)
+    keep[first_nl[has_nl & inner]] = True
+    keep[starts[~has_nl & inner]] = True
+    if keep.all():
+        return None
+    return keep
 
 
 def convert_script(doc: TrackedText, convert) -> int:

@@ -54,6 +54,8 @@ _ALIASES = {
 _CHINESE = ("gb18030", "big5", "big5hkscs")
 _MAX_REPLACEMENT_SHARE = 0.005  # more U+FFFD than this after a lenient decode: undecodable
 _MIN_COMMON_SHARE = 0.35  # a non-UTF-8 decode whose non-ASCII text is less common Chinese than this is noise
+_BYTE_CONTENT = re.compile(rb"[^ \t\r\n\x00\x0b\x0c]")
+_TEXT_CONTENT = re.compile(r"\S")
 _NON_ASCII = re.compile(r"[^\x00-\x7f\s]+")
 _CONTROL = bytes(range(0, 9)) + bytes(range(14, 32)) + b"\x7f"
 
@@ -72,7 +74,7 @@ def decode_report(data: bytes, name: str = "<bytes>") -> Decoded:
     """Decode raw report bytes; raise ``InputRejected`` rather than guess."""
     html = looks_like_html(data[:4096])
     decoded = _decode(data, name, html)
-    if not decoded.text.strip():
+    if not _TEXT_CONTENT.search(decoded.text):
         raise InputRejected("empty", f"{name}: the file holds no text; nothing to extract. Remove it from the inbox or replace it with the report's text.")
     lost = decoded.text.count("\ufffd")
     if lost and lost > max(3, _MAX_REPLACEMENT_SHARE * 20 * len(decoded.text)):
@@ -81,7 +83,7 @@ def decode_report(data: bytes, name: str = "<bytes>") -> Decoded:
 
 
 def _decode(data: bytes, name: str, html: bool) -> Decoded:
-    if not data.strip(b" \t\r\n\x00\x0b\x0c"):
+    if not _BYTE_CONTENT.search(data):
         raise InputRejected("empty", f"{name}: the file is empty; nothing to extract. Remove it from the inbox or replace it with the report's text.")
     for bom, enc in _BOMS:
         if data.startswith(bom):
@@ -136,7 +138,7 @@ def _reject_binary(data: bytes, name: str) -> None:
         if max(even, odd) > 0.3 * (len(head) / 2) and min(even, odd) < 0.05 * (len(head) / 2):
             raise InputRejected("undecodable", f"{name}: looks like UTF-16 without a byte-order mark; re-save it as UTF-8 (or UTF-16 with BOM) and put it back in the inbox.")
         raise InputRejected("binary", f"{name}: contains NUL bytes, so it is a binary file, not text; save the report as plain text or HTML and put it back in the inbox.")
-    controls = sum(head.count(bytes((c,))) for c in _CONTROL)
+    controls = len(head) - len(head.translate(None, _CONTROL))
     if controls > 0.05 * len(head):
         raise InputRejected("binary", f"{name}: {controls} control bytes in the first {len(head)}: a binary file, not text; save the report as plain text or HTML and put it back in the inbox.")
 

@@ -41,6 +41,7 @@ _ASCII_END = re.compile(r"[A-Za-z0-9@\u20ac]")
 
 _TRAILS = tuple(range(0x40, 0x7F)) + tuple(range(0x80, 0xFF))
 _LEADS = tuple(range(0x81, 0xFF))
+_BEAM = 4  # states kept per cell in the Viterbi search
 _TOP = 10  # candidates kept per guessed position (by unigram probability)
 _SPLIT_PENALTY = math.log(0.15)  # prior odds that a given pair vanished
 _LOST_PENALTY = -12.0  # score of a character we cannot know (and of '?', as found)
@@ -71,6 +72,7 @@ class _Option:
     kind: str  # known | ascii | guess | split | lost
 
 
+@lru_cache(maxsize=65536)
 def _decode_pair(lead: int, trail: int) -> str | None:
     """The character of a GBK pair, or None when GB18030 has none or a private-use one."""
     try:
@@ -121,6 +123,8 @@ def _run_bytes(run: str) -> list[int | None] | None:
     out: list[int | None] = [None]
     last = len(run) - 1
     for i, ch in enumerate(run[1:], start=1):
+        if "\uff01" <= ch <= "\uff5e":
+            ch = chr(ord(ch) - 0xFEE0)  # read exactly as its ASCII form will be (idempotence)
         if ch == "?":
             if i == 1:
                 out += [0xA3, 0xBF]  # the fullwidth '？' A3BF, made ASCII
@@ -245,29 +249,25 @@ def _split_options(lead: int, trail: int) -> tuple[_Option, ...]:
 
 
 def _viterbi(opts: list[list[_Option]], scorer: _Scorer, left: str, right: str) -> tuple[float, list[int]]:
-    """Best path through the options (bigram links between neighbours)."""
+    """Best path through the options (bigram links between neighbours), beam-pruned to ``_BEAM`` states."""
     link = scorer.link
     prev_scores = [link(left, o.simp) + o.inner for o in opts[0]]
+    active = _best_indices(prev_scores)
     back: list[list[int]] = []
     for k in range(1, len(opts)):
         prev_opts = opts[k - 1]
         cur, ptr = [], []
-        if len(prev_opts) == 1:
-            p0, s0 = prev_opts[0].simp, prev_scores[0]
-            for o in opts[k]:
-                cur.append(s0 + link(p0, o.simp) + o.inner)
-                ptr.append(0)
-        else:
-            for o in opts[k]:
-                osimp = o.simp
-                best, arg = -math.inf, 0
-                for j, p in enumerate(prev_opts):
-                    sc = prev_scores[j] + link(p.simp, osimp)
-                    if sc > best:
-                        best, arg = sc, j
-                cur.append(best + o.inner)
-                ptr.append(arg)
+        for o in opts[k]:
+            osimp = o.simp
+            best, arg = -math.inf, active[0]
+            for j in active:
+                sc = prev_scores[j] + link(prev_opts[j].simp, osimp)
+                if sc > best:
+                    best, arg = sc, j
+            cur.append(best + o.inner)
+            ptr.append(arg)
         prev_scores = cur
+        active = _best_indices(cur)
         back.append(ptr)
     final = [sc + (link(o.simp, right) if right else 0.0) for sc, o in zip(prev_scores, opts[-1])]
     j = max(range(len(final)), key=final.__getitem__)
@@ -277,6 +277,12 @@ def _viterbi(opts: list[list[_Option]], scorer: _Scorer, left: str, right: str) 
         path.append(j)
     path.reverse()
     return final[path[-1]], path
+
+
+def _best_indices(scores: list[float]) -> list[int]:
+    if len(scores) <= _BEAM:
+        return list(range(len(scores)))
+    return sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:_BEAM]
 
 
 def _local(k: int, o: _Option, chosen: list[_Option], scorer: _Scorer, left: str, right: str) -> float:

@@ -31,7 +31,7 @@ from transforms.canonical import (
     line_ending_edits,
     sentence_spans,
     to_ascii_forms,
-    whitespace_deletions,
+    whitespace_keep_mask,
 )
 from transforms.encoding import decode_report
 from transforms.errors import InputRejected
@@ -135,7 +135,7 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
         doc.replace(_furniture_edits(furniture))
     report.furniture_patterns = sorted(names)
 
-    doc.delete(whitespace_deletions(doc.text))
+    doc.keep(whitespace_keep_mask(doc.text))
 
     for raw_start, raw_end, repaired in run_spans:
         lo = int(np.searchsorted(doc.starts, raw_start, "left"))

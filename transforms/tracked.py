@@ -93,6 +93,17 @@ class TrackedText:
             self.ends = self.ends[keep]
         return removed
 
+    def keep(self, mask: np.ndarray | None) -> int:
+        """Keep only the characters where ``mask`` is True; return characters removed."""
+        if mask is None:
+            return 0
+        removed = int(len(mask) - np.count_nonzero(mask))
+        if removed:
+            self.text = _text(_codepoints(self.text)[mask])
+            self.starts = self.starts[mask]
+            self.ends = self.ends[mask]
+        return removed
+
     def replace(self, edits: Sequence[tuple[int, int, str]], align_same_length: bool = True) -> None:
         """Apply non-overlapping ``(start, end, replacement)`` edits, sorted by start.
 
