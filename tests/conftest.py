@@ -15,6 +15,15 @@ configure_prefect(_HOME)
 
 PROJECT = Path(__file__).resolve().parent.parent
 
+# Hypothesis: the default profile keeps the suite fast; HYPOTHESIS_PROFILE=deep runs 100x the examples
+# (for tests that do not pin max_examples themselves), e.g. HYPOTHESIS_PROFILE=deep pytest tests/test_fuzz_*.py
+from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("govfacts", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("deep", max_examples=10_000, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "govfacts"))
+
 # The throwaway PostgreSQL server and the catalog-parametrized warehouse fixtures (tests/pg.py).
 pytest_plugins = ["tests.pg"]
 
