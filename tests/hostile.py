@@ -302,6 +302,112 @@ def display(path: Path) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Hypothesis strategies: hostile bytes and text built from the real reports
+
+
+def _fuzz_strategies():
+    """Built lazily so importing this module does not need hypothesis' strategies at collection time."""
+    from hypothesis import strategies as st
+
+    texts = [p.read_text("utf-8") for p in sorted(SAMPLES.glob("*.txt"))]
+    encodings = ("utf-8", "utf-8-sig", "gb18030", "big5", "utf-16", "utf-16-le")
+    specials = [b"\xef\xbb\xbf", b"\xff\xfe", b"\x00", b"\r", b"\r\n", b"<html><body>", b"</p>", b"&#x4E2D;&amp;", b"\xef\xbf\xbd",
+                "(guān)".encode(), "韶關".encode("big5"), "经济".encode("gb18030"), b"\x1b[0m", b"\xe2\x80", b"\xc0\xaf", b"\xed\xa0\x80"]
+
+    @st.composite
+    def report_slice(draw, max_chars: int = 1500) -> str:
+        text = draw(st.sampled_from(texts))
+        start = draw(st.integers(0, max(0, len(text) - 1)))
+        return text[start:start + draw(st.integers(1, max_chars))]
+
+    @st.composite
+    def report_bytes(draw) -> bytes:
+        return draw(report_slice()).encode(draw(st.sampled_from(encodings)), errors="ignore")
+
+    @st.composite
+    def mutate(draw, base) -> bytes:
+        data = bytearray(draw(base))
+        for _ in range(draw(st.integers(0, 6))):
+            op = draw(st.sampled_from(("flip", "insert", "special", "delete", "duplicate", "truncate")))
+            pos = draw(st.integers(0, len(data)))
+            if op == "flip" and data:
+                pos = min(pos, len(data) - 1)
+                data[pos] ^= draw(st.integers(1, 255))
+            elif op == "insert":
+                data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+            elif op == "special":
+                data[pos:pos] = draw(st.sampled_from(specials))
+            elif op == "delete":
+                del data[pos:pos + draw(st.integers(1, 16))]
+            elif op == "duplicate":
+                data[pos:pos] = data[pos:pos + draw(st.integers(1, 64))]
+            elif op == "truncate":
+                del data[pos:]
+        return bytes(data)
+
+    hostile_bytes = st.one_of(
+        st.binary(max_size=2048),
+        mutate(report_bytes()),
+        st.text(max_size=400).map(lambda t: t.encode("utf-8")),
+        st.text(max_size=200).map(lambda t: t.encode("utf-16")),
+        report_bytes(),
+    )
+
+    @st.composite
+    def reportish_text(draw) -> str:
+        """Sentences of the real reports, shuffled and damaged at the character level."""
+        sentences = [s + "。" for t in texts for s in t.split("。") if any(c.isdigit() for c in s) and len(s) < 400]
+        chosen = draw(st.lists(st.sampled_from(sentences), min_size=1, max_size=6))
+        head = draw(st.sampled_from(["", "2024年武威市凉州区政府工作报告\n2023年工作回顾\n", "今年经济社会发展的主要预期目标是：", "过去五年，"]))
+        text = list(head + "".join(chosen))
+        noise = "0123456789０１２３４５６７８９.．%％亿万元个百分点以上左右增长下降达到、，。\n （）"
+        for _ in range(draw(st.integers(0, 8))):
+            pos = draw(st.integers(0, len(text)))
+            op = draw(st.sampled_from(("insert", "delete", "swap")))
+            if op == "insert":
+                text.insert(pos, draw(st.sampled_from(noise)))
+            elif op == "delete" and pos < len(text):
+                del text[pos]
+            elif op == "swap" and pos + 1 < len(text):
+                text[pos], text[pos + 1] = text[pos + 1], text[pos]
+        return "".join(text)
+
+    return dict(hostile_bytes=hostile_bytes, report_bytes=report_bytes(), mutated_report=mutate(report_bytes()),
+                reportish_text=reportish_text(), report_slice=report_slice())
+
+
+_STRATEGIES: dict | None = None
+
+
+def strategies() -> dict:
+    global _STRATEGIES
+    if _STRATEGIES is None:
+        _STRATEGIES = _fuzz_strategies()
+    return _STRATEGIES
+
+
+def value_is_written(value: float, evidence: str) -> bool:
+    """``value`` (sign aside) is a number written in ``evidence``: Arabic (ASCII or full-width, with
+    thousands separators) checked independently; Chinese numerals with the extractor's numeral parser."""
+    import unicodedata
+
+    ascii_ev = "".join(unicodedata.normalize("NFKC", c) if c in "０１２３４５６７８９．，" else c for c in evidence)
+    for token in re.findall(r"\d[\d,]*(?:\.\d+)?", ascii_ev):
+        if abs(float(token.replace(",", "")) - abs(value)) < 1e-9 * max(1.0, abs(value)):
+            return True
+    from transforms.extract.numbers import CHINESE_RE, parse_chinese
+
+    for m in CHINESE_RE.finditer(evidence):
+        run = m.group()
+        for i in range(len(run)):
+            for j in range(i + 1, len(run) + 1):
+                v = parse_chinese(run[i:j])
+                if v is not None and abs(v - abs(value)) < 1e-9 * max(1.0, abs(value)):
+                    return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
 # Facts: what the clean samples yield, and what a warehouse holds
 
 
