@@ -133,6 +133,12 @@ def postgres_server():
         shutil.rmtree(server.root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module", params=CATALOGS)
+def module_catalog_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Like ``catalog_settings`` but shared by the tests of a module that only read (cheaper)."""
+    return settings_for(request.param, tmp_path_factory.mktemp(f"wh-{request.param}"), request)
+
+
 def settings_for(catalog: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings of a fresh warehouse in ``tmp_path`` on the given catalog."""
     if catalog == "postgres":

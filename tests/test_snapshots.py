@@ -36,15 +36,26 @@ def as_rows(facts: list[dict]) -> set[tuple]:
     return {(f["fact_id"], f["doc_id"], f["indicator"], f["measure"], f["period"], f["kind"], f["value"]) for f in facts}
 
 
+def load_two_runs(settings):
+    s1 = load_batch(settings, make_batch("run1", A1 + B1))
+    s2 = load_batch(settings, make_batch("run2", A2 + C2))
+    return settings, s1, s2
+
+
+@pytest.fixture(scope="module")
+def history(module_catalog_settings):
+    """Two runs, shared by the tests that only read them."""
+    return load_two_runs(module_catalog_settings)
+
+
 @pytest.fixture
 def two_runs(catalog_settings):
-    s1 = load_batch(catalog_settings, make_batch("run1", A1 + B1))
-    s2 = load_batch(catalog_settings, make_batch("run2", A2 + C2))
-    return catalog_settings, s1, s2
+    """Two runs in a fresh warehouse, for the tests that change it (rollback, compact)."""
+    return load_two_runs(catalog_settings)
 
 
-def test_each_changing_run_is_one_snapshot_with_a_commit_message_naming_it(two_runs):
-    settings, s1, s2 = two_runs
+def test_each_changing_run_is_one_snapshot_with_a_commit_message_naming_it(history):
+    settings, s1, s2 = history
     assert s2 == s1 + 1
     runs = {s["snapshot_id"]: s for s in list_snapshots(settings) if s["action"] == "run"}
     assert sorted(runs) == [s1, s2]
@@ -53,14 +64,14 @@ def test_each_changing_run_is_one_snapshot_with_a_commit_message_naming_it(two_r
     assert runs[s2]["facts"] == len(A2 + C2)
 
 
-def test_a_run_with_nothing_to_load_commits_no_snapshot(two_runs):
-    settings, _, s2 = two_runs
+def test_a_run_with_nothing_to_load_commits_no_snapshot(history):
+    settings, _, s2 = history
     assert load_batch(settings, make_batch("run3", [], docs=[])) is None
     assert latest_snapshot(settings) == s2
 
 
-def test_time_travel_returns_exactly_the_facts_of_snapshot_n_after_later_runs_changed_them(two_runs):
-    settings, s1, s2 = two_runs
+def test_time_travel_returns_exactly_the_facts_of_snapshot_n_after_later_runs_changed_them(history):
+    settings, s1, s2 = history
     assert facts_now(settings, at=s1) == as_rows(A1 + B1)
     assert facts_now(settings, at=s2) == as_rows(A2 + B1 + C2)
     assert facts_now(settings) == as_rows(A2 + B1 + C2)
@@ -68,22 +79,22 @@ def test_time_travel_returns_exactly_the_facts_of_snapshot_n_after_later_runs_ch
     assert published_then == [(len(A1 + B1),)]
 
 
-def test_time_travel_by_time_sees_the_snapshot_current_then(two_runs):
-    settings, s1, _ = two_runs
+def test_time_travel_by_time_sees_the_snapshot_current_then(history):
+    settings, s1, _ = history
     when = next(s["time"] for s in list_snapshots(settings) if s["snapshot_id"] == s1)
     assert facts_now(settings, at=None) != as_rows(A1 + B1)
     _, rows = query(settings, "SELECT fact_id, doc_id, indicator, measure, period, kind, value FROM facts", at_time=str(when))
     assert set(rows) == as_rows(A1 + B1)
 
 
-def test_time_travel_to_a_missing_snapshot_says_how_to_find_one(two_runs):
-    settings, _, s2 = two_runs
+def test_time_travel_to_a_missing_snapshot_says_how_to_find_one(history):
+    settings, _, s2 = history
     with pytest.raises(SnapshotNotFound, match="govfacts snapshots"):
         query(settings, "SELECT 1", at=s2 + 50)
 
 
-def test_diff_lists_the_changed_added_and_removed_fact_with_evidence(two_runs):
-    settings, s1, s2 = two_runs
+def test_diff_lists_the_changed_added_and_removed_fact_with_evidence(history):
+    settings, s1, s2 = history
     changes = diff_snapshots(settings, s1, s2)
     assert summarize(changes) == {"added": 2, "removed": 1, "changed": 1}
     by = {(c["change"], c["doc_id"], c["indicator"], c["measure"]): c for c in changes}
@@ -100,8 +111,8 @@ def test_diff_lists_the_changed_added_and_removed_fact_with_evidence(two_runs):
     assert diff_snapshots(settings, s2, s2) == []
 
 
-def test_diff_from_before_the_first_load_lists_everything_as_added(two_runs):
-    settings, s1, _ = two_runs
+def test_diff_from_before_the_first_load_lists_everything_as_added(history):
+    settings, s1, _ = history
     assert summarize(diff_snapshots(settings, 0, s1)) == {"added": len(A1 + B1), "removed": 0, "changed": 0}
 
 
@@ -122,8 +133,8 @@ def test_rollback_makes_an_old_state_current_as_a_new_snapshot_and_keeps_history
     assert facts_now(settings) == as_rows(A2 + B1 + C2) and undo.snapshot_id == result.snapshot_id + 1
 
 
-def test_export_writes_parquet_of_the_snapshot_with_its_id_in_the_file_metadata(two_runs, tmp_path: Path):
-    settings, s1, _ = two_runs
+def test_export_writes_parquet_of_the_snapshot_with_its_id_in_the_file_metadata(history, tmp_path: Path):
+    settings, s1, _ = history
     snapshot, files = export_snapshot(settings, tmp_path / "out", at=s1)
     assert snapshot == s1
     names = {f.name for f in files}

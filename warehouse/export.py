@@ -87,7 +87,7 @@ def export_snapshot(settings: Settings, out_dir: Path, at: int | None = None, fm
                                   [ALIAS, name, name]).fetchall()
             if not any(r[0] for r in present):
                 continue  # the snapshot predates this table (and a view that needs it)
-            data = con.execute(f"SELECT * FROM {name}").fetch_arrow_table()
+            data = con.execute(f"SELECT * FROM {name}").to_arrow_table()
             description, columns = _descriptions(con, name)
             meta = {"govfacts.snapshot_id": str(at), "govfacts.snapshot_time": str(snapshot_time),
                     "govfacts.table": name, "govfacts.description": description, "govfacts.exported_at": exported_at}

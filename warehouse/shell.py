@@ -37,10 +37,10 @@ HISTORY = Path.home() / ".govfacts_history"
 class Shell:
     """A REPL over one connection; ``feed`` takes a line and returns False when the session should end."""
 
-    def __init__(self, settings: Settings, read_write: bool = False, at: int | None = None, out: TextIO = sys.stdout):
+    def __init__(self, settings: Settings, read_write: bool = False, at: int | None = None, out: TextIO | None = None):
         self.settings = settings
         self.read_write = read_write
-        self.out = out
+        self.out = out or sys.stdout
         self.buffer: list[str] = []
         if read_write:
             from warehouse.load import open_for_write  # noqa: PLC0415
@@ -133,9 +133,10 @@ class Shell:
 
 
 def run_shell(settings: Settings, read_write: bool = False, at: int | None = None,
-              stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
-    """Read statements until .quit or end of input; prompts and history only on a terminal."""
-    shell = Shell(settings, read_write=read_write, at=at, out=out)
+              stdin: TextIO | None = None, out: TextIO | None = None) -> None:
+    """Read statements until .quit or end of input (default: stdin); prompts and history only on a terminal."""
+    stdin = stdin or sys.stdin
+    shell = Shell(settings, read_write=read_write, at=at, out=out or sys.stdout)
     interactive = stdin.isatty()
     if interactive:
         _enable_readline()
