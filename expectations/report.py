@@ -118,8 +118,8 @@ def _targets_frame(settings: Settings, facts: pd.DataFrame) -> pd.DataFrame:
 def _nulls(df: pd.DataFrame) -> pd.DataFrame:
     """Text columns with None for SQL NULL (pandas reads them as NaN, which is truthy)."""
     for c in df.columns:
-        if df[c].dtype == object:
-            df[c] = df[c].where(df[c].notna(), None)
+        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])):
+            df[c] = df[c].astype(object).where(df[c].notna(), None)
     return df
 
 
