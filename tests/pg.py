@@ -5,7 +5,8 @@ in a temporary directory, on a free port of 127.0.0.1, trusting local connection
 once per test session; every test gets a fresh database in it. PostgreSQL refuses
 to run as root, so under root the server runs as the ``postgres`` system user
 (``runuser``). The tests are skipped ONLY when the binaries are absent, and
-``.ci/run`` installs them, so CI never skips.
+``.ci/run`` installs them and sets GOVFACTS_REQUIRE_POSTGRES=1 (absent binaries then
+fail the tests instead), so CI never skips.
 
 Registered as a pytest plugin from tests/conftest.py (``pytest_plugins``).
 """
@@ -101,6 +102,9 @@ def _run_as() -> list[str]:
 def start_server() -> PostgresServer:
     """initdb + pg_ctl start in a fresh temp dir on a free port (fsync off: throwaway data)."""
     pg_bin = find_pg_bin()
+    if pg_bin is None and os.environ.get("GOVFACTS_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL {PG_VERSION} binaries not found and GOVFACTS_REQUIRE_POSTGRES=1 (CI): "
+                    f"apt-get install -y postgresql-{PG_VERSION}")
     if pg_bin is None:
         pytest.skip(f"PostgreSQL {PG_VERSION} binaries not found (looked in {', '.join(map(str, PG_BIN_CANDIDATES))} and PATH); "
                     f"install them: apt-get install -y postgresql-{PG_VERSION} (.ci/run does this)")
