@@ -71,9 +71,11 @@ class Explained:
         Docs and any re-built expectation faithful.
         """
         config = super().configuration
-        for key, value in self.dict().items():
-            if key not in self._NOT_KWARGS and value is not None and key not in config.kwargs:
-                config.kwargs[key] = value
+        for key in self.__fields__:  # getattr, not self.dict(): GX asks for the configuration thousands of times a run
+            if key not in self._NOT_KWARGS and key not in config.kwargs:
+                value = getattr(self, key)
+                if value is not None:
+                    config.kwargs[key] = value
         config.severity = self.severity
         config.description = self.description
         return config
