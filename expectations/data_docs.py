@@ -60,7 +60,7 @@ code,pre{background:#f0f2f5;padding:1px 4px;border-radius:3px}
 log = logging.getLogger(__name__)
 
 
-def suite_result(rows: list[dict], run_id: str, snapshot_id: int | None) -> dict:
+def suite_result(rows: list[dict], run_id: str, snapshot_id: int | None, run_time: datetime | None = None) -> dict:
     """The JSON of a whole-suite GX validation result, from the dq_results rows of one run."""
     results = [json.loads(r["gx_result"]) for r in rows if r.get("gx_result")]
     evaluated = len(results)
@@ -74,6 +74,8 @@ def suite_result(rows: list[dict], run_id: str, snapshot_id: int | None) -> dict
                        "unsuccessful_expectations": evaluated - ok,
                        "success_percent": (100.0 * ok / evaluated) if evaluated else None},
         "meta": {"great_expectations_version": gx.__version__,
+                 "run_id": {"run_name": f"govfacts run {run_id} (snapshot {snapshot_id})",
+                            "run_time": run_time.isoformat() if run_time else None},
                  "govfacts_run_id": run_id, "govfacts_snapshot_id": snapshot_id,
                  "batch_spec": {"batch_data": "govfacts facts of the run"}, "active_batch_definition": {
                      "datasource_name": "govfacts", "data_connector_name": "fluent", "data_asset_name": "facts",
@@ -113,7 +115,7 @@ def build_data_docs(rows: list[dict], run_id: str, snapshot_id: int | None, out:
     for c in build_checks():
         suite.add_expectation(c.expectation.copy(update={"id": None}))
     ctx.suites.add(suite)
-    result = ExpectationSuiteValidationResultSchema().load(suite_result(rows, run_id, snapshot_id))
+    result = ExpectationSuiteValidationResultSchema().load(suite_result(rows, run_id, snapshot_id, run_time))
     key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=SUITE_NAME),
                                      RunIdentifier(run_name=f"run-{run_id}", run_time=run_time), f"snapshot-{snapshot_id}")
     ctx.validation_results_store.set(key, result)
