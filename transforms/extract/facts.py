@@ -40,7 +40,9 @@ _HARD_BREAK = re.compile(r"[;；]")
 _COLON = re.compile(r"[:：]")
 _CHANGE_VS_BASE = re.compile(r"(?:较|比|相比|与)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|水平)?(?:相比)?")
 _SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例|比例|的)")
-_FROM_TO = re.compile(r"由")
+_FROM = re.compile(r"[由从]")
+_TO = re.compile(r"到|至|为")
+_GAP_YEAR = re.compile(r"(?:到|至)?(?P<y>(?:19|20)\d{2})年(?:底|末)?的?")
 _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})年(?:底|末)?")
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
 _SENTENCE_YEAR = re.compile(r"^\s*(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的|[,，]?是)[,，]?")
@@ -114,26 +116,26 @@ def read_cues(gap: str, ref: Reference) -> Cues:
         c.ok = False
         return c
     rest = gap
-    m = _TARGET_YEAR.search(rest)
-    if m:
-        c.year = int(m.group("y"))
-        rest = rest[: m.start()] + rest[m.end():]
     m = _CHANGE_VS_BASE.search(rest)
     if m:
         c.base_year = int(m.group("y"))
+        rest = rest[: m.start()] + rest[m.end():]
+    m = _FROM.search(rest)
+    if m:  # 由150亿元 / 从2016年的380亿元: where it started, unless the 到… part is in the gap too
+        c.from_to = _TO.search(rest, m.end()) is None
+        rest = rest[: m.start()] + rest[m.end():]
+    pat = term_pattern("to_level")
+    if pat is not None and pat.search(rest):
+        c.to_level = True
+        rest = pat.sub("", rest)
+    m = _GAP_YEAR.search(rest)
+    if m:  # 到2027年突破…, 增加到2021年的558.6亿元
+        c.year = int(m.group("y"))
         rest = rest[: m.start()] + rest[m.end():]
     m = _SHARE_OF.search(rest)
     if m:
         c.share = True
         rest = rest[: m.start()] + rest[m.end():]
-    if _FROM_TO.search(rest):
-        c.from_to = gap.rstrip().endswith("由")  # 由150亿元增加到230亿元: 150 is where it started
-        rest = _FROM_TO.sub("", rest)
-    for category in ("to_level",):
-        pat = term_pattern(category)
-        if pat is not None and pat.search(rest):
-            c.to_level = True
-            rest = pat.sub("", rest)
     flags_text = rest
     for category, attr in (("average_annual", "average_annual"), ("cumulative", "cumulative"), ("every_year", "every_year"),
                            ("respectively", "respectively"), ("each", "each"), ("target_cue", "target")):
