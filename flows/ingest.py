@@ -482,7 +482,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
                    facts_quarantined=summary.facts_quarantined, expectations_passed=summary.expectations_passed,
                    expectations_failed=summary.expectations_failed)
         processed = sorted({f.sha256 for f in todo} | quarantined_shas)
-        snap = load(settings, run, str(parts), processed, [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else [], renamed)
+        dq_rows = [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else []
+        snap = load(settings, run, str(parts), processed, dq_rows, renamed) if processed or rejected or renamed else None
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     summary.changed = snap is not None
