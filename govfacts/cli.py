@@ -244,6 +244,9 @@ def eval_(
         for r in rows[:show]:
             lt.add_row(r["document"][:3], r["indicator"], r["measure"], f"{r['value']:g}", r["unit"], r["period"], r["kind"], r["evidence"])
         out.print(lt)
+    out.print(f"matched facts whose qualifier / value_base / unit_base differ from the gold: {len(res.detail_mismatches)}")
+    for r in res.detail_mismatches[:show]:
+        out.print(f"  {r['document'][:3]} {r['indicator']} {r['measure']} {r['value']:g}: {'; '.join(r['differs'])}")
     verdict = "met" if res.goals_met else "NOT met"
     out.print(f"goals (F1 >= {F1_GOAL_OVERALL} overall, >= {F1_GOAL_INDICATOR} per indicator, no value differing from the text): [bold]{verdict}[/]")
     if not res.goals_met:

@@ -97,3 +97,21 @@ def test_bad_gold_line_is_named(tmp_path):
     (tmp_path / "x.jsonl").write_text("{not json\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"x.jsonl:1"):
         evaluate(tmp_path, DOCS)
+
+
+def test_qualifier_and_base_values_agree_with_the_gold():
+    res = evaluate(GOLD, DOCS)
+    assert res.detail_mismatches == []
+
+
+def test_detail_mismatch_is_reported(tmp_path):
+    gold_dir = tmp_path / "gold"
+    gold_dir.mkdir()
+    src = GOLD / "003_f97876cf5fb3a18d.jsonl"
+    rows = [json.loads(line) for line in src.read_text(encoding="utf-8").splitlines()]
+    target = next(r for r in rows if r["qualifier"] == "左右")
+    target["qualifier"] = "以上"
+    (gold_dir / src.name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    res = evaluate(gold_dir, DOCS)
+    assert res.overall.f1 == 1.0
+    assert [m["differs"] for m in res.detail_mismatches] == [["qualifier '左右' vs gold '以上'"]]

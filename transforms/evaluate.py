@@ -65,6 +65,7 @@ class EvalResult:
     misses: list[dict] = field(default_factory=list)
     false_positives: list[dict] = field(default_factory=list)
     value_mismatches: list[dict] = field(default_factory=list)
+    detail_mismatches: list[dict] = field(default_factory=list)  # matched facts whose qualifier or value_base differ
 
     @property
     def goals_met(self) -> bool:
@@ -130,6 +131,18 @@ def value_is_written(fact: Fact | dict, text: str | None = None) -> bool:
     return any(abs(w - v) <= VALUE_TOLERANCE * max(1.0, v) for w in written_values(ev))
 
 
+def _detail_diff(gold: dict, fact: dict) -> list[str]:
+    """Fields outside the match key that still disagree (qualifier, value_base, unit_base)."""
+    out = []
+    if "qualifier" in gold and gold["qualifier"] != fact["qualifier"]:
+        out.append(f"qualifier {fact['qualifier']!r} vs gold {gold['qualifier']!r}")
+    if "value_base" in gold and abs(float(gold["value_base"]) - float(fact["value_base"])) > VALUE_TOLERANCE * max(1.0, abs(float(gold["value_base"]))):
+        out.append(f"value_base {fact['value_base']} vs gold {gold['value_base']}")
+    if "unit_base" in gold and gold["unit_base"] != fact["unit_base"]:
+        out.append(f"unit_base {fact['unit_base']} vs gold {gold['unit_base']}")
+    return out
+
+
 def evaluate(gold_dir: Path | str, docs_dir: Path | str) -> EvalResult:
     """Run normalize + extract on every report with a gold file and score it against the gold."""
     gold_dir, docs_dir = Path(gold_dir), Path(docs_dir)
@@ -149,8 +162,11 @@ def evaluate(gold_dir: Path | str, docs_dir: Path | str) -> EvalResult:
             if not value_is_written(f, norm.text):
                 res.value_mismatches.append(dict(f, document=gpath.stem))
         matches, misses, fps = match_facts(gold, extracted)
-        for g, _f in matches:
+        for g, f in matches:
             res.per_indicator.setdefault(g["indicator"], Score()).tp += 1
+            diff = _detail_diff(g, f)
+            if diff:
+                res.detail_mismatches.append(dict(f, document=gpath.stem, differs=diff))
         for g in misses:
             res.per_indicator.setdefault(g["indicator"], Score()).fn += 1
             res.misses.append(dict(g, document=gpath.stem))

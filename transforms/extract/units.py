@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from decimal import Decimal
 from dataclasses import dataclass
 
 from transforms.extract.numbers import NumberToken, find_numbers
@@ -162,4 +163,5 @@ def base_value(value: float, unit: str, ref: Reference) -> tuple[float, str]:
     u = ref.units.get(unit)
     if u is None:
         return value, unit
-    return value * u.factor, u.base_unit
+    # decimal product of the two as written, so 9.3亿元 is 930000000.0 and not 930000000.0000001
+    return float(Decimal(repr(value)) * Decimal(repr(u.factor))), u.base_unit
