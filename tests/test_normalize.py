@@ -169,3 +169,28 @@ def test_bad_input_rejected_with_reason(data, reason):
         normalize_report(data, "inbox/bad.txt")
     assert info.value.reason == reason
     assert "inbox/bad.txt" in info.value.message
+
+
+def test_length_changing_conversion_keeps_offsets():
+    """OpenCC may convert a phrase to one of another length: offsets must still map back."""
+    from transforms.canonical import convert_script
+    from transforms.tracked import TrackedText
+
+    raw = "一行不变\n经济发展很快\n最后一行"
+    doc = TrackedText(raw)
+    changed = convert_script(doc, lambda s: s.replace("发展", "发展了"))
+    assert doc.text == "一行不变\n经济发展了很快\n最后一行" and changed >= 1
+    i = doc.text.index("很快")
+    assert raw[doc.starts[i]:doc.ends[i + 1]] == "很快"
+    j = doc.text.index("最后")
+    assert raw[doc.starts[j]] == "最"
+    assert list(doc.starts) == sorted(doc.starts)
+
+
+def test_offsets_survive_a_rebuilt_row_without_ends():
+    """A Normalized rebuilt from Arrow has no ``ends``: raw_span falls back on offsets."""
+    norm = normalized(SAMPLES[4])
+    rebuilt = Normalized(text=norm.text, offsets=list(norm.offsets), raw_text=norm.raw_text, report=norm.report)
+    s = norm.text.index("韶关市浈江区")
+    a, b = rebuilt.raw_span(s, s + 6)
+    assert norm.raw_text[a:b] == "韶關(guān)市湞江區"

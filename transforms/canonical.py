@@ -22,7 +22,6 @@ _ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}]+")
 _CRLF = re.compile("\r(?=\n)")
 _LONE_CR = re.compile("\r(?!\n)")
 
-_WHITESPACE_RUN = re.compile(r"[ \n]+")
 
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』)）\"']*)?|[。！？!?]+")
 _CLOSERS = "。！？!?"
@@ -76,31 +75,12 @@ def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
     return text, deletions
 
 
-def whitespace_deletions(text: str) -> list[tuple[int, int]]:
-    """Spans to delete so that spaces are single, lines have no edge spaces, no line is blank."""
-    spans: list[tuple[int, int]] = []
-    n = len(text)
-    for m in _WHITESPACE_RUN.finditer(text):
-        s, e = m.span()
-        if s == 0 or e == n:
-            spans.append((s, e))
-            continue
-        nl = text.find("\n", s, e)
-        if nl >= 0:
-            if nl > s:
-                spans.append((s, nl))
-            if e > nl + 1:
-                spans.append((nl + 1, e))
-        elif e - s > 1:
-            spans.append((s + 1, e))
-    return spans
-
-
 def whitespace_keep_mask(text: str) -> np.ndarray | None:
     """The characters to keep under the whitespace rules, computed in numpy (None: keep all).
 
-    Same rules as ``whitespace_deletions``: a run of spaces and newlines
-    becomes one newline if it holds one, else one space; runs at the edges go.
+    A run of spaces and newlines becomes one newline if it holds one, else
+    one space; runs at the edges of the text go. Vectorized because a report
+    has hundreds of such runs.
     """
     cps = _codepoints(text)
     n = len(cps)
