@@ -79,8 +79,8 @@ READER_SQL = "SELECT (SELECT count(*) FROM facts_published), (SELECT count(*) FR
 def _read(argv: list[str]) -> int:
     """``reader STOPFILE``: query facts_published in a loop until STOPFILE exists; print one JSON line per query.
 
-    Like a researcher's tool during a scheduled run: one long-lived connection, plus
-    a fresh connection every few queries (a new session attaching mid-load).
+    Like a researcher's tool during a scheduled run: a session that stays open, plus a new
+    session every few queries, every other one on an instance of its own (attaching mid-load).
     """
     import json
     import time
@@ -100,7 +100,7 @@ def _read(argv: list[str]) -> int:
             if con is None or n % 4 == 0:
                 if con is not None:
                     con.close()
-                con = connect(settings, read_only=True)
+                con = connect(settings, read_only=True, fresh=n % 8 == 0)
             row = list(con.execute(READER_SQL).fetchone())
             print(json.dumps({"t0": t0, "t1": time.time(), "counts": row}), flush=True)
         except duckdb.Error as exc:
