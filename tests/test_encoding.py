@@ -162,3 +162,18 @@ def test_never_raises_on_arbitrary_bytes(data):
         normalize_report(data, "fuzz.bin")
     except InputRejected as exc:
         assert exc.reason in {"empty", "binary", "truncated", "undecodable", "no_content"}
+
+
+def test_utf8_with_a_stray_byte_is_still_utf8():
+    text = "全年地区生产总值增长6.5%。" * 40
+    data = text.encode("utf-8")
+    data = data[:74] + b"\xff" + data[74:]  # between two characters
+    decoded = decode_report(data, "stray.txt")
+    assert decoded.encoding == "utf-8" and decoded.confidence < 1.0
+    assert decoded.text.replace("\ufffd", "") == text
+
+
+def test_utf16_html_page_is_seen_as_html():
+    page = html_page("各位代表:\n增长6.5%。", "utf-16")
+    norm = normalize_report(codecs.BOM_UTF16_LE + page.encode("utf-16-le"), "page.html")
+    assert norm.report.html and norm.text == "各位代表:\n增长6.5%。"

@@ -52,6 +52,7 @@ _ALIASES = {
     "x-x-big5": "big5", "utf-8": "utf-8", "utf8": "utf-8", "unicode": "utf-16",
 }
 _CHINESE = ("gb18030", "big5", "big5hkscs")
+_STRAY_BYTES_SHARE = 0.001  # UTF-8 with at most this share of bad bytes is still UTF-8
 _MAX_REPLACEMENT_SHARE = 0.005  # more U+FFFD than this after a lenient decode: undecodable
 _MIN_COMMON_SHARE = 0.35  # a non-UTF-8 decode whose non-ASCII text is less common Chinese than this is noise
 _BYTE_CONTENT = re.compile(rb"[^ \t\r\n\x00\x0b\x0c]")
@@ -74,6 +75,8 @@ def decode_report(data: bytes, name: str = "<bytes>") -> Decoded:
     """Decode raw report bytes; raise ``InputRejected`` rather than guess."""
     html = looks_like_html(data[:4096])
     decoded = _decode(data, name, html)
+    if not html and looks_like_html(decoded.text[:4096].encode("utf-8", errors="replace")):
+        decoded = Decoded(decoded.text, decoded.encoding, decoded.confidence, True)  # e.g. a UTF-16 page
     if not _TEXT_CONTENT.search(decoded.text):
         raise InputRejected("empty", f"{name}: the file holds no text; nothing to extract. Remove it from the inbox or replace it with the report's text.")
     lost = decoded.text.count("\ufffd")
@@ -94,6 +97,11 @@ def _decode(data: bytes, name: str, html: bool) -> Decoded:
     except UnicodeDecodeError as exc:
         if _truncated(data, exc):
             raise InputRejected("truncated", f"{name}: the file ends in the middle of a UTF-8 character (byte {exc.start} of {len(data)}): it was cut short. Download or copy it again and put it back in the inbox.") from None
+    lenient = data.decode("utf-8", errors="replace")
+    if lenient.count("\ufffd") <= max(3, _STRAY_BYTES_SHARE * len(lenient)):
+        # Valid UTF-8 but for a few stray bytes (a bad copy or a bad merge): keep
+        # the text, the stray bytes show as U+FFFD, the confidence says so.
+        return Decoded(lenient, "utf-8", 0.9, html)
     if html:
         declared = declared_charset(data)
         codec = _ALIASES.get(declared or "", declared)
