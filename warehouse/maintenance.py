@@ -21,7 +21,8 @@ import duckdb
 
 from govfacts.settings import Settings
 from warehouse.catalog import ALIAS, METADATA
-from warehouse.load import open_for_write, writer_lock
+from warehouse.load import commit_message, open_for_write, writer_lock
+from warehouse.snapshots import rollback
 
 _RETENTION = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
 
@@ -58,6 +59,20 @@ def _data_files(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute(f"SELECT count(*) FROM {METADATA}.ducklake_data_file WHERE end_snapshot IS NULL").fetchone()[0]
 
 
+def _step(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list[tuple]:
+    """One rewriting step in its own transaction (DuckLake will not mix compaction with other changes),
+    so the snapshot it makes, if any, says ``compact`` in its commit message."""
+    con.execute("BEGIN")
+    try:
+        con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("compact", step=what)])
+        rows = con.execute(sql).fetchall()
+        con.execute("COMMIT")
+    except BaseException:
+        rollback(con)
+        raise
+    return rows
+
+
 def compact(settings: Settings, older_than: str | None = None) -> CompactResult:
     """Run the maintenance steps of the module doc; ``older_than`` overrides the retention setting."""
     retention = settings.snapshot_retention if older_than is None else older_than
@@ -68,10 +83,10 @@ def compact(settings: Settings, older_than: str | None = None) -> CompactResult:
         try:
             result.snapshots_before = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
             result.files_before = _data_files(con)
-            con.execute(f"CALL ducklake_flush_inlined_data('{ALIAS}')")
-            result.merged = sum(r[0] or 0 for r in con.execute(
-                f"SELECT files_processed FROM ducklake_merge_adjacent_files('{ALIAS}')").fetchall())
-            result.rewritten = len(con.execute(f"SELECT * FROM ducklake_rewrite_data_files('{ALIAS}')").fetchall())
+            _step(con, f"SELECT * FROM ducklake_flush_inlined_data('{ALIAS}')", "flush inlined data")
+            result.merged = sum(r[2] or 0 for r in _step(con, f"SELECT * FROM ducklake_merge_adjacent_files('{ALIAS}')",
+                                                         "merge adjacent files"))
+            result.rewritten = len(_step(con, f"SELECT * FROM ducklake_rewrite_data_files('{ALIAS}')", "rewrite files with deletes"))
             if interval:
                 result.expired = [r[0] for r in con.execute(
                     f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})").fetchall()]
