@@ -446,8 +446,9 @@ def snapshot_state(warehouse: Path) -> tuple[int, dict[str, int]]:
     from warehouse.snapshots import list_snapshots
 
     snaps = list_snapshots(load_settings(warehouse=warehouse))
-    counts = {t: sql(warehouse, f"SELECT count(*) FROM {t}")[0][0] for t in ("documents", "document_text", "facts", "quarantine", "runs", "dq_results")}
-    return max(s["snapshot_id"] for s in snaps), counts
+    tables = ("documents", "document_text", "facts", "quarantine", "runs", "dq_results")
+    row = sql(warehouse, "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables))[0]
+    return max(s["snapshot_id"] for s in snaps), dict(zip(tables, row))
 
 
 def staging_problems(staging: Path, allow_partials: bool = True) -> list[str]:

@@ -430,7 +430,9 @@ def _complete(target: Path, n: int | None) -> bool:
 def _publish(tmp: Path, staging: Path, sha: str, n: int) -> Path:
     """Move a finished copy to its content address (or drop it when that copy already exists)."""
     target = staging / sha[:2] / sha
-    if not target.resolve(strict=False).is_relative_to(staging.resolve()):  # defence in depth: sha is hex
+    # defence in depth (sha is hex): a folder link planted in the staging area must not redirect the write;
+    # a link planted at the file's own address is simply replaced by the rename below
+    if not target.parent.resolve(strict=False).is_relative_to(staging.resolve()):
         raise StagingError(f"refusing to write {display_path(target)} outside the staging area {display_path(staging)}")
     if _complete(target, n):
         tmp.unlink(missing_ok=True)
