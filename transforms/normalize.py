@@ -94,48 +94,16 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
     if html:
         report.html_tags_removed = strip_html(doc)
 
-    orphans = orphan_spans(doc.text)
-    report.pinyin_removed += len(orphans)
-    doc.delete(orphans)
-
-    runs = find_runs(doc.text)
-    run_spans = []
-    if runs:
-        for r in runs:
-            run_spans.append((int(doc.starts[r.start]), int(doc.ends[r.end - 1]), r.repaired))
-        doc.replace([(r.start, r.end, r.repair) for r in runs], align_same_length=False)
-        report.mojibake_found = len(runs)
-        report.mojibake_repaired = sum(r.repaired for r in runs)
-        report.mojibake_left = report.mojibake_found - report.mojibake_repaired
-        report.mojibake_chars_lost = sum(r.lost for r in runs)
-
-    while True:  # removing one annotation can expose another: X(a)(ān)
-        spans = annotation_spans(doc.text)
-        if not spans:
-            break
-        report.pinyin_removed += len(spans)
-        doc.delete(spans)
-
-    ascii_forms = to_ascii_forms(doc.text)
-    report.fullwidth_converted = _count_changed(doc.text, ascii_forms)
-    doc.rewrite(ascii_forms)
-    if script:
-        report.chars_converted = convert_script(doc, converter(script).convert)
-
+    run_spans: list[tuple[int, int, bool]] = []
     names: set[str] = set()
-    for _round in range(5):  # removing an inline note can leave a line that is furniture too
-        furniture = furniture_spans(doc.text)
-        if not furniture:
+    for _pass in range(3):
+        _canonicalize(doc, report, script, run_spans, names)
+        # A '?' run can only appear after the steps if they brought its pieces
+        # together (a removed note, a dropped space): one more pass keeps
+        # normalization idempotent. Clean text never has one, so this is free.
+        if ("?" not in doc.text and "\uff1f" not in doc.text) or not find_runs(doc.text):
             break
-        report.furniture_lines_removed += len(furniture)
-        names.update(name for _, _, name in furniture)
-        published, source = page_metadata(doc.text, furniture)
-        report.published = report.published or published
-        report.source = report.source or source
-        doc.replace(_furniture_edits(furniture))
     report.furniture_patterns = sorted(names)
-
-    doc.keep(whitespace_keep_mask(doc.text))
 
     for raw_start, raw_end, repaired in run_spans:
         lo = int(np.searchsorted(doc.starts, raw_start, "left"))
@@ -149,6 +117,50 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
         report=report,
         ends=_as_array(doc.ends),
     )
+
+
+def _canonicalize(doc: TrackedText, report: NormalizationReport, script: str | None,
+                  run_spans: list[tuple[int, int, bool]], names: set[str]) -> None:
+    """Steps 3-8 of the module doc on ``doc``, in place, adding to ``report``."""
+    orphans = orphan_spans(doc.text)
+    report.pinyin_removed += len(orphans)
+    doc.delete(orphans)
+
+    runs = find_runs(doc.text)
+    if runs:
+        for r in runs:
+            run_spans.append((int(doc.starts[r.start]), int(doc.ends[r.end - 1]), r.repaired))
+        doc.replace([(r.start, r.end, r.repair) for r in runs], align_same_length=False)
+        report.mojibake_found += len(runs)
+        report.mojibake_repaired += sum(r.repaired for r in runs)
+        report.mojibake_left = report.mojibake_found - report.mojibake_repaired
+        report.mojibake_chars_lost += sum(r.lost for r in runs)
+
+    while True:  # removing one annotation can expose another: X(a)(ān)
+        spans = annotation_spans(doc.text)
+        if not spans:
+            break
+        report.pinyin_removed += len(spans)
+        doc.delete(spans)
+
+    ascii_forms = to_ascii_forms(doc.text)
+    report.fullwidth_converted += _count_changed(doc.text, ascii_forms)
+    doc.rewrite(ascii_forms)
+    if script:
+        report.chars_converted += convert_script(doc, converter(script).convert)
+
+    for _round in range(5):  # removing an inline note can leave a line that is furniture too
+        furniture = furniture_spans(doc.text)
+        if not furniture:
+            break
+        report.furniture_lines_removed += len(furniture)
+        names.update(name for _, _, name in furniture)
+        published, source = page_metadata(doc.text, furniture)
+        report.published = report.published or published
+        report.source = report.source or source
+        doc.replace(_furniture_edits(furniture))
+
+    doc.keep(whitespace_keep_mask(doc.text))
 
 
 def _furniture_edits(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
