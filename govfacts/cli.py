@@ -195,18 +195,25 @@ def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
 
 
 @app.command()
-def snapshots(warehouse: Optional[Path] = WAREHOUSE_OPT, catalog: Optional[str] = CATALOG_OPT) -> None:
+def snapshots(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    fmt: str = typer.Option("table", "--format", help="table | jsonl (jsonl keeps the full commit message)"),
+    catalog: Optional[str] = CATALOG_OPT,
+) -> None:
     """List snapshots with time, what made them (run, migrate, rollback, ...) and the run's counts."""
     from warehouse.snapshots import list_snapshots  # noqa: PLC0415
 
     settings = load_settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         snaps = list_snapshots(settings)
-    t = Table("snapshot", "time (UTC)", "action", "details", "documents", "facts", "published", "quarantined")
+    if fmt == "jsonl":
+        for s in snaps:
+            sys.stdout.write(json.dumps({k: v for k, v in s.items() if k != "changes"}, ensure_ascii=False, default=str) + "\n")
+        return
+    t = Table("snapshot", "time (UTC)", "what", "docs", "facts", "published")
     for s in snaps:
-        details = {k: v for k, v in s["details"].items() if k != "action"}
-        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], s["action"], json.dumps(details, ensure_ascii=False) if details else "",
-                  *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published", "facts_quarantined")])
+        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], s["summary"],
+                  *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published")])
     out.print(t)
 
 

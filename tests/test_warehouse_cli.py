@@ -101,8 +101,11 @@ def test_sql_on_a_missing_warehouse_says_to_run_first(tmp_path: Path):
 def test_snapshots_diff_rollback_export_and_compact_commands(wh, tmp_path: Path):
     settings, s1, s2 = wh
     w = ("--warehouse", str(settings.warehouse))
-    listed = cli("snapshots", *w)
-    assert listed.exit_code == 0 and "run1" in listed.stdout and "migrate" in listed.stdout
+    listed = cli("snapshots", *w, "--format", "jsonl")
+    snaps = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert [s["action"] for s in snaps] == ["", "migrate", "run", "run"]
+    assert snaps[2]["summary"].startswith("run run1 · flow run flow-run") and snaps[3]["facts"] == 2
+    assert cli("snapshots", *w).exit_code == 0
     d = cli("diff", str(s1), str(s2), *w, "--format", "jsonl")
     changes = [json.loads(x) for x in d.stdout.splitlines()]
     assert [(c["change"], c["old_value"], c["new_value"]) for c in changes] == [("changed", 6.6, 6.8)]

@@ -34,6 +34,22 @@ def classify(message: str | None) -> tuple[str, dict]:
     return action, info
 
 
+def describe(action: str, details: dict) -> str:
+    """One short line for a snapshot's commit message (the full JSON stays in ``message``)."""
+    if action == "run":
+        return (f"run {details.get('run_id')} · flow run {str(details.get('flow_run_id'))[:8]} · "
+                f"code {details.get('code_version')} · inputs {str(details.get('inputs_manifest_hash'))[:12]}")
+    if action == "migrate":
+        return f"schema migrations {details.get('migrations', details.get('message', ''))}"
+    if action == "rollback":
+        return f"rollback to the state of snapshot {details.get('restored_snapshot')} (was {details.get('previous_snapshot')})"
+    if action == "compact":
+        return f"compact: {details.get('step', '')}"
+    if action in ("sql", "shell"):
+        return f"{action} (read-write session)"
+    return str(details.get("message", ""))
+
+
 def list_snapshots(settings: Settings) -> list[dict]:
     """Every snapshot, oldest first, with time, action, commit message and the counts of the run that made it."""
     con = connect(settings, read_only=True)
@@ -52,6 +68,8 @@ def list_snapshots(settings: Settings) -> list[dict]:
     for r in rows:
         snap = dict(zip(keys, r))
         snap["action"], snap["details"] = classify(snap["message"])
+        snap["summary"] = describe(snap["action"], snap["details"]) if snap["message"] else (
+            "lake created" if snap["snapshot_id"] == 0 else "(no commit message)")
         out.append(snap)
     return out
 
