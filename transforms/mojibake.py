@@ -41,8 +41,8 @@ _ASCII_END = re.compile(r"[A-Za-z0-9@\u20ac]")
 
 _TRAILS = tuple(range(0x40, 0x7F)) + tuple(range(0x80, 0xFF))
 _LEADS = tuple(range(0x81, 0xFF))
-_BEAM = 4  # states kept per cell in the Viterbi search
-_TOP = 10  # candidates kept per guessed position (by unigram probability)
+_BEAM = 3  # states kept per cell in the Viterbi search
+_TOP = 8  # candidates kept per guessed position (by unigram probability)
 _SPLIT_PENALTY = math.log(0.15)  # prior odds that a given pair vanished
 _LOST_PENALTY = -12.0  # score of a character we cannot know (and of '?', as found)
 _MARGIN = math.log(3.0)  # a guess must beat the runner-up by this factor
