@@ -8,9 +8,11 @@ Arrow row the flow ships it in.
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 
 from tests.hostile import LEDGER, report_reliability, strategies
 from transforms.documents import NORMALIZED_SCHEMA, normalized_row, row_normalized
@@ -52,10 +54,24 @@ def test_any_bytes_normalize_or_are_rejected_with_a_reason(data):
     check_normalized(data)
 
 
+_C0 = re.compile("[\x00-\x08\x0e-\x1f]")
+
+
 @given(data=S["mutated_report"])
 def test_normalization_is_idempotent_from_bytes(data):
     norm = check_normalized(data)
     if norm is None:
         return
+    assume(not _C0.search(norm.text))  # see test_canonical_text_holds_no_control_characters
     again = normalize_report(norm.text.encode("utf-8"), NAME)
     assert again.text == norm.text
+
+
+@pytest.mark.xfail(strict=True, reason="normalize keeps C0 control characters (NUL from UTF-16 input); the canonical text "
+                                       "then fails its own decoder as 'binary' — for the normalization owner to strip them")
+def test_canonical_text_holds_no_control_characters():
+    """Found by HYPOTHESIS_PROFILE=deep: UTF-16 text with a U+0000 keeps it through normalization."""
+    data = "\ufeff2023年地区生产总值增长5%。\n\x00".encode("utf-16-le")
+    norm = normalize_report(data, NAME)
+    assert not _C0.search(norm.text), repr(norm.text)
+    assert normalize_report(norm.text.encode("utf-8"), NAME).text == norm.text
