@@ -422,7 +422,7 @@ def _complete(target: Path, n: int | None) -> bool:
     """True when ``target`` is a regular file (not a planted link) of the expected size."""
     try:
         st = os.stat(target, follow_symlinks=False)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     return stat.S_ISREG(st.st_mode) and (n is None or st.st_size == n)
 
