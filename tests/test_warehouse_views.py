@@ -12,7 +12,7 @@ from tests.warehouse_batches import fact, make_batch
 from warehouse import schema as schema_module
 from warehouse.catalog import connect
 from warehouse.load import load_batch, open_for_write
-from warehouse.views import VIEWS_V4, current_views, read_region_seed
+from warehouse.views import VIEWS_V4, VIEWS_V5, current_views, read_region_seed
 
 # Report of 2023 (doc23) sets 2023 targets; report of 2024 (doc24) states 2023 actuals and sets 2024 targets;
 # report of 2025 (doc25) states 2024 actuals. 壶关县 2024 growth target has no 2025 report yet.
@@ -151,14 +151,25 @@ def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(
     monkeypatch.undo()
     con = open_for_write(settings)
     try:
-        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4]
+        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5]
         assert con.execute("SELECT count(*) FROM targets_vs_actuals").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM regions").fetchone()[0] > 0
         before = con.execute("SELECT id FROM wh.current_snapshot()").fetchone()[0]
         assert schema_module.migrate(con) == []
         assert con.execute("SELECT id FROM wh.current_snapshot()").fetchone()[0] == before
         view_sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'indicator_panel'").fetchone()[0]
-        assert "actual_report_year" in view_sql, "migration 4 replaced migration 2's indicator_panel"
+        assert "actual_report_year" in view_sql and "arg_min" in view_sql, "migrations 4 and 5 replaced migration 2's panel"
     finally:
         con.close()
     assert {v.since for v in VIEWS_V4} == {4}
+
+
+@pytest.mark.parametrize("name", [v.name for v in VIEWS_V5])
+def test_the_faster_v5_views_return_exactly_the_rows_of_v4(wh, name):
+    v4 = next(v for v in VIEWS_V4 if v.name == name)
+    v5 = next(v for v in VIEWS_V5 if v.name == name)
+    old, new = wh.execute(v4.sql), None
+    old_names, old_rows = [d[0] for d in old.description], old.fetchall()
+    new = wh.execute(v5.sql)
+    assert [d[0] for d in new.description] == old_names
+    assert sorted(map(repr, new.fetchall())) == sorted(map(repr, old_rows)) and old_rows
