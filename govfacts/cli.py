@@ -64,6 +64,19 @@ def run(
                 raise
             _fail(message)
     _print_summary(summary)
+    _write_run_report(settings)
+
+
+def _write_run_report(settings) -> None:
+    """Refresh the data-quality report after a run and say where it is (the run is loaded whatever happens here)."""
+    from expectations.report import write_report  # noqa: PLC0415
+
+    try:
+        paths = write_report(settings, settings.reports_dir / "latest")
+    except Exception as exc:  # noqa: BLE001 (reported, not swallowed: the data is safe and the report can be rebuilt)
+        err.print(f"[yellow]report not written[/] ({exc}); rebuild it with `govfacts report --warehouse {settings.warehouse}`")
+        return
+    out.print(f"data-quality report: {paths.index.as_uri()}")
 
 
 def _print_summary(s: dict) -> None:
