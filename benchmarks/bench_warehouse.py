@@ -18,6 +18,7 @@ Generating the synthetic facts is timed separately and not part of any figure.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -123,7 +124,8 @@ def main() -> None:
         server = start_server()
         dsn = server.create_database()
     settings = load_settings(warehouse=warehouse, catalog=args.catalog, postgres_dsn=dsn, data_path="")
-    print(f"warehouse: {warehouse} (catalog {args.catalog}{', throwaway server' if server else ''})")
+    print(f"warehouse: {warehouse} (catalog {args.catalog}{', throwaway server' if server else ''}); "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (figures are wall time: a busy machine inflates them)")
     try:
         run(args.facts, settings, args.repeat)
     finally:
