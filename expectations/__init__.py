@@ -1,1 +1,9 @@
-"""Great Expectations suites that every fact passes before it is published."""
+"""Great Expectations suites that every fact passes before it is published.
+
+custom.py      the expectations: GX Expectation subclasses named as sentences, with descriptions and severities
+derive.py      dq_* columns for the rules across facts and documents (pure pandas)
+facts_suite.py the suite built from seeds/, ``validate_facts`` and the merge of grouped results
+artifact.py    the Prefect artifact of a run's validation
+data_docs.py   GX Data Docs of the latest validation, rewritten to open offline
+report.py      ``govfacts report``: the data-quality page
+"""
