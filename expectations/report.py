@@ -33,6 +33,11 @@ from warehouse import quality
 
 CONTEXT_CHARS = 70  # characters of document text shown on each side of an evidence
 HISTORY_SNAPSHOTS = 16  # columns of the pass-rate chart
+# A page a person reads, not a dump: past these the page says how many more there are and how to query them.
+MAX_FLAGGED = 500  # failed or warned facts shown with their evidence (quarantined first)
+MAX_CONFLICTS = 200
+MAX_DOCUMENTS = 1000  # documents listed
+MAX_DOCUMENT_TABLES = 300  # documents listed with their extracted facts
 
 
 @dataclass
@@ -97,9 +102,10 @@ def targets_vs_actuals(facts: pd.DataFrame) -> pd.DataFrame:
 def load_report_data(settings: Settings) -> ReportData:
     """Read what the report shows from the latest snapshot of the warehouse."""
     facts = _nulls(quality.all_facts(settings))
-    flagged = facts[facts["dq_status"].isin(["error", "warning"])]
+    flagged = facts[facts["dq_status"].isin(["error", "warning"])].sort_values(["dq_status", "region", "indicator"])
     conflicts = find_conflicts(facts[POOL_FOR_CONFLICTS] if not facts.empty else facts)
-    wanted = set(flagged["doc_id"]) | set(conflicts["left_doc_id"]) | set(conflicts["right_doc_id"])
+    wanted = (set(flagged["doc_id"].head(MAX_FLAGGED)) | set(conflicts["left_doc_id"].head(MAX_CONFLICTS))
+              | set(conflicts["right_doc_id"].head(MAX_CONFLICTS)))
     run = quality.latest_validated_run(settings)
     return ReportData(
         warehouse=str(settings.warehouse), run=run,
@@ -274,7 +280,11 @@ def _failures(data: ReportData) -> str:
         body = '<p class="muted">Every fact passed every expectation.</p>'
     else:
         items = []
-        for r in bad.sort_values(["dq_status", "region", "indicator"]).itertuples(index=False):
+        shown = bad.sort_values(["dq_status", "region", "indicator"]).head(MAX_FLAGGED)
+        if len(bad) > len(shown):
+            items.append(_more(len(shown), len(bad), "flagged facts",
+                               "SELECT * FROM facts WHERE dq_status <> 'passed'"))
+        for r in shown.itertuples(index=False):
             reasons = data.messages.get(r.fact_id) or [s for s in (r.dq_failed or "").split(",") if s]
             source = docs.loc[r.doc_id, "source_path"] if r.doc_id in docs.index else r.doc_id
             items.append(
@@ -297,8 +307,8 @@ def _conflicts(data: ReportData) -> str:
     else:
         docs = data.documents.set_index("doc_id") if not data.documents.empty else pd.DataFrame()
         facts = data.facts.set_index("fact_id") if not data.facts.empty else pd.DataFrame()
-        rows = []
-        for r in c.itertuples(index=False):
+        rows = [_more(MAX_CONFLICTS, len(c), "conflicts", "")] if len(c) > MAX_CONFLICTS else []
+        for r in c.head(MAX_CONFLICTS).itertuples(index=False):
             sides = []
             for side in ("left", "right"):
                 fid, doc = getattr(r, f"{side}_fact_id"), getattr(r, f"{side}_doc_id")
@@ -338,13 +348,17 @@ def _documents(data: ReportData) -> str:
     d, f = data.documents, data.facts
     if d.empty:
         return '<section id="documents"><h2>Documents</h2><p class="muted">No documents loaded.</p></section>'
-    blocks = []
-    for r in d.itertuples(index=False):
-        mine = f[f["doc_id"] == r.doc_id] if not f.empty else f
+    blocks = [_more(MAX_DOCUMENTS, len(d), "documents", "SELECT * FROM documents")] if len(d) > MAX_DOCUMENTS else []
+    by_doc = dict(tuple(f.groupby("doc_id", sort=False))) if not f.empty else {}
+    for i, r in enumerate(d.head(MAX_DOCUMENTS).itertuples(index=False)):
+        mine = by_doc.get(r.doc_id, f.head(0)) if i < MAX_DOCUMENT_TABLES else f.head(0)
         rows = "".join(
             f'<tr class="{esc(x.dq_status)}"><td>{esc(x.indicator)}</td><td>{esc(x.measure)}</td><td class="n">{num(x.value)}</td>'
             f'<td>{esc(x.unit)}</td><td>{esc(x.period)}</td><td>{esc(x.kind)}</td><td>{esc(x.qualifier or "")}</td>'
             f'<td>{badge(x.dq_status)}</td><td class="ev">{esc(x.evidence)}</td></tr>' for x in mine.itertuples(index=False))
+        if i >= MAX_DOCUMENT_TABLES:
+            rows = (f'<tr><td colspan="9" class="muted">not listed on this page: <code>govfacts sql "SELECT * FROM facts '
+                    f"WHERE doc_id = '{esc(r.doc_id)}'\"</code></td></tr>")
         counts = f"{int(r.n_facts)} facts: {int(r.n_passed)} passed, {int(r.n_warning)} warned, {int(r.n_error)} quarantined"
         blocks.append(
             f'<details class="doc"><summary><b>{esc(r.region or "region unknown")}</b> · report {num(r.report_year)} · '
@@ -354,6 +368,12 @@ def _documents(data: ReportData) -> str:
     return (f'<section id="documents"><h2>Documents and what was extracted</h2>'
             f'<p><input id="filter" type="search" placeholder="filter facts (indicator, region, value…)"> '
             f'<button type="button" id="expand">expand all</button></p>{"".join(blocks)}</section>')
+
+
+def _more(shown: int, total: int, what: str, sql: str) -> str:
+    """The note a capped list carries: how many are not shown and where to find them."""
+    where = f" (all of them: <code>govfacts sql \"{esc(sql)}\"</code>)" if sql else ""
+    return f'<p class="muted">Showing {shown} of {total} {what}{where}.</p>'
 
 
 def _files(data: ReportData) -> str:

@@ -86,3 +86,20 @@ def test_suite_result_rebuilds_the_statistics_from_stored_rows():
     r = suite_result(rows, "run1", 4)
     assert r["statistics"]["evaluated_expectations"] == 3 and r["statistics"]["successful_expectations"] == 2
     assert r["success"] is False and r["meta"]["govfacts_snapshot_id"] == 4
+
+
+def test_long_lists_are_capped_with_a_note_saying_how_to_get_the_rest(monkeypatch):
+    import expectations.report as report
+
+    monkeypatch.setattr(report, "MAX_FLAGGED", 2)
+    monkeypatch.setattr(report, "MAX_DOCUMENT_TABLES", 1)
+    facts = pd.DataFrame([dict(_fact("actual", "2023", float(v), 2024), fact_id=f"f{v}", doc_id=f"d{v % 2}", dq_status="warning",
+                               dq_failed="expect_x", run_id="r") for v in range(5)])
+    docs = pd.DataFrame([dict(doc_id=f"d{i}", source_path=f"in/{i}.txt", region="甲县", region_level="county", report_year=2024,
+                              encoding="utf-8", n_bytes=10, run_id="r", n_facts=3, n_passed=0, n_warning=3, n_error=0) for i in (0, 1)])
+    empty = pd.DataFrame()
+    data = ReportData(warehouse="/w", run=None, results=empty, history=empty, documents=docs, facts=facts, messages={},
+                      texts={}, conflicts=pd.DataFrame(), targets=pd.DataFrame(), files=pd.DataFrame())
+    page = render_html(data)
+    assert "Showing 2 of 5 flagged facts" in page and page.count('<article class="fact') == 2
+    assert "not listed on this page: <code>govfacts sql \"SELECT * FROM facts WHERE doc_id = 'd1'\"</code>" in page
