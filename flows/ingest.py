@@ -85,6 +85,7 @@ class RunSummary:
     task_runner: str = ""
     seconds: float = 0.0  # wall time of the flow body
     stage_seconds: dict = field(default_factory=dict)  # stage -> [wall, cpu] seconds inside task bodies run in this process
+    busy_seconds: float = 0.0  # wall time in which at least one of those task bodies ran; seconds - busy = orchestration
 
     @property
     def reconciles(self) -> bool:
@@ -127,6 +128,7 @@ def _chunks(items: list, size: int) -> list[list]:
 # default threads runner) are visible to the flow; remote workers keep their own clocks.
 
 _CLOCK: dict[str, Counter] = {}
+_SPANS: dict[str, list[tuple[float, float]]] = {}
 _CLOCK_LOCK = threading.Lock()
 
 
@@ -137,10 +139,12 @@ def _timed(stage: str) -> Iterator[None]:
         yield
     finally:
         key = str(current_flow_run.id)
+        end = time.perf_counter()
         with _CLOCK_LOCK:
             c = _CLOCK.setdefault(key, Counter())
-            c[f"{stage}.wall"] += time.perf_counter() - wall
+            c[f"{stage}.wall"] += end - wall
             c[f"{stage}.cpu"] += time.thread_time() - cpu
+            _SPANS.setdefault(key, []).append((wall, end))
 
 
 def _stage_seconds(flow_run_id: str) -> dict[str, list[float]]:
@@ -149,6 +153,22 @@ def _stage_seconds(flow_run_id: str) -> dict[str, list[float]]:
         c = _CLOCK.pop(flow_run_id, Counter())
     stages = sorted({k.rsplit(".", 1)[0] for k in c})
     return {s: [round(c[f"{s}.wall"], 3), round(c[f"{s}.cpu"], 3)] for s in stages}
+
+
+def _busy_seconds(flow_run_id: str) -> float:
+    """Wall time during which at least one task body of this run was working (the union of their spans).
+
+    The rest of the flow's wall time is orchestration: submitting, state changes, waiting.
+    """
+    with _CLOCK_LOCK:
+        spans = sorted(_SPANS.pop(flow_run_id, []))
+    busy, end = 0.0, float("-inf")
+    for a, b in spans:
+        if b <= end:
+            continue
+        busy += b - max(a, end)
+        end = b
+    return round(busy, 3)
 
 
 # -- tasks ----------------------------------------------------------------------------------------
@@ -491,6 +511,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     _artifact(summary, results)
     summary.seconds = round(time.perf_counter() - t0, 3)
     summary.stage_seconds = _stage_seconds(summary.flow_run_id)
+    summary.busy_seconds = _busy_seconds(summary.flow_run_id)
     get_run_logger().info("run %s: %s documents, %s facts, snapshot %s", summary.run_id, summary.documents, summary.facts_extracted, summary.snapshot_id)
     return asdict(summary)
 

@@ -1,0 +1,291 @@
+"""The whole flow at scale: 1,000 and 10,000 generated reports, end to end, beside a bare loop — from one run.
+
+    .venv/bin/python benchmarks/bench_flow.py [--sizes 1000 10000] [--work DIR] [--task-runner threads]
+                                              [--batch-size N] [--max-workers N]
+
+For each size: generate the corpus (benchmarks/corpus.py; not timed), then, each in a fresh
+process so peak memory is its own,
+  1. the bare loop: read + sha256 + decode/normalize + extract over the same files, plain
+     Python in one thread, no Prefect, no warehouse;
+  2. the flow, first run, into an empty warehouse (Prefect's ephemeral server, started
+     before the clock so both runs pay the same);
+  3. the flow again on the unchanged inbox;
+and check the planted facts against the warehouse (recall at scale).
+
+Printed per size: documents/s, wall seconds, peak RSS of the flow process (and of the
+Prefect server), seconds per stage (wall inside task bodies), the share of the flow's wall
+time in orchestration (no task body working: submitting, state changes, waiting), the
+ratio flow / bare loop, the ratio re-run / first run, and recall of the planted facts.
+Goals (issue 7): flow ≤ 2× bare loop; re-run ≤ 5 % of the first run; peak RSS flat in the
+corpus size and < 1 GB at 10,000 reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# -- roles run in child processes ----------------------------------------------------------------
+
+
+class PeakRSS:
+    """Samples this process's RSS every 50 ms (ru_maxrss also counts the import-time peak; this is the run's)."""
+
+    def __init__(self) -> None:
+        import psutil  # noqa: PLC0415
+
+        self.proc, self.peak, self.samples = psutil.Process(), 0, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.wait(0.05):
+            rss = self.proc.memory_info().rss
+            self.peak = max(self.peak, rss)
+            self.samples.append((round(time.perf_counter() - t0, 2), rss))
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = self.proc.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def role_bare(corpus: Path) -> dict:
+    """decode + normalize + extract over every file, in plain Python."""
+    from transforms.errors import InputRejected  # noqa: PLC0415
+    from transforms.extract import extract_document  # noqa: PLC0415
+    from transforms.normalize import normalize_report  # noqa: PLC0415
+
+    files = sorted((corpus / "reports").iterdir())
+    normalize_report(files[0].read_bytes(), str(files[0]))  # warm-up: OpenCC dictionaries, seeds (the flow pays them too)
+    docs = facts = 0
+    with PeakRSS() as rss:
+        t0, c0 = time.perf_counter(), _cpu()
+        for p in files:
+            data = p.read_bytes()
+            try:
+                norm = normalize_report(data, str(p))
+            except InputRejected:
+                continue
+            facts += len(extract_document(norm, hashlib.sha256(data).hexdigest()))
+            docs += 1
+        seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    return dict(seconds=seconds, cpu=cpu, documents=docs, facts=facts, peak_rss=rss.peak)
+
+
+def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
+    """One run of the real flow (Prefect engine, task runner from the settings, DuckLake load)."""
+    import psutil  # noqa: PLC0415
+
+    from govfacts.prefect_env import configure_prefect  # noqa: PLC0415
+
+    configure_prefect(home)
+    for k, v in options.items():
+        if v is not None:
+            os.environ[f"GOVFACTS_{k.upper()}"] = str(v)
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+
+    from flows.ingest import ingest  # noqa: PLC0415
+
+    with get_client(sync_client=True) as client:  # start the ephemeral API server before the clock
+        client.hello()
+    me = psutil.Process()
+    servers = [c for c in me.children(recursive=True) if "uvicorn" in " ".join(c.cmdline())]
+    server_cpu0 = sum(sum(s.cpu_times()[:2]) for s in servers)
+    baseline = me.memory_info().rss
+    with PeakRSS() as rss:
+        t0, c0 = time.perf_counter(), _cpu()
+        summary = ingest(inbox=str(corpus / "reports"), warehouse=str(warehouse))
+        seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    server_rss = max((s.memory_info().rss for s in servers), default=0)
+    server_cpu = sum(sum(s.cpu_times()[:2]) for s in servers) - server_cpu0
+    keep = ("documents", "skipped", "facts_extracted", "facts_published", "facts_quarantined", "batches", "task_runner",
+            "seconds", "busy_seconds", "stage_seconds", "changed", "snapshot_id", "files_quarantined")
+    from govfacts.version import pipeline_version  # noqa: PLC0415
+
+    return dict(wall=seconds, cpu=cpu, peak_rss=rss.peak, baseline_rss=baseline, version=pipeline_version(),
+                source=str(Path(ingest.fn.__code__.co_filename).parent.parent), server_rss=server_rss, server_cpu=server_cpu,
+                rss_timeline=rss.samples[:: max(1, len(rss.samples) // 40)], **{k: summary[k] for k in keep})
+
+
+def recall(corpus: Path, warehouse: Path) -> dict:
+    """Share of the planted facts found in the warehouse (same document, indicator, measure, period, kind and value)."""
+    from govfacts.settings import load_settings  # noqa: PLC0415
+    from warehouse.catalog import connect  # noqa: PLC0415
+
+    import pyarrow as pa  # noqa: PLC0415
+
+    keys = ("doc_id", "region", "indicator", "measure", "period", "kind", "value")
+    with open(corpus / "planted.jsonl", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    planted = pa.table({k: [str(r[k]) if k == "period" else r[k] for r in rows] for k in keys})
+    con = connect(load_settings(warehouse=warehouse), read_only=True)
+    try:
+        con.register("planted", planted)
+        n, found, region = con.execute(
+            """SELECT count(*), count(*) FILTER (WHERE hit), count(*) FILTER (WHERE region_ok) FROM (
+                 SELECT p.doc_id, p.indicator, p.measure, p.period, p.kind, p.value,
+                        bool_or(abs(f.value - p.value) <= 1e-6 * greatest(1, abs(p.value))) AS hit,
+                        bool_or(abs(f.value - p.value) <= 1e-6 * greatest(1, abs(p.value)) AND f.region = p.region) AS region_ok
+                 FROM planted p LEFT JOIN wh.facts f
+                   ON f.doc_id = p.doc_id AND f.indicator = p.indicator AND f.measure = p.measure
+                  AND f.period = p.period AND f.kind = p.kind
+                 GROUP BY ALL)""").fetchone()
+    finally:
+        con.close()
+    return dict(planted=n, found=found or 0, region_ok=region or 0, recall=(found or 0) / n if n else None)
+
+
+# -- the parent ------------------------------------------------------------------------------------
+
+
+SOURCES = ("transforms", "expectations", "flows", "govfacts", "warehouse", "seeds", "benchmarks", "tests/gold")
+
+
+def freeze(work: Path) -> Path:
+    """A copy of the code and seeds to benchmark, so edits made meanwhile do not change the pipeline version.
+
+    Children run with it first on PYTHONPATH (ahead of the editable install), so the re-run
+    sees exactly the code — and the pipeline_version — of the first run.
+    """
+    import shutil  # noqa: PLC0415
+
+    src = work / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    for part in SOURCES:
+        shutil.copytree(ROOT / part, src / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return src
+
+
+_SRC: Path | None = None
+
+
+def _child(role: str, *args: str) -> dict:
+    src = _SRC or ROOT
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    out = subprocess.run([sys.executable, str(src / "benchmarks" / "bench_flow.py"), "--role", role, *args],
+                         capture_output=True, text=True, cwd=src, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child {role} failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _corpus(work: Path, n: int, seed: int) -> tuple[Path, dict]:
+    from benchmarks.corpus import generate  # noqa: PLC0415
+
+    d = work / f"corpus-{n}"
+    manifest = d / "manifest.json"
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        if m.get("n") == n and m.get("seed") == seed:
+            return d, m
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(d, ignore_errors=True)
+    return d, generate(n, d, seed)
+
+
+def _mb(b: float) -> str:
+    return f"{b / 2 ** 20:,.0f} MB"
+
+
+def bench(n: int, work: Path, options: dict, seed: int) -> dict:
+    import shutil  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    corpus, manifest = _corpus(work, n, seed)
+    gen = time.perf_counter() - t0
+    wh, home = work / f"warehouse-{n}", work / f"prefect-{n}"
+    shutil.rmtree(wh, ignore_errors=True)
+    shutil.rmtree(home, ignore_errors=True)
+    bare = _child("bare", str(corpus))
+    opts = json.dumps(options)
+    first = _child("flow", str(corpus), str(wh), str(home), opts)
+    again = _child("flow", str(corpus), str(wh), str(home), opts)
+    found = recall(corpus, wh)
+    return dict(n=n, corpus=manifest, generate_seconds=gen, bare=bare, first=first, rerun=again, recall=found)
+
+
+def report(r: dict) -> str:
+    n, bare, first, again = r["n"], r["bare"], r["first"], r["rerun"]
+    stages = ", ".join(f"{k} {v[0]:.1f}" for k, v in sorted(first["stage_seconds"].items(), key=lambda kv: -kv[1][0]))
+    orch = 1 - first["busy_seconds"] / first["seconds"] if first["seconds"] else 0
+    rec = r["recall"]
+    lines = [
+        f"== {n:,} reports ({r['corpus']['bytes'] / 1e6:,.0f} MB, {r['corpus']['facts']:,} planted facts; generated in {r['generate_seconds']:.0f} s)",
+        f"bare loop      {bare['seconds']:8.1f} s  {bare['documents'] / bare['seconds']:7.1f} docs/s  CPU {bare['cpu']:.1f} s  peak RSS {_mb(bare['peak_rss'])}  facts {bare['facts']:,}",
+        f"flow, 1st run  {first['wall']:8.1f} s  {first['documents'] / first['wall']:7.1f} docs/s  CPU {first['cpu']:.1f} s (+ server {first['server_cpu']:.1f} s)  "
+        f"peak RSS {_mb(first['peak_rss'])} (at start {_mb(first['baseline_rss'])}; server {_mb(first['server_rss'])})  facts {first['facts_extracted']:,}  "
+        f"{first['batches']} batches on {first['task_runner']}",
+        f"  stages (s)   {stages}",
+        f"  orchestration {100 * orch:5.1f} % of the flow's wall time (no task body working)",
+        f"flow / bare    {first['wall'] / bare['seconds']:8.2f} x   (goal ≤ 2)",
+        f"pipeline {first['version']} (code from {first['source']})",
+        f"re-run         {again['wall']:8.1f} s  = {100 * again['wall'] / first['wall']:.1f} % of the first run (goal ≤ 5 %); "
+        f"documents {again['documents']}, changed {again['changed']}, peak RSS {_mb(again['peak_rss'])}",
+        f"recall         {rec['found']:,} / {rec['planted']:,} planted facts = {100 * (rec['recall'] or 0):.2f} %  "
+        f"(with the right region: {rec['region_ok']:,})",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/govfacts-bench"), help="corpora, warehouses, Prefect homes")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--task-runner", default=None, help="threads (default), processes or dask")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--max-workers", type=int, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    ap.add_argument("--role", default=None, help=argparse.SUPPRESS)
+    args, rest = ap.parse_known_args()
+    if args.role == "bare":
+        print(json.dumps(role_bare(Path(rest[0]))))
+        return
+    if args.role == "flow":
+        print(json.dumps(role_flow(Path(rest[0]), Path(rest[1]), Path(rest[2]), json.loads(rest[3]))))
+        return
+    options = dict(task_runner=args.task_runner, batch_size=args.batch_size, max_workers=args.max_workers)
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = []
+    global _SRC
+    _SRC = freeze(args.work)
+    print(f"govfacts flow benchmark · {os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} at start · code frozen in {_SRC}", flush=True)
+    for n in args.sizes:
+        r = bench(n, args.work, options, args.seed)
+        results.append(r)
+        print(report(r), flush=True)
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"== memory vs corpus size: peak RSS {_mb(a['first']['peak_rss'])} at {a['n']:,} -> {_mb(b['first']['peak_rss'])} at {b['n']:,} "
+              f"({b['first']['peak_rss'] / a['first']['peak_rss']:.2f}x for {b['n'] / a['n']:.0f}x the reports)")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
