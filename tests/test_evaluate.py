@@ -115,3 +115,13 @@ def test_detail_mismatch_is_reported(tmp_path):
     res = evaluate(gold_dir, DOCS)
     assert res.overall.f1 == 1.0
     assert [m["differs"] for m in res.detail_mismatches] == [["qualifier '左右' vs gold '以上'"]]
+
+
+def test_gold_and_reports_may_share_a_directory(tmp_path):
+    """tests/heldout/ keeps <name>.txt next to <name>.jsonl (and a README.md): the gold file is never read as the report."""
+    stem = "004_120e032f470836ab"
+    shutil.copy(DOCS / f"{stem}.txt", tmp_path)
+    shutil.copy(GOLD / f"{stem}.jsonl", tmp_path)
+    (tmp_path / "README.md").write_text("notes\n", encoding="utf-8")
+    res = evaluate(tmp_path, tmp_path)
+    assert res.documents == 1 and res.overall.f1 == 1.0

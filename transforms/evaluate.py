@@ -91,9 +91,12 @@ def read_gold(path: Path) -> list[dict]:
     return out
 
 
+NOT_REPORTS = (".jsonl", ".md")  # gold files and notes may sit next to the reports (tests/heldout/)
+
+
 def find_document(docs_dir: Path, stem: str) -> Path:
-    """The report file whose name has stem ``stem`` (any extension)."""
-    hits = sorted(p for p in docs_dir.iterdir() if p.is_file() and p.stem == stem)
+    """The report file whose name has stem ``stem`` (any extension but a gold file's or a note's)."""
+    hits = sorted(p for p in docs_dir.iterdir() if p.is_file() and p.stem == stem and p.suffix not in NOT_REPORTS)
     if not hits:
         raise FileNotFoundError(f"{docs_dir}: no report named {stem}.* for gold file {stem}.jsonl; pass --docs DIR with the sample reports.")
     return hits[0]

@@ -47,6 +47,7 @@ _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
 _SENTENCE_YEAR = re.compile(r"^\s*(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的|[,，]?是)[,，]?")
 _BASE_OPENER = re.compile(r"(?:^|[,，;；:：])\s*(?:与|同|和|比|较)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|底|末)?(?:相比|比较)\s*[,，]")
+_MONTH_SPAN = re.compile(r"(?<!\d)1?\d\s*[-—~至到]\s*1?\d月(?:份)?|前(?:\d{1,2}|[一二三四五六七八九十]{1,2})个月")  # 1-11月, 前三个月
 _PAREN = re.compile(r"[(（][^()（）]{0,20}[)）]")
 _WRAP_MIN_LINE = 40  # a line this long that stops mid-clause is hard-wrapped prose, not a heading
 _PUNCT = re.compile(r"[,，、\s]")
@@ -346,12 +347,32 @@ class _SentenceReader:
         unnamed = prefix
         for own in self.ctx.region.names():  # 滨海新区地区生产总值: the report region may itself end in 新区
             unnamed = unnamed.replace(own, "")
-        subscope, pblock = term_pattern("subscope"), term_pattern("prefix_blocker")
+        subscope, pblock, part = term_pattern("subscope"), term_pattern("prefix_blocker"), term_pattern("part_of")
         foreign = (names_other_region(prefix, self.ctx.region, self.ref)
                    or (subscope is not None and subscope.search(unnamed) is not None)
-                   or (pblock is not None and pblock.search(item) is not None))
+                   or (pblock is not None and pblock.search(item) is not None)
+                   or (part is not None and part.search(prefix) is not None and any(c in self.recent for c in mention.codes))
+                   or self._part_of_year_before(mention.start))
         ev_start = cstart if mention.start - cstart <= 16 else mention.start
         return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)
+
+    def _part_of_year_before(self, pos: int) -> bool:
+        """Whether the sentence so far speaks of part of a year (一季度, 1-11月, 国庆假期) and not of 全年 again.
+
+        Such figures (a quarter, a holiday week, the months before the report was
+        written) are not the year's figures, whatever section they sit in.
+        """
+        before = self.scan[max(self.lo, pos - _LOOKBACK):pos]
+        last = -1
+        sub = term_pattern("subperiod")
+        for pat in (sub, _MONTH_SPAN):
+            if pat is not None:
+                for m in pat.finditer(before):
+                    last = max(last, m.end())
+        if last < 0:
+            return False
+        whole = term_pattern("whole_year")
+        return whole is None or whole.search(before, last) is None
 
     def on_group(self, group: list[Quantity]) -> None:
         """Link a group of numbers to the subject, or end the subject when the words between forbid it."""
@@ -398,8 +419,19 @@ class _SentenceReader:
 
 
 def looks_like_report(scan: str, ref: Reference) -> bool:
-    """A page holds a report (or a report-like review) when it uses report language at all."""
-    return any(term in scan for term in ref.terms("report_marker"))
+    """A page holds a report (or a report-like review) when it uses report language of its own.
+
+    A marker that is cited (市政府工作报告提出…, 报告指出…) is what a news page says
+    about a report, not a report: the page counts only when some marker is not
+    followed by a ``marker_citation`` word.
+    """
+    markers, cited = term_pattern("report_marker"), term_pattern("marker_citation")
+    if markers is None:
+        return False
+    for m in markers.finditer(scan):
+        if cited is None or not cited.match(scan, m.end()):
+            return True
+    return False
 
 
 def _dedupe(facts: list[dict]) -> list[dict]:

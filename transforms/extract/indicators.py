@@ -14,10 +14,11 @@ the ``alias_negative_prefix`` / ``alias_negative_suffix`` lexicon rows.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
-from transforms.extract.reference import Reference
+from transforms.extract.reference import Reference, term_pattern
 
 _ASCII_ALIAS = re.compile(r"[A-Za-z]")
 _SHARE_OPEN_WINDOW = 12  # how far back a 占 can open a share whose denominator is this alias
@@ -49,6 +50,48 @@ def _negated(scan: str, start: int, end: int, ref: Reference) -> bool:
     return False
 
 
+_SENTENCE_BREAK = re.compile(r"[。！？!?;；\n]")
+_ITEM_START = ",，、:："
+_ELLIPSIS_REACH = 40  # how far back (characters) the head of an elliptic list item may be named
+
+
+def _elliptic_mentions(scan: str, found: list[Mention], ref: Reference) -> list[Mention]:
+    """List items that drop the head just named: 粮食播种面积145.2万亩、总产量46.3万吨.
+
+    An ``elliptic_alias`` term (总产量, 农村居民 …) names its indicator only when it
+    opens a list item (after 、 or a comma, light words such as 实现 allowed between)
+    and the last indicator named before it, in the same sentence and close by, is
+    one of its heads. Alone (蔬菜总产量, 农村居民增收) it names nothing.
+    """
+    pat, light = term_pattern("elliptic_alias"), term_pattern("light")
+    if pat is None or not found:
+        return []
+    starts = [m.start for m in found]
+    out = []
+    for m in pat.finditer(scan):
+        i = bisect.bisect_left(starts, m.start())
+        if i < len(found) and found[i].start < m.end():
+            continue  # inside a full alias (农村居民人均可支配收入)
+        if i == 0 or found[i - 1].end > m.start():
+            continue
+        head = found[i - 1]
+        between = scan[head.end:m.start()]
+        if len(between) > _ELLIPSIS_REACH or _SENTENCE_BREAK.search(between):
+            continue
+        cut = max(between.rfind(c) for c in _ITEM_START)
+        if cut < 0:
+            continue
+        opener = between[cut + 1:]
+        if light is not None:
+            opener = light.sub("", opener)
+        if opener.strip():
+            continue  # 、蔬菜总产量: the item names its own head
+        code, heads = ref.elliptic(m.group())
+        if heads.intersection(head.codes):
+            out.append(Mention(m.start(), m.end(), (code,), m.group()))
+    return out
+
+
 def find_mentions(scan: str, ref: Reference) -> list[Mention]:
     """Every alias occurrence that can be the subject of a number, in text order."""
     out = []
@@ -62,7 +105,8 @@ def find_mentions(scan: str, ref: Reference) -> list[Mention]:
         if _negated(scan, m.start(), m.end(), ref):
             continue
         out.append(Mention(m.start(), m.end(), ref.alias_codes[alias], alias))
-    return out
+    extra = _elliptic_mentions(scan, out, ref)
+    return sorted(out + extra, key=lambda x: x.start) if extra else out
 
 
 def unit_fits(code: str, family: str, ref: Reference) -> bool:

@@ -23,10 +23,10 @@ SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 # typo in one) would silently switch a rule off, so the loader insists on these.
 LEXICON_CATEGORIES = frozenset({
     "after_blocker", "alias_negative_prefix", "alias_negative_suffix", "average_annual", "blocker", "compound_alias",
-    "cumulative", "each", "every_year", "growth_down", "growth_only", "growth_up", "last_year", "light", "list_joiner",
-    "more_than", "not_region", "plan_end", "plan_period", "prefix_blocker", "preliminary", "qualifier_after",
+    "cumulative", "each", "elliptic_alias", "every_year", "growth_down", "growth_only", "growth_up", "last_year", "light", "list_joiner",
+    "marker_citation", "more_than", "not_region", "part_of", "plan_end", "plan_period", "prefix_blocker", "preliminary", "qualifier_after",
     "qualifier_before", "range_joiner", "range_qualifier", "report_marker", "respectively", "scope", "share",
-    "span_total", "subscope", "target_cue", "to_level",
+    "span_total", "subperiod", "subscope", "target_cue", "to_level", "whole_year",
 })
 
 
@@ -89,6 +89,11 @@ class Reference:
         """The terms of one lexicon category (term -> value); empty if unknown."""
         return self.lexicon.get(category, {})
 
+    def elliptic(self, term: str) -> tuple[str, frozenset[str]]:
+        """An elliptic alias (总产量): the code it names and the codes that must have been named just before it."""
+        code, _, heads = self.terms("elliptic_alias")[term].partition("<")
+        return code, frozenset(heads.split("|"))
+
 
 def _read_csv(name: str, seeds_dir: Path) -> list[dict[str, str]]:
     path = seeds_dir / name
@@ -150,6 +155,12 @@ def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
         if unknown:
             raise ValueError(f"{seeds_dir / 'lexicon.csv'}: compound_alias {term!r} names unknown indicators {unknown}; fix the codes.")
         alias_codes[term] = parts
+    for term, spec in lexicon.get("elliptic_alias", {}).items():
+        code, _, heads = spec.partition("<")
+        unknown = [c for c in (code, *heads.split("|")) if c not in indicators]
+        if unknown or not heads:
+            raise ValueError(f"{seeds_dir / 'lexicon.csv'}: elliptic_alias {term!r} must read 'code<head|head' with indicator codes "
+                             f"(unknown: {unknown}); fix the value column.")
     for u in units.values():
         if u.factor <= 0:
             raise ValueError(f"{seeds_dir / 'units.csv'}: unit {u.unit!r} has factor {u.factor}; factors must be positive.")

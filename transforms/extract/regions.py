@@ -26,7 +26,6 @@ _PART_RE = re.compile(rf"{_HAN}+?(?:特别行政区|自治区|自治州|自治�
 _MEETING_RE = re.compile(rf"在({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?:人民代表大会|人大)")
 _TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:\d{{4}}年度?)?(?:人民政府)?(?:政府)?工作报告")
 _SPEAKER_RE = re.compile(rf"({_HAN}{{2,12}}?)(?:省长|市长|区长|县长|旗长|州长|盟长)(?:[\s,，:：]|$)")
-_GENERIC_RE = re.compile(rf"{_HAN}{{2,6}}?(?:自治县|县|区|市|旗)")
 _NOT_IN_NAMES = set("年的在和全我了是为对与及等今去")
 _STOP_PREFIXES = ("在", "于", "年", "的", "和", "对", "向", "是", "全", "本", "我")
 
@@ -189,14 +188,31 @@ def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> boo
     bare = prefix
     for term in scope_terms:  # 去年全区…: a scope word is not part of a place name
         bare = bare.replace(term, "，")
-    for m in _GENERIC_RE.finditer(bare):
-        name = m.group()
-        if name.startswith(_STOP_PREFIXES) or name in own or any(c in _NOT_IN_NAMES for c in name):
-            continue
-        if any(name.endswith(o) or o.endswith(name) for o in own):
-            continue
+    return any(_foreign_name_ending_at(bare, m.start(), own, not_region, ref) for m in _SUFFIX_RE.finditer(bare))
+
+
+_SUFFIX_RE = re.compile("自治县|[县区市旗]")
+
+
+def _foreign_name_ending_at(text: str, suffix_at: int, own: set[str], not_region: dict, ref: Reference) -> bool:
+    """Whether the 2-6 characters before the suffix at ``suffix_at`` name another region.
+
+    Candidates are tried shortest first and may start anywhere, so a name that follows
+    a word (在潍坊市…, 与邻近的屯留市…) is still read; the first candidate that is our
+    own name, a word (城市, 示范区) or a known region settles it.
+    """
+    end = suffix_at + (3 if text.startswith("自治县", suffix_at) else 1)
+    for k in range(2, 7):
+        j = suffix_at - k
+        if j < 0 or not all("\u4e00" <= c <= "\u9fff" for c in text[j:suffix_at]):
+            return False
+        name = text[j:end]
+        if name.startswith(_STOP_PREFIXES) or any(c in _NOT_IN_NAMES for c in name):
+            return False  # the name cannot reach back past 在/的/和…: 在潍坊市 was already read as 潍坊市
+        if name in own or any(name.endswith(o) or o.endswith(name) for o in own):
+            return False
         if name in not_region or any(name.endswith(w) for w in not_region):
-            continue  # 城市, 示范区, 百强县: words, not places (parks are judged by the subscope rows)
+            return False  # 城市, 示范区, 百强县: words, not places (parks are judged by the subscope rows)
         if name in ref.regions or len(name) >= 3:
             return True
     return False
