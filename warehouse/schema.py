@@ -169,7 +169,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (2, "views"),
     (3, "dq_results: unexpected_messages and gx_result (data-quality report)"),
     (4, "region_reference table; views indicator_panel (v4), targets_vs_actuals, regions"),
-    (5, "views indicator_panel and targets_vs_actuals (v5): the same rows, by aggregation (5x faster at 1M facts)"),
+    (5, "views indicator_panel and targets_vs_actuals (v5): the same rows, computed by aggregation instead of windows"),
 )
 
 

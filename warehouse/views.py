@@ -137,7 +137,9 @@ GROUP BY n.name, n.level, n.parent, n.short, n.source
 """
 
 # Migration 5: the same rows as v4, computed by one aggregation (arg_min over a sort key that encodes the
-# order described in the module doc) instead of window functions and joins: 5x faster at 1 million facts.
+# order described in the module doc) instead of window functions and a full join. Measured at 1 million
+# synthetic facts (CPU seconds, v4 -> v5): indicator_panel count 1.16 -> 0.66, one region 0.12 -> 0.08,
+# whole view 3.3 -> 3.4; targets_vs_actuals about even (0.73 -> 0.92 count, 0.18 -> 0.17 one region).
 INDICATOR_PANEL_V5 = """
 WITH picked AS (
     SELECT region, period, indicator, measure,
