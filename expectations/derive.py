@@ -113,6 +113,16 @@ def _pool(facts: pd.DataFrame, published: pd.DataFrame | None) -> pd.DataFrame:
     return pd.concat([mine, others], ignore_index=True)
 
 
+def _shared_keys(pool: pd.DataFrame) -> pd.DataFrame:
+    """Facts whose region, indicator, period, kind and measure more than one document states (vectorized:
+    a warehouse has millions of keys, few of them shared)."""
+    key = ["region", "indicator", "period", "kind", "measure"]
+    pool = pool.dropna(subset=["region"])
+    if pool.empty:
+        return pool
+    return pool[pool.groupby(key)["doc_id"].transform("nunique") > 1]
+
+
 def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
     """Pairs of facts from different documents that state the same thing with different values.
 
@@ -126,9 +136,7 @@ def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     key = ["region", "indicator", "period", "kind", "measure"]
     rows = []
-    for _, group in pool.dropna(subset=["region"]).groupby(key, sort=True):
-        if group["doc_id"].nunique() < 2:
-            continue
+    for _, group in _shared_keys(pool).groupby(key, sort=True):
         recs = group.to_dict("records")
         for i, a in enumerate(recs):
             for b in recs[i + 1:]:
@@ -217,8 +225,7 @@ def _conflict_counts(out: pd.DataFrame, conflicts: pd.DataFrame, pool: pd.DataFr
             if me in in_run:
                 count[me] = count.get(me, 0) + 1
                 other.setdefault(me, []).append(f"{val:g}{unit} in «{ev}»")
-    comparable = set(pool.groupby(["region", "indicator", "period", "kind", "measure"]).filter(
-        lambda g: g["doc_id"].nunique() > 1)["fact_id"]) if not pool.empty else set()
+    comparable = set(_shared_keys(pool)["fact_id"])
     out["dq_conflicts"] = [float(count.get(f, 0)) if f in comparable else None for f in out["fact_id"]]
     out["dq_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
 
