@@ -93,6 +93,9 @@ def test_html_entities_and_meta_charset():
     assert decoded.html and decoded.encoding == "gb18030"
     norm = normalize_report(page.encode("gbk"), "x.html")
     assert norm.text == "增长 5%&更多\n第二段"
+    amp = norm.text.index("&")
+    a, b = norm.raw_span(amp, amp + 1)
+    assert norm.raw_text[a:b] == "&amp;"
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=IDS)
@@ -177,3 +180,12 @@ def test_utf16_html_page_is_seen_as_html():
     page = html_page("各位代表:\n增长6.5%。", "utf-16")
     norm = normalize_report(codecs.BOM_UTF16_LE + page.encode("utf-16-le"), "page.html")
     assert norm.report.html and norm.text == "各位代表:\n增长6.5%。"
+
+
+@settings(max_examples=150, deadline=None)
+@given(page=st.lists(st.sampled_from(list("<>/=\"' &#;abpdivscriptbrx1-!") + ["<p>", "</p>", "<script>", "</script>", "&amp;", "&#37;", "增长", "\n"]), max_size=60).map("".join))
+def test_broken_html_never_crashes(page):
+    from transforms.normalize import normalize_text
+
+    norm = normalize_text("<html><body>" + page, html=True)
+    assert len(norm.offsets) == len(norm.text)

@@ -49,44 +49,45 @@ def declared_charset(data: bytes) -> str | None:
 
 
 def strip_html(doc: TrackedText) -> int:
-    """Reduce a page to its reader text in place; return the number of tags removed."""
-    text = doc.text
-    # 1. Source newlines/tabs are spaces in HTML (same-length rewrite).
-    text = _SOURCE_NEWLINE.sub(" ", text)
-    # 2. Block tags become a line break: rewrite their '<' to '\n', delete the rest.
-    deletions: list[tuple[int, int]] = []
-    newline_at: list[int] = []
-    for m in _DROP_ELEMENTS.finditer(text):
-        deletions.append(m.span())
-    dropped = sorted(deletions)
+    """Reduce a page to its reader text in place; return the number of tags removed.
+
+    Source newlines and tabs become spaces (same length); then one pass of
+    edits: dropped elements and inline tags vanish, block tags become a line
+    break, entities become their character. Each new character points at the
+    whole tag or entity it replaces.
+    """
+    text = _SOURCE_NEWLINE.sub(" ", doc.text)
+    doc.rewrite(text)
+    dropped = [m.span() for m in _DROP_ELEMENTS.finditer(text)]
+    edits: list[tuple[int, int, str]] = [(s, e, "") for s, e in dropped]
     tags = 0
     for m in _TAG.finditer(text):
         if _inside(dropped, m.start()):
             continue
         tags += 1
-        if _BLOCK_NAME.fullmatch(m.group(2)):
-            newline_at.append(m.start())
-            deletions.append((m.start() + 1, m.end()))
-        else:
-            deletions.append(m.span())
-    # 3. Entities: the decoded character takes the '&' position, the rest goes.
-    rewrites: dict[int, str] = {i: "\n" for i in newline_at}
+        edits.append((m.start(), m.end(), "\n" if _BLOCK_NAME.fullmatch(m.group(2)) else ""))
+    markup = sorted((s, e) for s, e, _ in edits)
     for m in _ENTITY.finditer(text):
-        if _inside(dropped, m.start()):
-            continue
+        if _inside(markup, m.start()):
+            continue  # inside a tag or a dropped element: already gone
         decoded = html.unescape(m.group(0))
-        if decoded == m.group(0) or len(decoded) != 1:
-            continue
-        rewrites[m.start()] = "\u00a0" if decoded == "\xa0" else decoded
-        deletions.append((m.start() + 1, m.end()))
-    if rewrites:
-        buf = list(text)
-        for i, ch in rewrites.items():
-            buf[i] = ch
-        text = "".join(buf)
-    doc.rewrite(text)
-    doc.delete(deletions)
+        if decoded != m.group(0) and len(decoded) == 1:
+            edits.append((m.start(), m.end(), decoded))
+    doc.replace(_without_overlaps(edits))
     return tags
+
+
+def _without_overlaps(edits: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Sorted edits, each starting at or after the previous one's end (broken markup can overlap)."""
+    out: list[tuple[int, int, str]] = []
+    for edit in sorted(edits):
+        if out and edit[0] < out[-1][1]:
+            if edit[1] > out[-1][1]:
+                s, _e, rep = out[-1]
+                out[-1] = (s, edit[1], rep)
+            continue
+        out.append(edit)
+    return out
 
 
 def _inside(spans: list[tuple[int, int]], pos: int) -> bool:
