@@ -135,20 +135,21 @@ def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
     if pool.empty:
         return pd.DataFrame(columns=cols)
     key = ["region", "indicator", "period", "kind", "measure"]
+    side = ["fact_id", "doc_id", "value", "unit", "value_base", "qualifier", "evidence"]
+    shared = _shared_keys(pool)[key + side]
+    pairs = shared.merge(shared, on=key, suffixes=("_l", "_r"))  # every pair of statements of one key
+    pairs = pairs[(pairs["doc_id_l"] != pairs["doc_id_r"]) & (pairs["fact_id_l"] < pairs["fact_id_r"])]
     rows = []
-    for _, group in _shared_keys(pool).groupby(key, sort=True):
-        recs = group.to_dict("records")
-        for i, a in enumerate(recs):
-            for b in recs[i + 1:]:
-                if a["doc_id"] == b["doc_id"] or values_agree(a, b):
-                    continue
-                left, right = (a, b) if a["fact_id"] < b["fact_id"] else (b, a)
-                row = {k: left[k] for k in key}
-                for side, f in (("left", left), ("right", right)):
-                    row.update({f"{side}_fact_id": f["fact_id"], f"{side}_doc_id": f["doc_id"], f"{side}_value": f["value"],
-                                f"{side}_unit": f["unit"], f"{side}_qualifier": f["qualifier"], f"{side}_evidence": f["evidence"]})
-                rows.append(row)
-    return pd.DataFrame(rows, columns=cols)
+    for r in pairs.to_dict("records"):
+        a = {k: r[f"{k}_l"] for k in side}
+        b = {k: r[f"{k}_r"] for k in side}
+        if values_agree(a, b):
+            continue
+        row = {k: r[k] for k in key}
+        for name, f in (("left", a), ("right", b)):
+            row.update({f"{name}_{k}": f[k] for k in ("fact_id", "doc_id", "value", "unit", "qualifier", "evidence")})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols).sort_values(key + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
 
 
 def _sector_terms(evidence: str, first: float) -> tuple[list[float], str | None]:
