@@ -25,7 +25,8 @@ def test_case_table_has_negatives():
 
 
 def test_patterns_are_data_and_compile():
-    rows = list(csv.DictReader(FURNITURE_CSV.open(encoding="utf-8")))
+    with FURNITURE_CSV.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert {r["scope"] for r in rows} <= {"line", "inline", "block"}
     assert len(load_patterns()) == len(rows)
     for r in rows:

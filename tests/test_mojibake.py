@@ -86,3 +86,20 @@ def test_report_counts_and_spans_in_canonical_text(stem):
         assert norm.text[s:e] == converter().convert(case["original"])
     for s, e in rep.unrepaired_spans:
         assert e > s
+
+
+def test_char_model_seeds_are_rebuilt_from_the_samples():
+    """seeds/char_*.csv are exactly what ``python -m transforms.charmodel`` writes (no hand edits)."""
+    import csv
+
+    from transforms.charmodel import BIGRAM_CSV, UNIGRAM_CSV, clean_training_text, count_text
+
+    texts = [clean_training_text(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "seeds" / "reports").glob("*.txt"))]
+    uni, bi = count_text(texts)
+    with UNIGRAM_CSV.open(encoding="utf-8", newline="") as fh:
+        seeded_uni = {row["chars"]: int(row["count"]) for row in csv.DictReader(fh)}
+    with BIGRAM_CSV.open(encoding="utf-8", newline="") as fh:
+        seeded_bi = {row["chars"]: int(row["count"]) for row in csv.DictReader(fh)}
+    assert seeded_uni == dict(uni)
+    assert seeded_bi == dict(bi)
+    assert not any("?" in k for k in seeded_bi), "damage leaked into the model"

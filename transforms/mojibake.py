@@ -180,7 +180,7 @@ class _Scorer:
         return v if v is not None else self._log_bi(prev[-1], nxt[0])
 
 
-def _options(cells, model: CharModel, scorer: _Scorer, left: str, right: str) -> list[list[_Option]]:
+def _options(cells, model: CharModel, left: str, right: str) -> list[list[_Option]]:
     """The alternatives for every cell; known cells whose neighbours reject them may hide a vanished pair."""
     opts: list[list[_Option]] = []
     known: list[str | None] = []
@@ -363,7 +363,7 @@ def repair_run(run: str, left: str = "", right: str = "") -> tuple[str, bool, fl
     cells = _cells(stream)
     model = char_model()
     scorer = _Scorer(model)
-    opts = _options(cells, model, scorer, left, right)
+    opts = _options(cells, model, left, right)
     score, path = _viterbi(opts, scorer, left, right)
     chosen = [opts[k][j] for k, j in enumerate(path)]
     trusted = _decide(chosen, opts, model, scorer, left, right)
