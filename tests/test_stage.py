@@ -36,7 +36,7 @@ def test_formats_that_are_not_text_get_their_own_reason_and_the_supported_list(d
     assert got[1].startswith("in/x.bin: ") and ".docx" in got[1] and "UTF-8" in got[1]
 
 
-@pytest.mark.parametrize("text", ["BMW 2023年销售额", "%PD not a pdf", "PK is a name", "{rtf", "GIF", "2023年地区生产总值"])
+@pytest.mark.parametrize("text", ["BMW 2023年销售额", "%PD not a pdf", "2023年 GDP %PDF-", "如何把文件另存为%PDF-1.4格式", "PK is a name", "{rtf", "GIF", "2023年地区生产总值"])
 def test_text_that_merely_starts_like_a_format_is_text(text):
     assert sniff(text.encode("utf-8"), "x.txt") is None
 

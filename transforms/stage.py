@@ -122,6 +122,9 @@ def _ext_message(name: str, what: str, todo: str) -> str:
     return f"{name}: {what}; govfacts reads {SUPPORTED}. {todo}"
 
 
+_PDF_HEADER = re.compile(rb"%PDF-\d\.\d")
+
+
 def sniff(head: bytes, name: str) -> tuple[str, str] | None:
     """(reason, message) when the first bytes show a format govfacts does not read, else None.
 
@@ -129,7 +132,8 @@ def sniff(head: bytes, name: str) -> tuple[str, str] | None:
     read whatever its name, a PDF named ``report.txt`` is still a PDF. Zip
     containers are told apart later (``.docx`` is read, others rejected).
     """
-    if b"%PDF-" in head[:1024]:  # readers accept a PDF header anywhere in the first KB
+    pdf = _PDF_HEADER.search(head[:1024])  # readers accept the header anywhere in the first KB (after junk bytes)
+    if pdf and (not head[:pdf.start()].strip(b" \t\r\n\x00\xef\xbb\xbf") or b" obj" in head):
         return "pdf", _ext_message(name, "this is a PDF document", "Export its text (e.g. `pdftotext FILE out.txt`) or save it as .docx, and put that in the inbox.")
     if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image", _ext_message(name, "this is an image (a scan or a screenshot)", "Run OCR on it and put the recognised text in the inbox as a .txt file.")
