@@ -91,6 +91,8 @@ def test_sql_read_write_commits_one_snapshot_named_sql(wh):
     failed = cli("sql", "DELETE FROM facts; SELECT * FROM no_such_table", "--warehouse", str(settings.warehouse), "--read-write")
     assert failed.exit_code == 1 and latest_snapshot(settings) == s2 + 1, "a failing statement rolls the whole command back"
     assert cli("sql", "SELECT 1", "--at", "1", "--read-write", "--warehouse", str(settings.warehouse)).exit_code == 1
+    assert cli("sql", "SELECT count(*) FROM facts", "--read-write", "--warehouse", str(settings.warehouse)).exit_code == 0
+    assert latest_snapshot(settings) == s2 + 1, "a read-write session that only reads makes no snapshot"
 
 
 def test_sql_on_a_missing_warehouse_says_to_run_first(tmp_path: Path):

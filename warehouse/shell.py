@@ -22,7 +22,7 @@ import duckdb
 from govfacts.settings import Settings
 from warehouse.catalog import ALIAS, ReadOnlyViolation, check_read_only, connect
 from warehouse.load import commit_message, writer_lock
-from warehouse.snapshots import rollback
+from warehouse.snapshots import rollback, writes
 
 HELP = """\
 Statements end with ';'. The warehouse is attached as wh and selected: FROM facts_published, FROM indicator_panel, ...
@@ -116,7 +116,8 @@ class Shell:
         with writer_lock(self.settings):
             self.con.execute("BEGIN")
             try:
-                self.con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("shell", sql=sql)])
+                if writes(sql):
+                    self.con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("shell", sql=sql)])
                 self.print_result(self.con.sql(sql))
                 self.con.execute("COMMIT")
             except BaseException:

@@ -113,12 +113,21 @@ def query(settings: Settings, sql: str, params: list | None = None, at: int | No
         finally:
             con.close()
     refuse_transaction_statements(sql)
-    with _read_write(settings) as con:
+    with _read_write(settings, sql) as con:
         return _fetch(con.execute(sql, params or []))
 
 
+READING_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
+
+
+def writes(sql: str) -> bool:
+    """Could ``sql`` change the warehouse? (Only then does a session name the snapshot it may make:
+    a commit message alone would make an empty snapshot.)"""
+    return any(s.type.name not in READING_STATEMENTS for s in duckdb.extract_statements(sql))
+
+
 @contextmanager
-def _read_write(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+def _read_write(settings: Settings, sql: str = "") -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write session under the writer lock whose work commits as one snapshot (or rolls back)."""
     from warehouse.load import open_for_write  # noqa: PLC0415
 
@@ -126,7 +135,8 @@ def _read_write(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
         con = open_for_write(settings)
         try:
             con.execute("BEGIN")
-            con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("sql")])
+            if writes(sql):
+                con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("sql")])
             yield con
             con.execute("COMMIT")
         except BaseException:
