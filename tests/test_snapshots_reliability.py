@@ -3,7 +3,8 @@
 - a load killed with SIGKILL just before COMMIT (GOVFACTS_FAULT=load) leaves the warehouse
   at its previous snapshot, and the next load succeeds (no stale lock, no half state);
 - a reader in another process querying facts_published in a loop during a load never gets
-  an error and only ever sees the whole snapshot before or the whole snapshot after.
+  an error and only ever sees the whole snapshot before or the whole snapshot after;
+- a second writer in another process waits for the first (flock / PostgreSQL advisory lock).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 from tests.pg import settings_env
 from tests.warehouse_batches import READER_SQL, fact, make_batch
 from warehouse.catalog import connect
-from warehouse.load import load_batch
+from warehouse.load import load_batch, writer_lock
 from warehouse.maintenance import compact
 from warehouse.snapshots import latest_snapshot, query
+from warehouse.synthetic import synthetic_batch
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -55,11 +57,8 @@ def test_a_load_killed_before_commit_leaves_the_previous_snapshot_and_the_next_l
     assert ids == [("run1",)], "nothing of the killed run is visible"
     # the killed run wrote data files it never committed; compaction removes them
     assert compact(settings, older_than="never").orphans_deleted >= 1
-    rerun = child(settings, "synthetic", "3000", "1")
-    out, err = rerun.communicate(timeout=240)
-    assert rerun.returncode == 0, err
-    after_snapshot = latest_snapshot(settings)
-    assert f"snapshot {after_snapshot}" in out
+    after_snapshot = load_batch(settings, synthetic_batch(3000, seed=1, run_id="child-1"))
+    assert after_snapshot == latest_snapshot(settings) > before_snapshot
     _, n = query(settings, "SELECT count(*) FROM facts WHERE run_id = 'child-1'")
     assert n[0][0] >= 3000
 
@@ -73,9 +72,10 @@ def test_a_reader_in_another_process_never_errors_and_never_sees_a_partial_snaps
     first = reader.stdout.readline()
     assert first and "counts" in first, (first, reader.stderr.read() if reader.poll() is not None else "")
     lines = [first]
-    writer = child(settings, "synthetic", "120000", "2", "1000")
-    w_out, w_err = writer.communicate(timeout=240)
-    assert writer.returncode == 0, w_err
+    batch = synthetic_batch(120_000, seed=2, run_id="big", doc_offset=1000)
+    load_start = time.time()
+    load_batch(settings, batch)
+    load_end = time.time()
     after = counts(settings)
     assert after != before
     deadline = time.time() + 60
@@ -93,8 +93,19 @@ def test_a_reader_in_another_process_never_errors_and_never_sees_a_partial_snaps
     seen = {tuple(r["counts"]) for r in records}
     assert seen <= {before, after}, f"partial snapshot seen: {seen - {before, after}}"
     assert before in seen and after in seen
-    load_start = float(w_out.split("loading ")[1].split()[0])
-    load_end = float(w_out.split("snapshot ")[1].split()[1])
     during = [r for r in records if load_start <= r["t0"] <= load_end]
     print(f"{len(during)} of {len(records)} queries ran during the load")
     assert during, f"no query ran during the {load_end - load_start:.2f} s load; the test proved nothing"
+
+
+def test_a_second_writer_in_another_process_waits_for_the_first(catalog_settings):
+    settings = catalog_settings
+    before = load_batch(settings, make_batch("run1", [fact("docA", 6.6, 10)]))
+    with writer_lock(settings):
+        waiting = child(settings, "synthetic", "300", "3", "500")
+        assert waiting.stdout.readline().startswith("loading")
+        time.sleep(2)
+        assert waiting.poll() is None and latest_snapshot(settings) == before, "the second writer did not wait"
+    out, err = waiting.communicate(timeout=240)
+    assert waiting.returncode == 0, err
+    assert latest_snapshot(settings) == before + 1
