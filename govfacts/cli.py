@@ -156,7 +156,7 @@ def _warehouse_errors():
 
     try:
         yield
-    except (FileNotFoundError, SnapshotNotFound, ReadOnlyViolation, ValueError) as exc:
+    except (FileNotFoundError, SnapshotNotFound, ReadOnlyViolation, ValueError, ConnectionError) as exc:
         _fail(str(exc))
     except duckdb.Error as exc:
         text = str(exc).strip()

@@ -158,3 +158,13 @@ def test_shell_read_write_commits_each_statement_and_the_cli_wires_it(wh):
     assert latest_snapshot(settings) == s2 + 1 and list_snapshots(settings)[-1]["action"] == "shell"
     ro = cli("shell", "--warehouse", str(settings.warehouse), input="SELECT count(*) AS n FROM facts;\n")
     assert ro.exit_code == 0 and "│" in ro.stdout
+
+
+def test_errors_say_what_to_do(ro_wh, tmp_path: Path):
+    settings, _, _ = ro_wh
+    bad_time = cli("sql", "SELECT 1", "--at-time", "yesterday", "--warehouse", str(settings.warehouse))
+    assert bad_time.exit_code == 1 and "write it like '2025-03-01 12:00:00+00'" in " ".join(bad_time.output.split())
+    res = runner.invoke(app, ["sql", "SELECT 1"], env={"GOVFACTS_CATALOG": "postgres",
+                                                        "GOVFACTS_POSTGRES_DSN": "dbname=x host=127.0.0.1 port=1 user=postgres",
+                                                        "GOVFACTS_WAREHOUSE": str(tmp_path / "pgwh")})
+    assert res.exit_code == 1 and "check GOVFACTS_POSTGRES_DSN" in " ".join(res.output.split())

@@ -143,6 +143,13 @@ def _open(settings: Settings, read_only: bool, at: int | None, at_time: str | No
         try:
             con.execute(f"ATTACH {sql_str(uri)} AS {ALIAS} ({', '.join(_attach_options(settings, read_only, at, at_time))})")
         except duckdb.Error as exc:
+            if at_time is not None and "timestamp" in str(exc).lower():
+                raise ValueError(f"--at-time {at_time!r} is not a time: write it like '2025-03-01 12:00:00+00' "
+                                 "(`govfacts snapshots` shows the snapshot times, in UTC)") from exc
+            if settings.catalog == "postgres" and "connect to postgres" in str(exc).lower():
+                reason = " ".join(str(exc).split("Unable to connect to Postgres", 1)[-1].split())
+                raise ConnectionError(f"cannot reach the PostgreSQL catalog {reason}; "
+                                      "check GOVFACTS_POSTGRES_DSN (dbname=... host=... port=... user=...)") from exc
             if travelling and "snapshot" in str(exc).lower():
                 target = f"snapshot {at}" if at is not None else f"time {at_time}"
                 raise SnapshotNotFound(f"{target} is not in the warehouse at {settings.warehouse} (never existed or expired by "
