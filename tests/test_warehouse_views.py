@@ -142,6 +142,7 @@ def test_every_table_view_and_column_has_a_description(wh):
 def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(tmp_path: Path, monkeypatch):
     settings = load_settings(warehouse=tmp_path / "wh", catalog="sqlite", postgres_dsn="", data_path="")
     monkeypatch.setattr(schema_module, "MIGRATIONS", schema_module.MIGRATIONS[:2])  # a warehouse made before migration 3
+    old_snapshot = load_batch(settings, make_batch("run1", FACTS))
     old = open_for_write(settings)
     try:
         assert [r[0] for r in old.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2]
@@ -152,7 +153,7 @@ def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(
     con = open_for_write(settings)
     try:
         assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5]
-        assert con.execute("SELECT count(*) FROM targets_vs_actuals").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM targets_vs_actuals").fetchone() == (4,)
         assert con.execute("SELECT count(*) FROM regions").fetchone()[0] > 0
         before = con.execute("SELECT id FROM wh.current_snapshot()").fetchone()[0]
         assert schema_module.migrate(con) == []
@@ -162,6 +163,15 @@ def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(
     finally:
         con.close()
     assert {v.since for v in VIEWS_V4} == {4}
+    # time travel to the old snapshot: its own (v2) panel, and today's views it did not have yet
+    past = connect(settings, read_only=True, at=old_snapshot)
+    try:
+        assert "arg_min" not in past.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'indicator_panel' "
+                                             "AND database_name = 'wh'").fetchone()[0]
+        assert past.execute("SELECT count(*) FROM targets_vs_actuals WHERE actual IS NOT NULL").fetchone()[0] == 3
+        assert past.execute("SELECT count(*) FROM regions").fetchone()[0] > 0
+    finally:
+        past.close()
 
 
 @pytest.mark.parametrize("name", [v.name for v in VIEWS_V5])
