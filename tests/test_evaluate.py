@@ -125,3 +125,25 @@ def test_gold_and_reports_may_share_a_directory(tmp_path):
     (tmp_path / "README.md").write_text("notes\n", encoding="utf-8")
     res = evaluate(tmp_path, tmp_path)
     assert res.documents == 1 and res.overall.f1 == 1.0
+
+
+HELDOUT = ROOT / "tests" / "heldout"
+HELDOUT_F1_FLOOR = 0.97  # reached 1.000 after the fixes (initial: round 1 0.979, round 2 0.766); see tests/heldout/README.md
+
+
+def test_heldout_reports_stay_above_the_floor():
+    """Reports the extractor was not written from: other provinces, years, encodings, a term review, news pages."""
+    res = evaluate(HELDOUT, HELDOUT)
+    assert res.documents == len(list(HELDOUT.glob("*.jsonl"))) >= 10
+    assert res.value_mismatches == []
+    assert res.overall.f1 >= HELDOUT_F1_FLOOR, f"held-out F1 {res.overall.f1:.3f}; misses {res.misses} false positives {res.false_positives}"
+    low = {k: round(s.f1, 3) for k, s in res.per_indicator.items() if s.f1 < F1_GOAL_INDICATOR}
+    assert low == {}, f"indicators below {F1_GOAL_INDICATOR} on the held-out set: {low}"
+
+
+def test_a_news_page_yields_nothing(tmp_path):
+    """The holiday-tourism news page cites a work report but holds none: no facts, no crash."""
+    for name in ("h6_news_ganzhou_2024.txt", "h6_news_ganzhou_2024.jsonl"):
+        shutil.copy(HELDOUT / name, tmp_path)
+    res = evaluate(tmp_path, tmp_path)
+    assert res.documents == 1 and res.false_positives == [] and res.misses == []

@@ -4,8 +4,10 @@ The extractor reads one sentence at a time (split at 。！？ and line breaks).
 Inside a sentence it walks the indicator mentions and the quantities in order:
 
 1. a mention opens a *subject* (mentions joined by 、/和 form one subject with
-   several indicators); a subject introduced by another region (全省…, 武威市…)
-   or by a sub-scope (A级景区…) is foreign and yields nothing;
+   several indicators); a subject introduced by another region (全省…, 在潍坊市…),
+   by a sub-scope (A级景区…), by 其中 + an indicator already named (a part of
+   that total), or after part of a year (一季度…, 国庆假期…, 1-11月…) is foreign
+   and yields nothing;
 2. a group of quantities links to the current subject only if the words between
    them are *light*: cue words (增长, 年均, 累计, 占…的, 分别, 均, qualifiers …) and
    fillers (达到, 完成, 同比 …) from ``seeds/lexicon.csv``. Anything else (其中, 项目,
@@ -15,7 +17,12 @@ Inside a sentence it walks the indicator mentions and the quantities in order:
    family checked against the indicator), the sign (下降 -> negative), the kind
    (年均 -> average_annual, 累计 -> cumulative, 较2017年 -> change_vs_base, else
    the section's actual/target) and the qualifier; the section and explicit
-   years (到2026年, 2020年全区…) give the period.
+   years (到2026年, 2020年全区…) give the period. A 累计 carries over a comma
+   to the next amount (累计接待游客…,实现旅游总收入…); one rate after a compound
+   subject (城乡居民人均可支配收入增长8%) holds for each of its indicators.
+
+A page whose only report words are cited (市政府工作报告提出…) is a news page,
+not a report, and yields nothing.
 
 Every fact's evidence is ``text[start:end]`` and contains the number as written.
 """
@@ -75,6 +82,7 @@ class Cues:
     qualifier: str | None = None
     from_to: bool = False
     year: int | None = None  # 到2027年 written between the subject and the number
+    plan: str | None = None  # “十三五”期间 written between the subject and the number: the plan's span
 
 
 @dataclass
@@ -88,6 +96,7 @@ class Subject:
     prefix: str = ""
     facts: list[dict] = field(default_factory=list)
     said: set = field(default_factory=set)
+    compound: bool = False  # one phrase naming several indicators (城乡居民人均可支配收入)
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,10 @@ def read_cues(gap: str, ref: Reference) -> Cues:
     if pat is not None and pat.search(rest):
         c.to_level = True
         rest = pat.sub("", rest)
+    m = _plan_in_gap(rest, ref)
+    if m is not None:  # 2020年地区生产总值达到300亿元,“十三五”期间年均增长6.9%
+        c.plan = ref.terms("plan_period")[m.group("plan")]
+        rest = rest[: m.start()] + rest[m.end():]
     m = _GAP_YEAR.search(rest)
     if m:  # 到2027年突破…, 增加到2021年的558.6亿元
         c.year = int(m.group("y"))
@@ -170,6 +183,17 @@ def read_cues(gap: str, ref: Reference) -> Cues:
     if len(rest) > _MAX_RESIDUAL:
         c.ok = False
     return c
+
+
+def _plan_in_gap(gap: str, ref: Reference):
+    """A plan period named in the gap (“十三五”期间, 十二五时期), as a match with group ``plan``, or None."""
+    names = term_pattern("plan_period")
+    if names is None:
+        return None
+    m = names.search(gap)
+    if m is None:
+        return None
+    return re.compile(rf"[“\"]?(?P<plan>{re.escape(m.group())})[”\"]?(?:规划)?(?:时期|期间|以来)?").search(gap, max(0, m.start() - 1))
 
 
 def apply_prefix_cues(prefix: str, c: Cues, sentence_before: str = "") -> None:
@@ -263,6 +287,8 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
             period = f"{first}-{year - 1}"  # 十四五以来 in a 2024 report: 2021-2023 so far
     if cues.base_year is not None:
         return "change_vs_base", span_end(period)
+    if (cues.average_annual or cues.cumulative) and cues.plan:  # …,“十三五”期间年均增长6.9%: the plan named with the rate
+        return ("average_annual" if cues.average_annual else "cumulative"), cues.plan
     if cues.average_annual or cues.cumulative:  # a rate or total over the section's span, even when 到2027年 names its end
         return ("average_annual" if cues.average_annual else "cumulative"), (sec.period if sec.span and plan is None else period)
     if is_span and role == "actual":
@@ -271,6 +297,8 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
         if code in ref.terms("span_total") and measure == "level":
             return "cumulative", period
         return "actual", span_end(period)
+    if is_span and measure != "growth":
+        return role, span_end(period)  # a five-year goal for a level (城镇化率达到60%) is the level at the end of the span
     return role, period
 
 
@@ -313,6 +341,7 @@ class _SentenceReader:
         self.anchor, self.last = lo, None
         self.recent: list[str] = []  # distinct codes named so far, in the order they were last named
         self.named_at: dict[str, int] = {}  # evidence start of the clause that last named each indicator
+        self.total_end: int | None = None  # end of the last group read as a 累计 total (it may carry to the next item)
 
     def read(self, mentions: list[Mention], quantities: list[Quantity]) -> list[dict]:
         items = [(m.start, 0, m) for m in mentions] + [(g[0].start, 1, g) for g in group_quantities(self.scan, quantities)]
@@ -329,6 +358,7 @@ class _SentenceReader:
         joiners = term_pattern("list_joiner")
         if self.subject is not None and self.last == "m" and joiners is not None and joiners.fullmatch(_remove_terms(gap, "light")):
             self.subject.codes.extend(c for c in mention.codes if c not in self.subject.codes)
+            self.subject.compound = False
         else:
             self.subject = self._open_subject(mention)
         if not self.subject.foreign:
@@ -354,7 +384,7 @@ class _SentenceReader:
                    or (part is not None and part.search(prefix) is not None and any(c in self.recent for c in mention.codes))
                    or self._part_of_year_before(mention.start))
         ev_start = cstart if mention.start - cstart <= 16 else mention.start
-        return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix)
+        return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix, compound=len(mention.codes) > 1)
 
     def _part_of_year_before(self, pos: int) -> bool:
         """Whether the sentence so far speaks of part of a year (一季度, 1-11月, 国庆假期) and not of 全年 again.
@@ -395,11 +425,16 @@ class _SentenceReader:
             return
         before = scan[max(self.lo, subject.start - _LOOKBACK):subject.start]
         apply_prefix_cues(subject.prefix, cues, before)
+        if not cues.cumulative and self._total_carries(subject, group):
+            cues.cumulative = True
         head = scan[self.lo:self.lo + 12] if subject.start - self.lo > _LOOKBACK else ""
         prelim = term_pattern("preliminary")
         preliminary = prelim is not None and prelim.search(scan, max(self.lo, group[0].start - _LOOKBACK), group[0].start) is not None
         made = 0
-        for code, q in distribute(tuple(subject.codes), self.recent, group, cues.respectively, cues.each):
+        # 城乡居民人均可支配收入增长8%: one rate of a compound phrase holds for each part (a single level would be
+        # the all-residents figure, which is another indicator, so it stays ambiguous)
+        shared_rate = subject.compound and len(group) == 1 and group[0].unit in _GROWTH_UNITS
+        for code, q in distribute(tuple(subject.codes), self.recent, group, cues.respectively, cues.each or shared_rate):
             ms = _measure(code, q, cues, self.ref)
             if ms is None:
                 continue
@@ -416,6 +451,21 @@ class _SentenceReader:
         if made:
             for f in subject.facts[-_CHAIN_EVIDENCE:]:  # evidence of a statement runs to its last number
                 f["end"] = max(f["end"], group[-1].end)
+            if cues.cumulative:
+                self.total_end = group[-1].end
+
+    def _total_carries(self, subject: Subject, group: list[Quantity]) -> bool:
+        """Whether a 累计 read just before carries to this item: 累计接待游客8650万人次,实现旅游总收入1020亿元.
+
+        It carries over a comma and light words (实现, 完成) to the next amount, never
+        to a rate or a share (城镇化率达到55%), and never past other words or numbers.
+        """
+        if self.total_end is None or subject.start < self.total_end:
+            return False
+        if any(q.unit in _GROWTH_UNITS or q.unit == ":" or q.family == "percent" for q in group):
+            return False
+        between = _remove_terms(self.scan[self.total_end:subject.start], "light")
+        return not _PUNCT.sub("", between)
 
 
 def looks_like_report(scan: str, ref: Reference) -> bool:

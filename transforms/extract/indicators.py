@@ -56,14 +56,19 @@ _ELLIPSIS_REACH = 40  # how far back (characters) the head of an elliptic list i
 
 
 def _elliptic_mentions(scan: str, found: list[Mention], ref: Reference) -> list[Mention]:
-    """List items that drop the head just named: 粮食播种面积145.2万亩、总产量46.3万吨.
+    """List items that drop the words a neighbouring item spells out.
 
-    An ``elliptic_alias`` term (总产量, 农村居民 …) names its indicator only when it
-    opens a list item (after 、 or a comma, light words such as 实现 allowed between)
-    and the last indicator named before it, in the same sentence and close by, is
-    one of its heads. Alone (蔬菜总产量, 农村居民增收) it names nothing.
+    An ``elliptic_alias`` term (总产量, 农村居民 …) names its indicator only
+
+    * backwards: when it opens a list item (after 、 or a comma, light words such as
+      实现 allowed between) and the last indicator named before it, in the same
+      sentence and close by, is one of its heads (粮食播种面积145.2万亩、总产量46.3万吨);
+    * forwards: when a list joiner and a full alias of one of its heads follow it
+      directly, so the two share the tail (城镇居民、农村居民人均可支配收入).
+
+    Alone (蔬菜总产量, 农村居民增收) it names nothing.
     """
-    pat, light = term_pattern("elliptic_alias"), term_pattern("light")
+    pat, light, joiner = term_pattern("elliptic_alias"), term_pattern("light"), term_pattern("list_joiner")
     if pat is None or not found:
         return []
     starts = [m.start for m in found]
@@ -72,6 +77,11 @@ def _elliptic_mentions(scan: str, found: list[Mention], ref: Reference) -> list[
         i = bisect.bisect_left(starts, m.start())
         if i < len(found) and found[i].start < m.end():
             continue  # inside a full alias (农村居民人均可支配收入)
+        code, heads = ref.elliptic(m.group())
+        j = joiner.match(scan, m.end()) if joiner is not None else None
+        if j and i < len(found) and found[i].start == j.end() and heads.intersection(found[i].codes):
+            out.append(Mention(m.start(), m.end(), (code,), m.group()))  # 城镇居民、农村居民人均可支配收入: the tail is shared
+            continue
         if i == 0 or found[i - 1].end > m.start():
             continue
         head = found[i - 1]
@@ -86,7 +96,6 @@ def _elliptic_mentions(scan: str, found: list[Mention], ref: Reference) -> list[
             opener = light.sub("", opener)
         if opener.strip():
             continue  # 、蔬菜总产量: the item names its own head
-        code, heads = ref.elliptic(m.group())
         if heads.intersection(head.codes):
             out.append(Mention(m.start(), m.end(), (code,), m.group()))
     return out

@@ -24,6 +24,8 @@ _SUFFIX_LEVEL = (("特别行政区", "province"), ("自治区", "province"), ("�
                  ("省", "province"), ("市", "city"), ("州", "city"), ("盟", "city"), ("县", "county"), ("旗", "county"), ("区", "district"))
 _PART_RE = re.compile(rf"{_HAN}+?(?:特别行政区|自治区|自治州|自治县|州市|省|市|县|旗|区|盟|州(?![市区县]))")
 _MEETING_RE = re.compile(rf"在({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?:人民代表大会|人大)")
+# a meeting named without 在 (news of the session: 成都市郫都区第二届人民代表大会第五次会议开幕): the name starts a line or follows punctuation
+_SESSION_RE = re.compile(rf"(?:^|(?<=[\s,，。;；:：、“”\"]))({_HAN}{{2,24}}?)第[\u4e00-\u9fff\d]{{1,4}}届(?:人民代表大会|人大)", re.M)
 _TITLE_RE = re.compile(rf"({_HAN}{{2,24}}?)(?:\d{{4}}年度?)?(?:人民政府)?(?:政府)?工作报告")
 _SPEAKER_RE = re.compile(rf"({_HAN}{{2,12}}?)(?:省长|市长|区长|县长|旗长|州长|盟长)(?:[\s,，:：]|$)")
 _NOT_IN_NAMES = set("年的在和全我了是为对与及等今去")
@@ -114,7 +116,7 @@ def _from_path(raw: str, ref: Reference) -> ReportRegion | None:
 def detect_report_region(scan: str, ref: Reference) -> ReportRegion | None:
     """The report's own region, or None when the page names none (then nothing is extracted)."""
     head = scan[:3000]
-    for pattern in (_MEETING_RE, _TITLE_RE):
+    for pattern in (_MEETING_RE, _SESSION_RE, _TITLE_RE):
         for m in pattern.finditer(head):
             r = _from_path(m.group(1), ref)
             if r is not None:
@@ -159,27 +161,23 @@ def most_named_region(scan: str, ref: Reference) -> str | None:
     return best[0][2]
 
 
-def scope_is_foreign(scope_level: str, region: ReportRegion) -> bool:
-    """全省/全市/全县/全区 before a subject: foreign unless it is the report's own level.
+def scope_is_foreign(scope_term: str, region: ReportRegion) -> bool:
+    """全省/全市/全县/全区/全州 before a subject: foreign unless it is the report region's own word.
 
-    A county-level city (X市 under a 市) says 全市 about itself, so the suffix of the
-    report region's name decides, not only its level.
+    The report region calls itself 全 + the last character of its name: a district
+    全区, a county 全县, a banner 全旗, a county-level city 全市. So 全州 in a report of
+    弥勒市 (under 红河州) is the prefecture, and 全区 in a banner's report is the
+    autonomous region, whatever the levels say.
     """
-    suffix_level = {"district": "区", "county": "县", "city": "市", "province": "省"}
-    if scope_level == region.level:
-        return False
-    if scope_level == "county" and region.name.endswith("旗"):
-        return False
-    own_suffix = region.name[-1]
-    return suffix_level.get(scope_level) != own_suffix
+    return not scope_term.endswith(region.name[-1])
 
 
 def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> bool:
     """True when ``prefix`` (the clause text before a subject) names a region other than the report's."""
     own = region.names()  # a parent's figure (武威市生产总值…) is not the report region's either
     scope_terms = ref.terms("scope")
-    for term, lvl in scope_terms.items():
-        if term in prefix and scope_is_foreign(lvl, region):
+    for term in scope_terms:
+        if term in prefix and scope_is_foreign(term, region):
             return True
     for name in ref.regions:
         if name in prefix and name not in own:

@@ -9,7 +9,9 @@ refers to, follows from the section it sits in and the report year Y:
 * five-year review -> actual, period (Y-5)-(Y-1) (the caller refines: 年均 ->
   average_annual over the span, 累计 -> cumulative, a level -> the end year);
 * this year's targets and work plan -> target, period Y;
-* five-year goals -> target, period Y-(Y+4) unless a year is named (到2026年).
+* five-year goals -> target, period Y-(Y+4) unless a year is named (到2026年);
+* a heading that names a plan (“十二五”时期工作回顾, “十三五”时期的主要目标) -> the
+  plan's span (2011-2015), read from the ``plan_period`` lexicon rows.
 
 Markers and date patterns live in ``seeds/sections.csv``.
 """
@@ -64,6 +66,23 @@ def detect_report_year(scan: str, ref: Reference) -> int | None:
     return None
 
 
+def _plan_span(m, role: str, year: int | None, ref: Reference) -> tuple[str, bool] | None:
+    """The span of the plan a heading names (“十二五”时期工作回顾 -> 2011-2015).
+
+    A review can only cover years before the report year, so a review of the
+    running plan (十四五以来 in a 2024 report) ends at Y-1.
+    """
+    span = ref.terms("plan_period").get(m.group("plan")) if "plan" in m.re.groupindex else None
+    if not span:
+        return None
+    first, _, last = span.partition("-")
+    if role == "actual" and year is not None and int(last) >= year:
+        last = str(year - 1)
+        if int(last) < int(first):
+            return None
+    return f"{first}-{last}", True
+
+
 def _period(rule_period: str, m, year: int | None) -> tuple[str, bool] | None:
     if rule_period in ("y", "y+1"):
         y = _year_from(rule_period, m)
@@ -92,7 +111,7 @@ def find_sections(scan: str, year: int | None, ref: Reference) -> list[Section]:
         if rule.role == "report_year":
             continue
         for m in rule.pattern.finditer(scan):
-            p = _period(rule.period, m, year)
+            p = _plan_span(m, rule.role, year, ref) if rule.period == "plan" else _period(rule.period, m, year)
             if p is not None:
                 marks.append((m.start(), m.end(), order, rule.role, p))
     marks.sort(key=lambda x: (x[0], -(x[1] - x[0]), x[2]))
