@@ -310,6 +310,34 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
         assert not any((wh / "spill").glob("*")) if (wh / "spill").exists() else True
 
 
+@pytest.mark.slow
+def test_a_200_mb_report_is_read_when_the_limit_allows_it(prefect_harness, tmp_path, monkeypatch):
+    """The default suite quarantines the 200 MB file (too_large) and reads a 20 MB one; this reads 200 MB of text."""
+    import resource
+
+    from flows.ingest import ingest
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    seed = sample_bytes("001")
+    filler = "坚持以人民为中心的发展思想，推动经济社会高质量发展，持续改善民生福祉。\n".encode("utf-8")
+    with open(inbox / "huge.txt", "wb") as fh:
+        fh.write(seed)
+        block = filler * (1_000_000 // len(filler))
+        while fh.tell() < 200_000_000:
+            fh.write(block)
+    monkeypatch.setenv("GOVFACTS_MAX_FILE_BYTES", str(256 * 1024 * 1024))
+    summary = ingest(inbox=str(inbox), warehouse=str(tmp_path / "wh"))
+    LEDGER.run(summary)
+    LEDGER.bad_inputs.add("200 MB file read in full")
+    assert summary["files_in"] == 1 and summary["documents"] + summary["files_quarantined"] == 1, summary
+    if summary["documents"]:
+        expected = _facts_expected(["001"])
+        assert LEDGER.facts(expected, fact_keys(warehouse_facts(tmp_path / "wh"))) == 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"200 MB report: {summary['seconds']} s, peak RSS {peak} MB, stages {summary['stage_seconds']}")
+
+
 def test_unreachable_prefect_server_is_one_clear_message(tmp_path):
     import socket
 
