@@ -186,7 +186,9 @@ def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> boo
     bare = prefix
     for term in scope_terms:  # 去年全区…: a scope word is not part of a place name
         bare = bare.replace(term, "，")
-    return any(_foreign_name_ending_at(bare, m.start(), own, not_region, ref) for m in _SUFFIX_RE.finditer(bare))
+    word_after = ref.terms("not_name_end")  # 区域, 市委, 县级, 市场: the suffix character starts a word, it ends no name
+    return any(_foreign_name_ending_at(bare, m.start(), own, not_region, ref) for m in _SUFFIX_RE.finditer(bare)
+               if bare[m.end():m.end() + 1] not in word_after)
 
 
 _SUFFIX_RE = re.compile("自治县|[县区市旗]")
