@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from transforms.extract.indicators import Mention, find_mentions, unit_fits
 from transforms.extract.lists import distribute, group_quantities
@@ -185,15 +186,17 @@ def read_cues(gap: str, ref: Reference) -> Cues:
     return c
 
 
+@lru_cache(maxsize=None)
+def _plan_phrase(plan: str) -> re.Pattern:
+    """“十三五”期间 / 十二五时期 / “十四五”以来 around one plan name."""
+    return re.compile(rf"[“\"]?(?P<plan>{re.escape(plan)})[”\"]?(?:规划)?(?:时期|期间|以来)?")
+
+
 def _plan_in_gap(gap: str, ref: Reference):
     """A plan period named in the gap (“十三五”期间, 十二五时期), as a match with group ``plan``, or None."""
     names = term_pattern("plan_period")
-    if names is None:
-        return None
-    m = names.search(gap)
-    if m is None:
-        return None
-    return re.compile(rf"[“\"]?(?P<plan>{re.escape(m.group())})[”\"]?(?:规划)?(?:时期|期间|以来)?").search(gap, max(0, m.start() - 1))
+    m = names.search(gap) if names is not None else None
+    return _plan_phrase(m.group()).search(gap, max(0, m.start() - 1)) if m is not None else None
 
 
 def apply_prefix_cues(prefix: str, c: Cues, sentence_before: str = "") -> None:
