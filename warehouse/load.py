@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from govfacts.settings import Settings
 from warehouse.catalog import connect, extension_path, sql_str
-from warehouse.schema import TABLES, migrate
+from warehouse.schema import MIGRATIONS, TABLES, migrate
 from warehouse.views import sync_region_reference
 
 _TABLE = {t.name: t for t in TABLES}
@@ -112,16 +112,29 @@ def commit_message(action: str, **fields) -> str:
     return json.dumps({"action": action, **fields}, ensure_ascii=False, default=str)
 
 
+def migrations_pending(con: duckdb.DuckDBPyConnection) -> bool:
+    """Does the attached warehouse lack a migration this code declares? (Cheap: one small read.)"""
+    try:
+        done = {r[0] for r in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    except duckdb.CatalogException:
+        return True
+    return any(version not in done for version, _ in MIGRATIONS)
+
+
 def open_for_write(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """Connect read-write and bring the schema up to date (its own snapshot if anything changed)."""
+    """Connect read-write and bring the schema up to date (its own snapshot if anything changed).
+
+    Migrating takes the writer lock; an up-to-date warehouse is opened without it.
+    """
     con = connect(settings)
     try:
-        with writer_lock(settings):
-            con.execute("BEGIN")
-            applied = migrate(con)
-            if applied:
-                con.execute("CALL wh.set_commit_message('govfacts', ?)", [commit_message("migrate", migrations=applied)])
-            con.execute("COMMIT")
+        if migrations_pending(con):
+            with writer_lock(settings):
+                con.execute("BEGIN")
+                applied = migrate(con)
+                if applied:
+                    con.execute("CALL wh.set_commit_message('govfacts', ?)", [commit_message("migrate", migrations=applied)])
+                con.execute("COMMIT")
     except BaseException:
         con.close()
         raise

@@ -2,8 +2,8 @@
 
 Migration 2 (``warehouse/schema.py``, ``VIEWS``) made the first ``facts_published`` and
 ``indicator_panel``; migration 4 (here) redefines ``indicator_panel`` and adds
-``targets_vs_actuals`` and ``regions``; migration 5 computes the same two first views
-faster. An applied migration's SQL is never edited:
+``targets_vs_actuals`` and ``regions``; migration 5 computes ``indicator_panel`` and
+``targets_vs_actuals`` (same rows) by aggregation. An applied migration's SQL is never edited:
 a changed view is a new entry with a new migration number, and ``current_views``
 returns the newest definition of each view (time-travel sessions use it for
 snapshots older than the view, see ``warehouse/catalog.py``).
@@ -14,7 +14,9 @@ the same (region, period, indicator, measure, kind) can be stated by several rep
 final figure) or twice in one report. ``indicator_panel`` takes, for actuals, the most
 recent report (latest figures are revised figures), final before preliminary, then
 the first mention; for targets, the report of the target's own year first (the target
-as it was set), then the most recent report.
+as it was set), then the most recent report. ``targets_vs_actuals`` is stricter by
+definition (target from report Y, actual from report Y+1), and within one report takes
+final before preliminary, then the first mention.
 """
 
 from __future__ import annotations
