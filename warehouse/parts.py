@@ -103,6 +103,24 @@ def known_stage_rejects(con: duckdb.DuckDBPyConnection, version: str) -> set[tup
     return {(p, r) for p, r in rows}
 
 
+ROW_GROUP_BYTES = 16_000_000  # Parquet row groups DuckLake writes: bounds the load's memory whatever the run's size
+
+
+def bound_write_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Make DuckLake flush Parquet row groups of at most ``ROW_GROUP_BYTES`` while inserting.
+
+    DuckDB's Parquet writer buffers a whole row group (122,880 rows by default) before writing
+    it; for ``document_text`` (~70 KB a row) that is the whole run, so the load's memory would
+    grow with the corpus (+800 MB at 10,000 reports). A byte limit per row group (which needs
+    ``preserve_insertion_order = false`` in the session) keeps it flat (≈ +200 MB). The option is
+    stored in the catalog once; later loads find it set and write nothing.
+    """
+    con.execute("SET preserve_insertion_order = false")
+    have = con.execute("SELECT value FROM wh.options() WHERE option_name = 'parquet_row_group_size_bytes' AND scope = 'GLOBAL'").fetchall()
+    if have != [(str(ROW_GROUP_BYTES),)]:
+        con.execute("CALL wh.set_option('parquet_row_group_size_bytes', ?)", [f"{ROW_GROUP_BYTES // 1_000_000}MB"])
+
+
 def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str], dq_results: pa.Table,
                renamed: dict[str, list[str]] | None = None) -> int | None:
     """Load a run's Parquet parts (and name updates) as one snapshot; return its id, or None when nothing changed.
@@ -125,6 +143,7 @@ def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str],
                     con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [processed])
                 con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [processed])
             sync_region_reference(con)
+            bound_write_memory(con)
             for name, found in files.items():
                 if found:
                     cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
