@@ -152,7 +152,7 @@ def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(
     monkeypatch.undo()
     con = open_for_write(settings)
     try:
-        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5]
+        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6]
         assert con.execute("SELECT count(*) FROM targets_vs_actuals").fetchone() == (4,)
         assert con.execute("SELECT count(*) FROM regions").fetchone()[0] > 0
         before = con.execute("SELECT id FROM wh.current_snapshot()").fetchone()[0]
@@ -160,6 +160,8 @@ def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(
         assert con.execute("SELECT id FROM wh.current_snapshot()").fetchone()[0] == before
         view_sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'indicator_panel'").fetchone()[0]
         assert "actual_report_year" in view_sql and "arg_min" in view_sql, "migrations 4 and 5 replaced migration 2's panel"
+        tva_sql = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'targets_vs_actuals'").fetchone()[0]
+        assert "row_number" in tva_sql, "migration 6 put targets_vs_actuals' v4 SQL back"
     finally:
         con.close()
     assert {v.since for v in VIEWS_V4} == {4}
