@@ -294,7 +294,14 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
             LEDGER.faults.append("warehouse not writable during load")
             LEDGER.runs_failed_cleanly += 1
             subprocess.run(["mount", "-o", "remount,rw", str(lakefs)], check=True)
-
+            with tmpfs(tmp_path / "read-only-warehouse", "1m") as ro:  # a whole warehouse directory that is read-only
+                subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+                got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(ro)], env={})
+                text = _one_line(got.stderr)
+                assert got.exitcode == 1 and "cannot write the staging area" in text and "writable" in text, text[-600:]
+                assert "Nothing was loaded" in text
+                LEDGER.faults.append("warehouse directory read-only")
+                LEDGER.runs_failed_cleanly += 1
         else:
             import warnings
 
