@@ -504,11 +504,33 @@ _ZYGOTE = r"""
 import json, os, sys
 import govfacts.cli as cli
 import flows.ingest  # the expensive imports (Prefect, GX, DuckDB) happen once, before any fork
+
+
+def drop_dac():
+    # Give up CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: root then obeys file permissions like any user.
+    # Called in a freshly forked child, which has a single thread, so capset() covers the whole process.
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF
+    data[0].effective &= keep
+    data[0].permitted &= keep
+    data[0].inheritable &= keep
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
 sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n"); sys.stdout.flush()
 for line in sys.stdin:
     job = json.loads(line)
     pid = os.fork()
     if pid == 0:
+        if job.get("drop_dac"):
+            drop_dac()
         os.environ.update(job["env"])
         for fd, path in ((1, job["stdout"]), (2, job["stderr"])):
             os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644), fd)
@@ -554,10 +576,12 @@ class Zygote:
         assert line, f"zygote exited with {self.proc.wait()}"
         return json.loads(line)
 
-    def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+    def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 300, drop_dac: bool = False) -> CliResult:
+        """``govfacts ARGV`` in a new process; ``drop_dac``: without the capabilities that let root ignore file permissions."""
         self.n += 1
         out, err = self.workdir / f"cli-{self.n}.out", self.workdir / f"cli-{self.n}.err"
-        self.proc.stdin.write(json.dumps(dict(argv=argv, env=env or {}, stdout=str(out), stderr=str(err))) + "\n")
+        job = dict(argv=argv, env=env or {}, stdout=str(out), stderr=str(err), drop_dac=drop_dac)
+        self.proc.stdin.write(json.dumps(job) + "\n")
         self.proc.stdin.flush()
         got = self._read(timeout)
         return CliResult(got["exitcode"], out.read_text(errors="replace"), err.read_text(errors="replace"))

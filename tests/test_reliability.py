@@ -322,6 +322,35 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
         assert not any((wh / "spill").glob("*")) if (wh / "spill").exists() else True
 
 
+def test_unreadable_files_are_quarantined_by_a_real_cli_process(zygote, tmp_path):
+    """chmod 000 really denies reading: the forked ``govfacts run`` drops the capabilities that let root ignore it."""
+    inbox, wh = tmp_path / "inbox", tmp_path / "wh"
+    inbox.mkdir()
+    shutil.copyfile(next(SAMPLES.glob("000_*.txt")), inbox / "report.txt")
+    locked = inbox / "locked.txt"
+    locked.write_bytes(sample_bytes("001"))
+    folder = inbox / "locked folder"
+    folder.mkdir()
+    (folder / "inside.txt").write_bytes(sample_bytes("002"))
+    locked.chmod(0)
+    folder.chmod(0)
+    try:
+        got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], drop_dac=True)
+    finally:
+        locked.chmod(0o644)
+        folder.chmod(0o755)
+    out = _one_line(got.stdout)
+    assert got.exitcode == 0, got
+    LEDGER.bad_inputs.update({"unreadable file (chmod 000)", "unreadable folder (chmod 000)"})
+    LEDGER.runs_completed += 1
+    LEDGER.files_in += 3
+    assert "counts reconcile │ yes" in out, out
+    LEDGER.files_out += 3
+    assert f"quarantined unreadable: {locked}: cannot be read (Permission denied)" in out, out
+    assert dict(sql(wh, "SELECT source_path, reason FROM quarantine WHERE item = 'file'")) == {str(locked): "unreadable", str(folder): "unreadable_folder"}
+    assert sql(wh, "SELECT count(*) FROM documents") == [(1,)]
+
+
 @pytest.mark.slow
 def test_a_200_mb_report_is_read_when_the_limit_allows_it(prefect_harness, tmp_path, monkeypatch):
     """The default suite quarantines the 200 MB file (too_large) and reads a 20 MB one; this reads 200 MB of text."""

@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -58,10 +59,74 @@ def injected(prefect_harness, tmp_path_factory):
     (inbox / INJECTIONS["pdf"]).write_bytes(pdf_bytes("'); DROP TABLE facts; --"))
     (inbox / INJECTIONS["quote"]).write_bytes(sample_bytes("004"))
     (inbox / INJECTIONS["empty"]).write_bytes(b"")
-    summary = ingest(inbox=str(inbox), warehouse=str(wh))
+    _NET["on"] = True
+    try:
+        summary = ingest(inbox=str(inbox), warehouse=str(wh))
+    finally:
+        _NET["on"] = False
     LEDGER.run(summary)
     LEDGER.bad_inputs.update({"SQL injection in a file name", "SQL injection in report text"})
     return inbox, wh, summary, payload
+
+
+# Network calls made by this process while a flow runs (an audit hook cannot be removed, so it is gated).
+_NET: dict = {"on": False, "events": []}
+
+
+def _net_hook(event: str, args: tuple) -> None:
+    if _NET["on"] and event in ("socket.connect", "socket.getaddrinfo", "socket.bind"):
+        _NET["events"].append((event, repr(args[1] if event != "socket.getaddrinfo" else args[0])))
+
+
+sys.addaudithook(_net_hook)
+
+
+def test_a_flow_run_calls_nothing_but_the_local_prefect_server(injected):
+    connects = [e for e in _NET["events"] if e[0] == "socket.connect"]
+    assert connects, "the run talked to its Prefect server, so connections should have been seen"
+    remote = [e for e in _NET["events"] if not _loopback(e[1])]
+    assert remote == [], f"outbound network calls during a run: {remote}"
+
+
+def _listeners(port: int) -> list[str]:
+    """Local addresses of the sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, p = local.rsplit(":", 1)
+            if state == "0A" and int(p, 16) == port:
+                found.append(addr)
+    return found
+
+
+def test_the_prefect_server_listens_on_loopback_only_with_analytics_off(prefect_harness):
+    """The session's server is started like the embedded one (Prefect's SubprocessASGIServer) under the
+    project's configuration (configure_prefect in tests/conftest.py, as in the CLI)."""
+    from urllib.parse import urlparse
+
+    from prefect.settings import get_current_settings
+
+    url = urlparse(str(get_current_settings().api.url))
+    assert url.hostname == "127.0.0.1"
+    listening = _listeners(url.port)
+    assert listening and all(a in ("0100007F", "00000000000000000000000001000000") for a in listening), listening
+    pids = [p for p in Path("/proc").iterdir() if p.name.isdigit() and f"--port\0{url.port}\0".encode() in _read(p / "cmdline")]
+    assert pids, "cannot find the server process"
+    environ = dict(kv.split("=", 1) for kv in _read(pids[0] / "environ").decode(errors="replace").split("\0") if "=" in kv)
+    assert environ.get("PREFECT_SERVER_ANALYTICS_ENABLED", "").lower() == "false" and environ.get("DO_NOT_TRACK") == "1", environ
+    assert environ.get("PREFECT_SERVER_UI_ENABLED", "").lower() in ("false", "0") or environ.get("PREFECT_UI_ENABLED") == "0"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def test_sql_in_names_and_text_is_stored_verbatim_and_breaks_nothing(injected):
@@ -242,7 +307,10 @@ def _loopback(detail: str) -> bool:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_real_cli_run_unreadable_file_loopback_server_no_outbound(tmp_path):
+    """The most faithful check, slow because it starts its own Prefect server: a real ``govfacts run`` in a
+    fresh Prefect home, as the README runs it, audited from inside every Python process it starts."""
     prefix = _without_dac()
     if prefix is None:
         pytest.skip("cannot drop the DAC-override capabilities here (no setpriv), and root reads chmod 000 files")
