@@ -1,4 +1,4 @@
-"""The govfacts DAG: stage -> plan -> (normalize -> extract -> spill) per batch -> validate -> load.
+"""The govfacts DAG: stage -> plan -> transform (normalize + extract, per batch) -> validate (per group) -> load.
 
 The flow body only calls tasks; each task wraps plain functions and adds retries
 and logging. Three properties matter at scale (60,000 reports):
@@ -8,11 +8,12 @@ and logging. Three properties matter at scale (60,000 reports):
   an unchanged re-run does almost nothing and a change of code or reference data
   re-processes everything it can affect;
 * batched: documents move in batches of ``batch_size`` so Prefect's per-task overhead
-  (≈10 ms) is small next to the work, and GX validates ``validate_batch_size``
-  documents' facts per call (a GX run costs ≈1.3 s whatever its size);
-* streaming: batches are written as Parquet parts into a run-scoped directory and at
-  most a few are in flight, so memory does not grow with the corpus; ``load`` inserts
-  all parts in ONE DuckLake transaction (one snapshot per run, none when nothing changed).
+  (≈10 ms) is small next to the work, and GX validates the facts of
+  ``validate_batch_size`` documents per call (a GX run costs seconds whatever its size);
+* streaming: each batch writes its documents and texts as Parquet parts into a
+  run-scoped directory and hands back only its facts; at most a few batches are in
+  flight, so memory does not grow with the corpus; ``load`` inserts all parts in ONE
+  DuckLake transaction (one snapshot per run, none when nothing changed).
 
 The task runner (threads, processes, Dask) is a setting: see govfacts/runners.py.
 """
@@ -46,10 +47,9 @@ from expectations.facts_suite import merge_result_rows, validate_facts
 from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
-from transforms.documents import NORMALIZED_SCHEMA, normalized_row, row_normalized
 from transforms.errors import InputRejected
 from transforms.extract import extract_document
-from transforms.normalize import normalize_report
+from transforms.normalize import Normalized, normalize_report
 from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
 from transforms.stage import StageResult, stage_inbox
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
@@ -205,21 +205,36 @@ def plan(settings: Settings, version: str) -> Plan:
 
 
 @task(retries=2, retry_delay_seconds=1)
-def normalize(batch: list[StagedFile]) -> tuple[pa.Table, list[dict]]:
-    """Normalize a batch of staged files; undecodable ones become quarantine records."""
-    rows, rejected = [], []
+def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, label: str, version: str, run_id: str) -> dict:
+    """Normalize and extract a batch of staged files; write its documents and texts as Parquet parts.
+
+    One task per batch for both stages, so the normalized text and its offset maps (~200 KB a
+    document) never leave the worker that made them: with processes or Dask nothing big is
+    pickled, and the flow process only ever holds the batch's facts and counts. Undecodable
+    files become quarantine records. Each stage keeps its own timing and fault point.
+    """
+    done: list[tuple[StagedFile, Normalized]] = []
+    rejected: list[dict] = []
     with _timed("normalize"):
         for f in batch:
             try:
-                norm = normalize_report(Path(f.staged_path).read_bytes(), f.source_path)
+                done.append((f, normalize_report(Path(f.staged_path).read_bytes(), f.source_path)))
             except InputRejected as exc:
-                rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None,
-                                     stage="normalize", reason=exc.reason, detail=exc.message, evidence=None))
-                continue
-            rows.append(normalized_row(norm, f.sha256, f.source_path, f.staged_path, f.n_bytes))
-        table = pa.Table.from_pylist(rows, schema=NORMALIZED_SCHEMA)
+                rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None, stage="normalize",
+                                     reason=exc.reason, detail=exc.message, evidence=None, pipeline_version=version, run_id=run_id))
     _fault("normalize")
-    return table, rejected
+    with _timed("extract"):
+        facts = facts_to_table([fact for f, norm in done for fact in extract_document(norm, f.sha256)])
+    _fault("extract")
+    with _timed("spill"):
+        docs = _documents_table(done, facts, names, version, run_id)
+        write_part(Path(parts), "documents", label, docs)
+        write_part(Path(parts), "document_text", label, pa.table({
+            "doc_id": [f.sha256 for f, _ in done], "text": [n.text for _, n in done], "raw_text": [n.raw_text for _, n in done]}))
+        if rejected:
+            write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejected))
+    return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done],
+                rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
 
 
 def fact_id(row: dict) -> str:
@@ -228,54 +243,24 @@ def fact_id(row: dict) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-@task(retries=2, retry_delay_seconds=1)
-def extract(normalized: tuple[pa.Table, list[dict]] | pa.Table) -> pa.Table:
-    """Extract the facts of a batch of normalized documents."""
-    table = normalized[0] if isinstance(normalized, tuple) else normalized
-    facts = []
-    with _timed("extract"):
-        for row in table.to_pylist():
-            facts.extend(extract_document(row_normalized(row), row["doc_id"]))
-        out = facts_to_table(facts)
-    _fault("extract")
-    return out
-
-
-def _documents_table(normalized: pa.Table, facts: pa.Table, names: dict[str, list[str]], version: str, run_id: str) -> pa.Table:
+def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table, names: dict[str, list[str]],
+                     version: str, run_id: str) -> pa.Table:
+    """One ``documents`` row per normalized file: its region and year are those most of its facts name."""
     by_doc: dict[str, list[dict]] = {}
     for r in facts.select(["doc_id", "region", "region_level", "report_year"]).to_pylist():
         by_doc.setdefault(r["doc_id"], []).append(r)
     rows = []
-    for r in normalized.select(["doc_id", "source_path", "staged_path", "n_bytes", "report"]).to_pylist():
-        report = json.loads(r["report"])
-        mine = by_doc.get(r["doc_id"], [])
-        common = Counter((f["region"], f["region_level"], f["report_year"]) for f in mine).most_common(1)
+    for f, norm in done:
+        report = asdict(norm.report)
+        mine = by_doc.get(f.sha256, [])
+        common = Counter((x["region"], x["region_level"], x["report_year"]) for x in mine).most_common(1)
         region, level, year = common[0][0] if common else (None, None, None)
-        rows.append(dict(doc_id=r["doc_id"], source_path=r["source_path"], source_names=json.dumps(names.get(r["doc_id"], []), ensure_ascii=False),
-                         n_bytes=r["n_bytes"], staged_path=r["staged_path"], encoding=report.get("encoding"),
+        rows.append(dict(doc_id=f.sha256, source_path=f.source_path, source_names=json.dumps(names.get(f.sha256, []), ensure_ascii=False),
+                         n_bytes=f.n_bytes, staged_path=f.staged_path, encoding=report.get("encoding"),
                          confidence=report.get("confidence"), region=region, region_level=level, report_year=year,
-                         n_facts=len(mine), normalization_report=r["report"], pipeline_version=version, run_id=run_id))
+                         n_facts=len(mine), normalization_report=json.dumps(report, ensure_ascii=False),
+                         pipeline_version=version, run_id=run_id))
     return pa.Table.from_pylist(rows)
-
-
-@task(retries=2, retry_delay_seconds=1)
-def spill(normalized: tuple[pa.Table, list[dict]], facts: pa.Table, names: dict[str, list[str]], parts: str,
-          label: str, version: str, run_id: str) -> dict:
-    """Write a batch's documents, texts and file quarantine records as Parquet parts; return counts only."""
-    table, rejected = normalized
-    # One record per name the rejected bytes arrived under: whoever looks for a file finds it.
-    rejected = [dict(r, source_path=n, detail=r["detail"].replace(r["source_path"], n))
-                for r in rejected for n in names.get(r["sha256"], [r["source_path"]])]
-    with _timed("spill"):
-        for r in rejected:
-            r.update(pipeline_version=version, run_id=run_id)
-        docs = _documents_table(table, facts, names, version, run_id)
-        write_part(Path(parts), "documents", label, docs)
-        write_part(Path(parts), "document_text", label, table.select(["doc_id", "text", "raw_text"]))
-        if rejected:
-            write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejected))
-    return dict(documents=docs.num_rows, processed=docs.column("source_path").to_pylist() if docs.num_rows else [],
-                rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
 
 
 @task
@@ -457,17 +442,30 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         if rejected:
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(rejected))
         dq_groups: list[list[dict]] = []
-        spilled: deque = deque()  # futures of batches being written, oldest first
-        group: list = []  # extract futures whose facts await validation
-        group_spills: list = []  # their spill futures: validation reads the texts they wrote
-        group_texts: list[str] = []  # the document_text parts of the group (evidence offsets are checked against them)
-        group_docs, n_groups = 0, 0
+        pending: deque = deque()  # (label, future) of batches in flight, oldest first
+        checks: deque = deque()  # futures of validated groups being written
+        group: list[pa.Table] = []  # facts of finished batches awaiting validation
+        group_texts: list[str] = []  # their document_text parts (evidence offsets are checked against them)
+        n_groups = 0
 
-        def absorb(result: dict) -> None:
+        def validate_group() -> None:
+            """Validate the facts gathered so far (one GX run) and write them as parts."""
+            nonlocal group, group_texts, n_groups
+            checked = validate.submit(group, settings, group_texts)
+            checks.append(spill_facts.submit(checked, str(parts), f"v{n_groups:06d}", version, summary.run_id))
+            group, group_texts, n_groups = [], [], n_groups + 1
+
+        def absorb(label: str, future) -> None:
+            """Take a finished batch's counts and facts; validate once enough documents have gathered."""
+            result = future.result()
             _release_finished_batches()
             summary.documents += result["documents"]
             summary.processed.extend(result["processed"])
             rejected.extend(result["rejected"])
+            group.append(result["facts"])
+            group_texts.append(str(part_path(parts, "document_text", label)))
+            if len(group) * settings.batch_size >= settings.validate_batch_size:
+                validate_group()
 
         def settle(result: dict) -> None:
             summary.facts_extracted += result["facts"]
@@ -475,31 +473,20 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             summary.facts_warned += result["warned"]
             dq_groups.append(result["results"])
 
-        checks: deque = deque()  # futures of validated groups being written
         batches = _chunks(todo, settings.batch_size)
         summary.batches = len(batches)
         for i, batch in enumerate(batches):
             label = f"b{i:06d}"
             names = {f.sha256: staged.names[f.sha256] for f in batch}
-            n = normalize.submit(batch)
-            e = extract.submit(n)
-            s = spill.submit(n, e, names, str(parts), label, version, summary.run_id)
-            spilled.append(s)
-            group.append(e)
-            group_spills.append(s)
-            group_texts.append(str(part_path(parts, "document_text", label)))
-            group_docs += len(batch)
-            if group_docs >= settings.validate_batch_size or i == len(batches) - 1:
-                checked = validate.submit(group, settings, group_texts, wait_for=group_spills)
-                checks.append(spill_facts.submit(checked, str(parts), f"v{n_groups:06d}", version, summary.run_id))
-                group, group_spills, group_texts, group_docs, n_groups = [], [], [], 0, n_groups + 1
-            while len(spilled) > _in_flight(settings):
-                absorb(spilled.popleft().result())
+            pending.append((label, transform.submit(batch, names, str(parts), label, version, summary.run_id)))
+            while len(pending) > _in_flight(settings):
+                absorb(*pending.popleft())
             while len(checks) > 1:
                 settle(checks.popleft().result())
-            del n, e, s
-        while spilled:
-            absorb(spilled.popleft().result())
+        while pending:
+            absorb(*pending.popleft())
+        if group:
+            validate_group()
         while checks:
             settle(checks.popleft().result())
         if not todo:  # an empty run still reports the suite (nothing checked)
