@@ -524,6 +524,33 @@ def drop_dac():
     data[0].inheritable &= keep
     if libc.capset(ctypes.byref(header), data) != 0:
         raise OSError(ctypes.get_errno(), "capset")
+
+
+
+def warm_up():
+    # Build the per-process caches a run fills (OpenCC, reference data, the GX suite) once, before forking,
+    # so each forked run pays only for its own work. Nothing here starts a thread or opens a connection.
+    import pyarrow as pa
+    from pathlib import Path
+    from expectations.facts_suite import validate_facts
+    from transforms.extract import extract_document
+    from transforms.normalize import normalize_report
+    from transforms.schema import facts_to_table
+    sample = sorted(Path("seeds/reports").glob("*.txt"))[0].read_bytes()
+    facts = facts_to_table(extract_document(normalize_report(sample, "warm-up"), "warm-up"))
+    validate_facts(facts.append_column("fact_id", pa.array([str(i) for i in range(facts.num_rows)], pa.string())))
+    import threading
+    for t in threading.enumerate():  # GX's progress bars start tqdm's monitor thread: stop it before forking
+        if t.name == "tqdm_monitor":
+            t.exit()  # tqdm starts a new one when it needs it again
+
+
+try:
+    warm_up()
+except Exception as exc:  # an optimisation only: the forked runs still work, they just start cold
+    sys.stderr.write(f"zygote warm-up skipped ({type(exc).__name__}: {exc})\n")
+import threading
+assert threading.active_count() == 1, "forking with threads running would copy their locks"
 sys.stdout.write(json.dumps({"ready": os.getpid()}) + "\n"); sys.stdout.flush()
 for line in sys.stdin:
     job = json.loads(line)
