@@ -67,8 +67,6 @@ def test_normalization_is_idempotent_from_bytes(data):
     assert again.text == norm.text
 
 
-@pytest.mark.xfail(strict=True, reason="normalize keeps C0 control characters (NUL from UTF-16 input); the canonical text "
-                                       "then fails its own decoder as 'binary' — for the normalization owner to strip them")
 def test_canonical_text_holds_no_control_characters():
     """Found by HYPOTHESIS_PROFILE=deep: UTF-16 text with a U+0000 keeps it through normalization."""
     data = "\ufeff2023年地区生产总值增长5%。\n\x00".encode("utf-16-le")

@@ -18,7 +18,9 @@ from transforms.tracked import TrackedText, _codepoints
 # Deliberately NOT mapped: 、 。 “ ” ‘ ’ 《 》 【 】 — … · (they have no ASCII twin
 # that keeps their meaning), and '，' between two digits (see ``to_ascii_forms``).
 _ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-_ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}]+")
+# Invisible characters are deleted: zero-width ones and C0/C1 controls other than tab and newline
+# (a NUL from UTF-16 input would otherwise make the canonical text look binary to its own decoder).
+_ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]+")
 _CRLF = re.compile("\r(?=\n)")
 _LONE_CR = re.compile("\r(?!\n)")
 
@@ -65,12 +67,12 @@ def to_ascii_forms(text: str) -> str:
 
 
 def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
-    """CRLF -> LF (delete the CR), lone CR -> LF; zero-width characters deleted."""
+    """CRLF -> LF (delete the CR), lone CR -> LF; zero-width and control characters deleted."""
     deletions: list[tuple[int, int]] = []
     if "\r" in text:
         deletions.extend((m.start(), m.start() + 1) for m in _CRLF.finditer(text))
         text = _LONE_CR.sub("\n", text)
-    if any(z in text for z in _ZERO_WIDTH_CHARS):
+    if _ZERO_WIDTH.search(text):
         deletions.extend(m.span() for m in _ZERO_WIDTH.finditer(text))
     return text, deletions
 
