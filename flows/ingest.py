@@ -222,6 +222,9 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
             except InputRejected as exc:
                 rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None, stage="normalize",
                                      reason=exc.reason, detail=exc.message, evidence=None, pipeline_version=version, run_id=run_id))
+    # One record per name the rejected bytes arrived under: whoever looks for a file finds it.
+    rejected = [dict(r, source_path=n, detail=r["detail"].replace(r["source_path"], n))
+                for r in rejected for n in names.get(r["sha256"], [r["source_path"]])]
     _fault("normalize")
     with _timed("extract"):
         facts = facts_to_table([fact for f, norm in done for fact in extract_document(norm, f.sha256)])
