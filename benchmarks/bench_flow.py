@@ -46,16 +46,26 @@ class PeakRSS:
     def __init__(self) -> None:
         import psutil  # noqa: PLC0415
 
-        self.proc, self.peak, self.samples = psutil.Process(), 0, []
+        self.proc, self.peak, self.samples, self.workers_peak = psutil.Process(), 0, [], 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        import psutil  # noqa: PLC0415
+
         t0 = time.perf_counter()
         while not self._stop.wait(0.05):
             rss = self.proc.memory_info().rss
             self.peak = max(self.peak, rss)
             self.samples.append((round(time.perf_counter() - t0, 2), rss))
+            workers = 0
+            for c in self.proc.children(recursive=True):
+                try:
+                    if "uvicorn" not in " ".join(c.cmdline()):
+                        workers += c.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):  # a worker that just exited: nothing to count
+                    continue
+            self.workers_peak = max(self.workers_peak, workers)
 
     def __enter__(self) -> "PeakRSS":
         self.peak = self.proc.memory_info().rss
@@ -114,6 +124,8 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
     me = psutil.Process()
     servers = [c for c in me.children(recursive=True) if "uvicorn" in " ".join(c.cmdline())]
     server_cpu0 = sum(sum(s.cpu_times()[:2]) for s in servers)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_cpu0 = r0.ru_utime + r0.ru_stime
     baseline = me.memory_info().rss
     with PeakRSS() as rss:
         t0, c0 = time.perf_counter(), _cpu()
@@ -121,11 +133,14 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
         seconds, cpu = time.perf_counter() - t0, _cpu() - c0
     server_rss = max((s.memory_info().rss for s in servers), default=0)
     server_cpu = sum(sum(s.cpu_times()[:2]) for s in servers) - server_cpu0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes that have exited (process pool, local Dask)
+    workers_cpu = children.ru_utime + children.ru_stime - workers_cpu0
     keep = ("documents", "skipped", "facts_extracted", "facts_published", "facts_quarantined", "batches", "task_runner",
             "seconds", "busy_seconds", "stage_seconds", "changed", "snapshot_id", "files_quarantined")
     from govfacts.version import pipeline_version  # noqa: PLC0415
 
     return dict(wall=seconds, cpu=cpu, peak_rss=rss.peak, baseline_rss=baseline, version=pipeline_version(),
+                workers_cpu=workers_cpu, workers_rss=rss.workers_peak,
                 source=str(Path(ingest.fn.__code__.co_filename).parent.parent), server_rss=server_rss, server_cpu=server_cpu,
                 rss_timeline=rss.samples[:: max(1, len(rss.samples) // 40)], **{k: summary[k] for k in keep})
 
@@ -211,44 +226,51 @@ def _mb(b: float) -> str:
     return f"{b / 2 ** 20:,.0f} MB"
 
 
-def bench(n: int, work: Path, options: dict, seed: int) -> dict:
+def bench(n: int, work: Path, options: dict, runners: list[str], seed: int) -> dict:
     import shutil  # noqa: PLC0415
 
     t0 = time.perf_counter()
     corpus, manifest = _corpus(work, n, seed)
     gen = time.perf_counter() - t0
-    wh, home = work / f"warehouse-{n}", work / f"prefect-{n}"
-    shutil.rmtree(wh, ignore_errors=True)
-    shutil.rmtree(home, ignore_errors=True)
-    bare = _child("bare", str(corpus))
-    opts = json.dumps(options)
-    first = _child("flow", str(corpus), str(wh), str(home), opts)
-    again = _child("flow", str(corpus), str(wh), str(home), opts)
-    found = recall(corpus, wh)
-    return dict(n=n, corpus=manifest, generate_seconds=gen, bare=bare, first=first, rerun=again, recall=found)
+    out = dict(n=n, corpus=manifest, generate_seconds=gen, bare=_child("bare", str(corpus)), runs={})
+    for runner in runners:
+        wh, home = work / f"warehouse-{n}-{runner}", work / f"prefect-{n}-{runner}"
+        shutil.rmtree(wh, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+        opts = json.dumps(dict(options, task_runner=runner))
+        first = _child("flow", str(corpus), str(wh), str(home), opts)
+        again = _child("flow", str(corpus), str(wh), str(home), opts)
+        out["runs"][runner] = dict(first=first, rerun=again, recall=recall(corpus, wh))
+    return out
 
 
 def report(r: dict) -> str:
-    n, bare, first, again = r["n"], r["bare"], r["first"], r["rerun"]
-    stages = ", ".join(f"{k} {v[0]:.1f}" for k, v in sorted(first["stage_seconds"].items(), key=lambda kv: -kv[1][0]))
-    orch = 1 - first["busy_seconds"] / first["seconds"] if first["seconds"] else 0
-    rec = r["recall"]
+    n, bare = r["n"], r["bare"]
     lines = [
         f"== {n:,} reports ({r['corpus']['bytes'] / 1e6:,.0f} MB, {r['corpus']['facts']:,} planted facts; generated in {r['generate_seconds']:.0f} s)",
-        f"bare loop      {bare['seconds']:8.1f} s  {bare['documents'] / bare['seconds']:7.1f} docs/s  CPU {bare['cpu']:.1f} s  peak RSS {_mb(bare['peak_rss'])}  facts {bare['facts']:,}",
-        f"flow, 1st run  {first['wall']:8.1f} s  {first['documents'] / first['wall']:7.1f} docs/s  CPU {first['cpu']:.1f} s (+ server {first['server_cpu']:.1f} s)  "
-        f"peak RSS {_mb(first['peak_rss'])} (at start {_mb(first['baseline_rss'])}; server {_mb(first['server_rss'])})  facts {first['facts_extracted']:,}  "
-        f"{first['batches']} batches on {first['task_runner']}",
-        f"  stages (s)   {stages}",
-        f"  orchestration {100 * orch:5.1f} % of the flow's wall time (no task body working)",
-        f"flow / bare    {first['wall'] / bare['seconds']:8.2f} x   (goal ≤ 2)",
-        f"pipeline {first['version']} (code from {first['source']})",
-        f"re-run         {again['wall']:8.1f} s  = {100 * again['wall'] / first['wall']:.1f} % of the first run (goal ≤ 5 %); "
-        f"documents {again['documents']}, changed {again['changed']}, peak RSS {_mb(again['peak_rss'])}",
-        f"recall         {rec['found']:,} / {rec['planted']:,} planted facts = {100 * (rec['recall'] or 0):.2f} %  "
-        f"(with the right region: {rec['region_ok']:,})",
+        f"bare loop        {bare['seconds']:8.1f} s  {bare['documents'] / bare['seconds']:7.1f} docs/s  CPU {bare['cpu']:.1f} s  "
+        f"peak RSS {_mb(bare['peak_rss'])}  facts {bare['facts']:,}",
     ]
-    return "\n".join(lines)
+    for runner, x in r["runs"].items():
+        first, again, rec = x["first"], x["rerun"], x["recall"]
+        stages = ", ".join(f"{k} {v[0]:.1f}" for k, v in sorted(first["stage_seconds"].items(), key=lambda kv: -kv[1][0]))
+        orch = 1 - first["busy_seconds"] / first["seconds"] if first["seconds"] and first["stage_seconds"].get("transform", first["stage_seconds"].get("extract")) else None
+        cpu = first["cpu"] + first["workers_cpu"]
+        lines += [
+            f"-- task runner: {runner} ({first['task_runner']}, {first['batches']} batches)",
+            f"flow, 1st run    {first['wall']:8.1f} s  {first['documents'] / first['wall']:7.1f} docs/s  CPU {cpu:.1f} s (+ Prefect server {first['server_cpu']:.1f} s)  "
+            f"facts {first['facts_extracted']:,}",
+            f"  peak RSS       flow process {_mb(first['peak_rss'])} (at start {_mb(first['baseline_rss'])})"
+            + (f", workers {_mb(first['workers_rss'])}" if first["workers_rss"] else "") + f"; Prefect server {_mb(first['server_rss'])}",
+            f"  stages (s)     {stages}" if stages else "  stages (s)     (tasks ran in worker processes: timed there, not here)",
+            f"  orchestration  {100 * orch:5.1f} % of the flow's wall time (no task body working)" if orch is not None else "",
+            f"flow / bare      {first['wall'] / bare['seconds']:8.2f} x wall, {cpu / bare['cpu']:.2f} x CPU   (goal ≤ 2)",
+            f"re-run           {again['wall']:8.1f} s  = {100 * again['wall'] / first['wall']:.1f} % of the first run (goal ≤ 5 %); "
+            f"documents {again['documents']}, changed {again['changed']}, peak RSS {_mb(again['peak_rss'])}",
+            f"recall           {rec['found']:,} / {rec['planted']:,} planted facts = {100 * (rec['recall'] or 0):.2f} %  "
+            f"(with the right region: {rec['region_ok']:,})",
+        ]
+    return "\n".join(line for line in lines if line)
 
 
 def main() -> None:
@@ -256,7 +278,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--work", type=Path, default=Path("/tmp/govfacts-bench"), help="corpora, warehouses, Prefect homes")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--task-runner", default=None, help="threads (default), processes or dask")
+    ap.add_argument("--task-runners", nargs="+", default=["threads", "processes"], help="runners to compare (threads, processes, dask)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--max-workers", type=int, default=None)
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
@@ -268,20 +290,22 @@ def main() -> None:
     if args.role == "flow":
         print(json.dumps(role_flow(Path(rest[0]), Path(rest[1]), Path(rest[2]), json.loads(rest[3]))))
         return
-    options = dict(task_runner=args.task_runner, batch_size=args.batch_size, max_workers=args.max_workers)
+    options = dict(batch_size=args.batch_size, max_workers=args.max_workers)
     args.work.mkdir(parents=True, exist_ok=True)
     results = []
     global _SRC
     _SRC = freeze(args.work)
     print(f"govfacts flow benchmark · {os.cpu_count()} CPUs · load average {os.getloadavg()[0]:.1f} at start · code frozen in {_SRC}", flush=True)
     for n in args.sizes:
-        r = bench(n, args.work, options, args.seed)
+        r = bench(n, args.work, options, args.task_runners, args.seed)
         results.append(r)
         print(report(r), flush=True)
     if len(results) > 1:
         a, b = results[0], results[-1]
-        print(f"== memory vs corpus size: peak RSS {_mb(a['first']['peak_rss'])} at {a['n']:,} -> {_mb(b['first']['peak_rss'])} at {b['n']:,} "
-              f"({b['first']['peak_rss'] / a['first']['peak_rss']:.2f}x for {b['n'] / a['n']:.0f}x the reports)")
+        for runner in args.task_runners:
+            pa_, pb = (x["runs"][runner]["first"]["peak_rss"] + x["runs"][runner]["first"]["workers_rss"] for x in (a, b))
+            print(f"== memory vs corpus size ({runner}): peak RSS {_mb(pa_)} at {a['n']:,} -> {_mb(pb)} at {b['n']:,} "
+                  f"({pb / pa_:.2f}x for {b['n'] / a['n']:.0f}x the reports; flow process and workers)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

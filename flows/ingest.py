@@ -38,12 +38,12 @@ from typing import Iterator
 
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.runtime import flow_run as current_flow_run
 
 from expectations.artifact import by_expectation, validation_markdown
-from expectations.facts_suite import merge_result_rows, validate_facts
 from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
@@ -173,9 +173,12 @@ def _busy_seconds(flow_run_id: str) -> float:
 
 
 # -- tasks ----------------------------------------------------------------------------------------
+# No Prefect caching (NO_CACHE): what is already done is the warehouse's record of content hashes
+# at this pipeline version (see ``plan``), and Prefect's default policy would hash every task's
+# inputs — megabytes of facts per validation group — on every call, for keys nobody reads.
 
 
-@task(retries=2, retry_delay_seconds=1)
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def stage(inbox: str, staging: str, max_bytes: int = 64 * 1024 * 1024) -> StageResult:
     """Copy the inbox content-addressed into staging."""
     with _timed("stage"):
@@ -193,7 +196,7 @@ class Plan:
     stage_rejects: set[tuple[str, str]]  # (source_path, reason) already quarantined at staging
 
 
-@task(retries=2, retry_delay_seconds=1)
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def plan(settings: Settings, version: str) -> Plan:
     """Content hashes this code version has already loaded (they are skipped)."""
     with _timed("plan"), writer_lock(settings):
@@ -204,7 +207,7 @@ def plan(settings: Settings, version: str) -> Plan:
             con.close()
 
 
-@task(retries=2, retry_delay_seconds=1)
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, label: str, version: str, run_id: str) -> dict:
     """Normalize and extract a batch of staged files; write its documents and texts as Parquet parts.
 
@@ -266,7 +269,7 @@ def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table,
     return pa.Table.from_pylist(rows)
 
 
-@task
+@task(cache_policy=NO_CACHE)
 def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None) -> dict:
     """Run the GX suite on the facts of a group of batches (one GX run costs ≈1 s, so groups are large).
 
@@ -282,6 +285,8 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
         published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
         texts = read_texts(text_parts) if text_parts is not None else None
+        from expectations.facts_suite import validate_facts  # noqa: PLC0415 (GX: 250 MB, imported by validating workers only)
+
         outcome = validate_facts(facts, published, texts)
     _fault("validate")
     return dict(facts=facts, status=outcome.status, failed=outcome.failed, results=outcome.results, messages=outcome.messages)
@@ -306,7 +311,7 @@ def publish_facts(checked: dict, version: str, run_id: str) -> tuple[pa.Table, l
     return facts, rejects
 
 
-@task(retries=2, retry_delay_seconds=1)
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def spill_facts(checked: dict, parts: str, label: str, version: str, run_id: str) -> dict:
     """Write a validated group's facts and fact quarantine records as Parquet parts; return counts and GX results."""
     with _timed("spill"):
@@ -318,7 +323,7 @@ def spill_facts(checked: dict, parts: str, label: str, version: str, run_id: str
     return dict(facts=facts.num_rows, quarantined=status["error"], warned=status["warning"], results=checked["results"])
 
 
-@task(retries=1, retry_delay_seconds=2)
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def load(settings: Settings, run: dict, parts: str, processed: list[str], dq_results: list[dict],
          renamed: dict[str, list[str]]) -> int | None:
     """Write the run's parts as one snapshot (nothing when nothing changed)."""
@@ -327,7 +332,7 @@ def load(settings: Settings, run: dict, parts: str, processed: list[str], dq_res
         return load_parts(settings, run, Path(parts), processed, dq, renamed)
 
 
-@task
+@task(cache_policy=NO_CACHE)
 def current(settings: Settings) -> int:
     """The warehouse's latest snapshot id."""
     con = open_for_write(settings)
@@ -500,6 +505,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         summary.files_quarantined = len(file_rejects)
         quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
         summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
+        from expectations.facts_suite import merge_result_rows  # noqa: PLC0415 (see validate)
+
         results = merge_result_rows(dq_groups)
         summary.expectations_passed = sum(r["success"] for r in results)
         summary.expectations_failed = sum(not r["success"] for r in results)
