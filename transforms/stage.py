@@ -286,7 +286,8 @@ def _stage_stream(src: io.RawIOBase, name: str, size: int, staging: Path, max_by
             return got
         sha = hashlib.sha256(got).hexdigest()
         target = staging / sha[:2] / sha
-        if not _complete(target, len(got)):  # already staged (an earlier run, a duplicate): no write at all
+        # bytes already staged (by an earlier run, or a duplicate in this one) are not written again
+        if not _complete(target, len(got)):
             tmp = _partial(staging)
             try:
                 with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb") as out:
