@@ -44,8 +44,8 @@ FAULT_STAGES = ("stage", "normalize", "extract", "validate", "load")
 
 
 @pytest.fixture(scope="module")
-def hostile_run(prefect_harness, tmp_path_factory):
-    """The whole hostile corpus through the real flow, once for the module."""
+def hostile_run(prefect_harness, zygote, tmp_path_factory):
+    """The whole hostile corpus through the real flow, once for the module (the zygote warms up meanwhile)."""
     from flows.ingest import ingest
 
     root = tmp_path_factory.mktemp("hostile")
