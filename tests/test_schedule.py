@@ -94,7 +94,6 @@ def test_served_deployment_runs_on_trigger_and_processes_exactly_the_new_files(p
     assert runs == [(2, 2)]
 
 
-@pytest.mark.slow  # runs Prefect's CLI (`prefect deploy`) in a subprocess: ≈15 s
 def test_deploy_apply_registers_the_yaml_with_the_server(prefect_harness, tmp_path: Path):
     from prefect.client.orchestration import get_client
 
