@@ -54,7 +54,7 @@ from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
 from transforms.stage import StageResult, stage_inbox
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
-from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, read_texts, write_part
+from warehouse.parts import PartTexts, known_source_names, known_stage_rejects, load_parts, part_path, write_part
 
 
 @dataclass
@@ -284,7 +284,7 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
         facts = facts.append_column("fact_id", pa.array(ids, pa.string()))
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
         published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
-        texts = read_texts(text_parts) if text_parts is not None else None
+        texts = PartTexts(text_parts) if text_parts is not None else None
         from expectations.facts_suite import validate_facts  # noqa: PLC0415 (GX: 250 MB, imported by validating workers only)
 
         outcome = validate_facts(facts, published, texts)

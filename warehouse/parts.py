@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -73,14 +75,39 @@ def part_files(parts: Path, name: str) -> list[str]:
     return [str(p) for p in sorted(parts.glob(f"{name}-*.parquet"))]
 
 
-def read_texts(paths: list[str]) -> dict[str, str]:
-    """doc_id -> normalized text, read back from document_text parts (missing parts: batches with no document)."""
-    texts: dict[str, str] = {}
-    for p in paths:
-        if Path(p).exists():
-            t = pq.read_table(p, columns=["doc_id", "text"])
-            texts.update(zip(t.column("doc_id").to_pylist(), t.column("text").to_pylist()))
-    return texts
+class PartTexts(Mapping):
+    """doc_id -> normalized text, read on demand from document_text parts, one part in memory at a time.
+
+    Validation checks every fact's evidence against its document's text. Holding the texts of a
+    whole validation group (thousands of reports) would make memory grow with the group; facts
+    arrive grouped by batch, so reading one part at a time keeps one batch's texts in memory.
+    """
+
+    def __init__(self, paths: list[str]):
+        self._where: dict[str, str] = {}
+        for p in paths:
+            if Path(p).exists():  # a batch whose files were all rejected wrote no part
+                for doc_id in pq.read_table(p, columns=["doc_id"]).column("doc_id").to_pylist():
+                    self._where[doc_id] = p
+        self._path: str | None = None
+        self._texts: dict[str, str] = {}
+
+    def __getitem__(self, doc_id: str) -> str:
+        path = self._where[doc_id]
+        if path != self._path:
+            t = pq.read_table(path, columns=["doc_id", "text"])
+            self._texts = dict(zip(t.column("doc_id").to_pylist(), t.column("text").to_pylist()))
+            self._path = path
+        return self._texts[doc_id]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
 
 
 def known_source_names(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, list[str]]:
@@ -103,22 +130,29 @@ def known_stage_rejects(con: duckdb.DuckDBPyConnection, version: str) -> set[tup
     return {(p, r) for p, r in rows}
 
 
-ROW_GROUP_BYTES = 16_000_000  # Parquet row groups DuckLake writes: bounds the load's memory whatever the run's size
+TEXT_ROW_GROUP_ROWS = 256  # rows per Parquet row group of document_text (~70 KB a row: ≈18 MB a group)
 
 
-def bound_write_memory(con: duckdb.DuckDBPyConnection) -> None:
-    """Make DuckLake flush Parquet row groups of at most ``ROW_GROUP_BYTES`` while inserting.
+@contextmanager
+def bounded_write_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """While inserting, keep DuckDB's Parquet writer from buffering the whole run's texts.
 
-    DuckDB's Parquet writer buffers a whole row group (122,880 rows by default) before writing
-    it; for ``document_text`` (~70 KB a row) that is the whole run, so the load's memory would
-    grow with the corpus (+800 MB at 10,000 reports). A byte limit per row group (which needs
-    ``preserve_insertion_order = false`` in the session) keeps it flat (≈ +200 MB). The option is
-    stored in the catalog once; later loads find it set and write nothing.
+    The writer buffers a whole row group (122,880 rows by default) before writing it; for
+    ``document_text`` (~70 KB a row) that is the whole run, so the load's memory would grow with
+    the corpus (+800 MB at 10,000 reports). A row-count limit on that table (a DuckLake table
+    option, stored in the catalog once) and one writer thread keep it flat (≈ +120 MB); the load
+    is a few seconds of a run. ``threads`` is restored afterwards: the DuckDB instance is shared
+    in the process.
     """
-    con.execute("SET preserve_insertion_order = false")
-    have = con.execute("SELECT value FROM wh.options() WHERE option_name = 'parquet_row_group_size_bytes' AND scope = 'GLOBAL'").fetchall()
-    if have != [(str(ROW_GROUP_BYTES),)]:
-        con.execute("CALL wh.set_option('parquet_row_group_size_bytes', ?)", [f"{ROW_GROUP_BYTES // 1_000_000}MB"])
+    have = con.execute("SELECT value FROM wh.options() WHERE option_name = 'parquet_row_group_size' "
+                       "AND scope = 'TABLE' AND scope_entry = 'main.document_text'").fetchall()
+    if have != [(str(TEXT_ROW_GROUP_ROWS),)]:
+        con.execute("CALL wh.set_option('parquet_row_group_size', ?, table_name => 'document_text')", [TEXT_ROW_GROUP_ROWS])
+    con.execute("SET threads = 1")
+    try:
+        yield
+    finally:
+        con.execute("RESET threads")
 
 
 def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str], dq_results: pa.Table,
@@ -143,11 +177,11 @@ def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str],
                     con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [processed])
                 con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [processed])
             sync_region_reference(con)
-            bound_write_memory(con)
-            for name, found in files.items():
-                if found:
-                    cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
-                    con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?)", [found])
+            with bounded_write_memory(con):
+                for name, found in files.items():
+                    if found:
+                        cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
+                        con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?)", [found])
             for doc_id, names in renamed.items():
                 con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
             if dq_results.num_rows:
