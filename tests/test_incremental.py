@@ -132,3 +132,26 @@ def test_parts_of_a_run_that_died_are_swept_and_live_ones_kept(tmp_path: Path):
     live = open_spill(settings, "liverun")
     assert not dead.exists() and live.is_dir()
     assert sweep_spills(settings) == [] and live.is_dir()
+
+
+def test_validation_reads_the_texts_of_one_part_at_a_time(tmp_path: Path):
+    import pyarrow as pa
+
+    from warehouse.parts import PartTexts, part_path, write_part
+
+    for label, docs in (("b0", ["d1", "d2"]), ("b1", ["d3"])):
+        write_part(tmp_path, "document_text", label, pa.table({"doc_id": docs, "text": [f"text of {d}" for d in docs],
+                                                                "raw_text": docs}))
+    texts = PartTexts([str(part_path(tmp_path, "document_text", x)) for x in ("b0", "b1", "b2")])  # b2: all rejected, no part
+    assert len(texts) == 3 and "d3" in texts and "d9" not in texts and texts._path is None, "membership reads no text"
+    assert texts["d1"][:7] == "text of" and texts._path.endswith("document_text-b0.parquet")
+    assert texts["d3"] == "text of d3" and set(texts._texts) == {"d3"}, "only the part in use is held"
+    with pytest.raises(KeyError):
+        texts["d9"]
+
+
+def test_the_load_caps_document_text_row_groups_so_its_memory_stays_flat(loaded):
+    _, wh, _ = loaded
+    _, rows = query(load_settings(warehouse=wh), "SELECT value FROM wh.options() WHERE option_name = 'parquet_row_group_size' "
+                    "AND scope_entry = 'main.document_text'")
+    assert rows == [("256",)]
