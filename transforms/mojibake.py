@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -44,7 +45,7 @@ _LEADS = tuple(range(0x81, 0xFF))
 _BEAM = 3  # states kept per cell in the Viterbi search
 _TOP = 8  # candidates kept per guessed position (by unigram probability)
 _SPLIT_PENALTY = math.log(0.15)  # prior odds that a given pair vanished
-_LOST_PENALTY = -12.0  # score of a character we cannot know (and of '?', as found)
+_LOST_PENALTY = -12.0  # score of a character we cannot know (and of '?', as found); also in _LOST_OPTION
 _MARGIN = math.log(3.0)  # a guess must beat the runner-up by this factor
 
 
@@ -64,12 +65,26 @@ class MojibakeRun:
         return self.repair.count(LOST)
 
 
-@dataclass(frozen=True)
 class _Option:
-    text: str  # characters as written (traditional stays traditional)
-    simp: str  # the same characters in the model's alphabet, or "" when lost
-    inner: float  # score inside the option (bigram within a split pair, penalties)
-    kind: str  # known | ascii | guess | split | lost
+    """One reading of a cell: its characters as written and in the model's alphabet.
+
+    A plain slotted class (not a frozen dataclass): a repair builds hundreds
+    of these, and the Viterbi loop reads ``head``/``tail`` (first and last
+    character of ``simp``, "" when lost) instead of slicing each time.
+    """
+
+    __slots__ = ("text", "simp", "inner", "kind", "head", "tail")
+
+    def __init__(self, text: str, simp: str, inner: float, kind: str):
+        self.text = text  # characters as written (traditional stays traditional)
+        self.simp = simp  # the same characters in the model's alphabet, or "" when lost
+        self.inner = inner  # score inside the option (bigram within a split pair, penalties)
+        self.kind = kind  # known | ascii | guess | split | lost
+        self.head = simp[:1]
+        self.tail = simp[-1:]
+
+
+_LOST_OPTION = (_Option(LOST, "", -12.0, "lost"),)
 
 
 @lru_cache(maxsize=65536)
@@ -116,6 +131,12 @@ def _candidates(lead: int | None, trail: int | None, leads: tuple = _LEADS, trai
             found.append((model.log_uni(simp), ch, simp))
     found.sort(key=lambda x: -x[0])
     return tuple((ch, simp) for _, ch, simp in found[:_TOP])
+
+
+@lru_cache(maxsize=1024)
+def _guess_options(lead: int | None, trail: int | None) -> tuple[_Option, ...]:
+    """The options of a pair missing one byte (built once per process for each known byte)."""
+    return tuple(_Option(ch, s, 0.0, "guess") for ch, s in _candidates(lead, trail)) or _LOST_OPTION
 
 
 def _run_bytes(run: str) -> list[int | None] | None:
@@ -170,19 +191,24 @@ class _Scorer:
         self.m = model
         self._cache = model._bi_cache
         self._log_bi = model.log_bi
+        self._log_uni = model.log_uni
 
     def link(self, prev: str, nxt: str) -> float:
-        if not nxt:
+        return self.link_chars(prev[-1:], nxt[:1])
+
+    def link_chars(self, tail: str, head: str) -> float:
+        """``link`` given only the last character before and the first after ("" when none/lost)."""
+        if not head:
             return _LOST_PENALTY
-        if not prev:
-            return self.m.log_uni(nxt[0])
-        v = self._cache.get(prev[-1] + nxt[0])
-        return v if v is not None else self._log_bi(prev[-1], nxt[0])
+        if not tail:
+            return self._log_uni(head)
+        v = self._cache.get(tail + head)
+        return v if v is not None else self._log_bi(tail, head)
 
 
-def _options(cells, model: CharModel, left: str, right: str) -> list[list[_Option]]:
+def _options(cells, model: CharModel, left: str, right: str) -> list[Sequence[_Option]]:
     """The alternatives for every cell; known cells whose neighbours reject them may hide a vanished pair."""
-    opts: list[list[_Option]] = []
+    opts: list[Sequence[_Option]] = []
     known: list[str | None] = []
     for c in cells:
         if isinstance(c, int):
@@ -198,11 +224,10 @@ def _options(cells, model: CharModel, left: str, right: str) -> list[list[_Optio
             continue
         lead, trail = c
         if lead is None and trail is None:
-            opts.append([_Option(LOST, "", _LOST_PENALTY, "lost")])
+            opts.append(_LOST_OPTION)
             continue
         if lead is None or trail is None:
-            cands = _candidates(lead, trail)
-            opts.append([_Option(ch, s, 0.0, "guess") for ch, s in cands] or [_Option(LOST, "", _LOST_PENALTY, "lost")])
+            opts.append(_guess_options(lead, trail))
             continue
         ch = known[k]
         alts = [_Option(ch, _simp_ascii(ch), 0.0, "known")] if ch else []
@@ -211,7 +236,7 @@ def _options(cells, model: CharModel, left: str, right: str) -> list[list[_Optio
         suspicious = ch is None or not (model.seen(prev_known[-1:] or None, _simp_ascii(ch)) or model.seen(_simp_ascii(ch), next_known[:1] or None))
         if suspicious:
             alts += _split_options(lead, trail)
-        opts.append(alts or [_Option(LOST, "", _LOST_PENALTY, "lost")])
+        opts.append(alts or _LOST_OPTION)
     return opts
 
 
@@ -248,20 +273,28 @@ def _split_options(lead: int, trail: int) -> tuple[_Option, ...]:
     return tuple(out)
 
 
-def _viterbi(opts: list[list[_Option]], scorer: _Scorer, left: str, right: str) -> tuple[float, list[int]]:
+def _viterbi(opts: list[Sequence[_Option]], scorer: _Scorer, left: str, right: str) -> tuple[float, list[int]]:
     """Best path through the options (bigram links between neighbours), beam-pruned to ``_BEAM`` states."""
-    link = scorer.link
-    prev_scores = [link(left, o.simp) + o.inner for o in opts[0]]
+    link = scorer.link_chars
+    cache_get = scorer._cache.get
+    left_tail, right_head = left[-1:], right[:1]
+    prev_scores = [link(left_tail, o.head) + o.inner for o in opts[0]]
     active = _best_indices(prev_scores)
     back: list[list[int]] = []
     for k in range(1, len(opts)):
         prev_opts = opts[k - 1]
+        tails = [(j, prev_scores[j], prev_opts[j].tail) for j in active]
         cur, ptr = [], []
         for o in opts[k]:
-            osimp = o.simp
+            head = o.head
             best, arg = -math.inf, active[0]
-            for j in active:
-                sc = prev_scores[j] + link(prev_opts[j].simp, osimp)
+            for j, score, tail in tails:
+                # link(tail, head) inlined: this loop is most of a repair's time
+                if head and tail:
+                    v = cache_get(tail + head)
+                    sc = score + (v if v is not None else link(tail, head))
+                else:
+                    sc = score + link(tail, head)
                 if sc > best:
                     best, arg = sc, j
             cur.append(best + o.inner)
@@ -269,7 +302,7 @@ def _viterbi(opts: list[list[_Option]], scorer: _Scorer, left: str, right: str) 
         prev_scores = cur
         active = _best_indices(cur)
         back.append(ptr)
-    final = [sc + (link(o.simp, right) if right else 0.0) for sc, o in zip(prev_scores, opts[-1])]
+    final = [sc + (link(o.tail, right_head) if right else 0.0) for sc, o in zip(prev_scores, opts[-1])]
     j = max(range(len(final)), key=final.__getitem__)
     path = [j]
     for ptr in reversed(back):
@@ -287,9 +320,13 @@ def _best_indices(scores: list[float]) -> list[int]:
 
 def _local(k: int, o: _Option, chosen: list[_Option], scorer: _Scorer, left: str, right: str) -> float:
     """Score of option ``o`` at cell k with the chosen neighbours held fixed."""
-    prev = chosen[k - 1].simp if k else left
-    nxt = chosen[k + 1].simp if k + 1 < len(chosen) else right
-    return scorer.link(prev, o.simp) + o.inner + (scorer.link(o.simp, nxt) if nxt else 0.0)
+    link = scorer.link_chars
+    prev = chosen[k - 1].tail if k else left[-1:]
+    if k + 1 < len(chosen):
+        nxt, more = chosen[k + 1].head, True
+    else:
+        nxt, more = right[:1], bool(right)
+    return link(prev, o.head) + o.inner + (link(o.tail, nxt) if more and nxt else 0.0)
 
 
 def _certain(o: _Option) -> bool:
