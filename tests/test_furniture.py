@@ -41,3 +41,21 @@ def test_metadata_survives_removal():
     norm = normalize_text(text)
     assert (norm.report.published, norm.report.source) == ("2021-12-03", "甘肃日报")
     assert norm.report.furniture_lines_removed == 1 and norm.report.furniture_patterns == ["page_meta"]
+
+
+def test_a_line_left_by_an_inline_note_is_removed_in_another_round():
+    """The forum note is inline; what remains of its line is a view counter, furniture in its own right."""
+    norm = normalize_text("本帖最后由 老王 于 2021-3-1 10:00 编辑阅读量:100\n正文。")
+    assert norm.text == "正文。"
+    assert norm.report.furniture_lines_removed == 2
+    assert norm.report.furniture_patterns == ["forum_edit_note", "page_meta"]
+
+
+def test_removing_whole_lines_needs_no_second_round(monkeypatch):
+    import transforms.normalize as normalize
+
+    calls = []
+    real = normalize.furniture_spans
+    monkeypatch.setattr(normalize, "furniture_spans", lambda text: calls.append(text) or real(text))
+    assert normalize_text("扫一扫在手机打开当前页\n正文。").text == "正文。"
+    assert len(calls) == 1

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from transforms.pinyin import annotation_spans, is_syllable, orphan_spans
+from transforms.normalize import normalize_text
+from transforms.pinyin import annotation_spans, is_syllable, may_expose_annotation, orphan_spans
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "pinyin.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -47,3 +48,25 @@ def test_orphan_remnant_after_mojibake_question_mark():
 @pytest.mark.parametrize("word,ok", [("guān", True), ("zhuàng", True), ("lǜ", True), ("guan1", True), ("gdp", False), ("ppp", False), ("x", False)])
 def test_is_syllable(word, ok):
     assert is_syllable(word) is ok
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "removed"),
+    [
+        ("韶(sháo)(guān)关", "韶关", 2),  # the second is exposed only once the first is gone
+        ("韶(sháo) (guān)关市", "韶关市", 2),  # ... also across a space
+        ("韶(sháo)　(guān)关", "韶关", 2),  # ... and an ideographic space
+        ("韶(sháo)关(guān)市", "韶关市", 2),  # side by side: one pass finds both
+        ("韶(sháo)(2021年)", "韶(2021年)", 1),  # what follows is real text, not exposed
+    ],
+)
+def test_annotations_exposed_by_a_removal_go_too(text, expected, removed):
+    norm = normalize_text(text)
+    assert (norm.text, norm.report.pinyin_removed) == (expected, removed)
+
+
+def test_may_expose_annotation_only_when_a_paren_or_space_follows():
+    text = "韶(sháo)(guān)关(guān)市"
+    spans = annotation_spans(text)
+    assert may_expose_annotation(text, spans[:1])
+    assert not may_expose_annotation(text, spans[-1:])

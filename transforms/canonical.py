@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from transforms.tracked import TrackedText, _codepoints
+from transforms.tracked import TrackedText, _codepoints, _text
 
 # Fullwidth ASCII (U+FF01-FF5E) -> ASCII, odd spaces -> ' ' (table in ``_ascii_table``).
 # Deliberately NOT mapped: 、 。 “ ” ‘ ’ 《 》 【 】 — … · (they have no ASCII twin
@@ -51,19 +51,49 @@ def to_ascii_forms(text: str) -> str:
     Odd spaces (ideographic, no-break, en/em, tab) become ' '.
     """
     cps = _codepoints(text)
+    out = ascii_codepoints(cps)
+    return text if out is cps else _text(out)
+
+
+def ascii_codepoints(cps: np.ndarray) -> np.ndarray:
+    """``to_ascii_forms`` on code points (``cps`` itself when nothing changes)."""
     bmp = np.minimum(cps, 0xFFFF)
     out = _ASCII_TABLE[bmp]
     out = np.where(cps > 0xFFFF, cps, out)
     changed = out != cps
     if not changed.any():
-        return text
+        return cps
     commas = np.flatnonzero(cps == 0xFF0C)
     if commas.size:
         digit = ((cps >= 0x30) & (cps <= 0x39)) | ((cps >= 0xFF10) & (cps <= 0xFF19))
         inner = commas[(commas > 0) & (commas < len(cps) - 1)]
         keep = inner[digit[inner - 1] & digit[inner + 1]]
         out[keep] = 0xFF0C
-    return out.astype(np.uint32, copy=False).tobytes().decode("utf-32-le")
+    return out
+
+
+def canonical_forms(doc: TrackedText, script: str | None, convert) -> tuple[int, int]:
+    """Fullwidth forms to ASCII, then the script conversion, in place; return (fullwidth, script) counts.
+
+    ``convert`` is the converter for ``script``: the t2s table
+    (transforms/script.py) is applied to code points in the same pass as the
+    ASCII forms; any other converter (an OpenCC object) goes through
+    ``convert_script``.
+    """
+    cps = _codepoints(doc.text)
+    ascii_cps = ascii_codepoints(cps)
+    fullwidth = 0 if ascii_cps is cps else int(np.count_nonzero(ascii_cps != cps))
+    converted = None
+    if script and hasattr(convert, "convert_codepoints"):
+        converted = convert.convert_codepoints(ascii_cps, None if ascii_cps is not cps else doc.text)
+    if converted is None:
+        if ascii_cps is not cps:
+            doc.rewrite(_text(ascii_cps))
+        return fullwidth, (convert_script(doc, convert.convert) if script else 0)
+    changed = int(np.count_nonzero(converted != ascii_cps))
+    if changed or ascii_cps is not cps:
+        doc.rewrite(_text(converted))
+    return fullwidth, changed
 
 
 def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:

@@ -57,6 +57,12 @@ def inline_pattern_names(path: Path = FURNITURE_CSV) -> frozenset[str]:
     return frozenset(p.name for p in load_patterns(path) if p.scope == "inline")
 
 
+@lru_cache(maxsize=4)
+def line_pattern_names(path: Path = FURNITURE_CSV) -> frozenset[str]:
+    """Names of the ``line`` patterns (each removes a whole line)."""
+    return frozenset(p.name for p in load_patterns(path) if p.scope == "line")
+
+
 MAX_LINE = 200  # furniture lines are short; longer lines are body text and are not tried
 
 

@@ -25,19 +25,17 @@ import numpy as np
 import opencc
 
 from transforms.canonical import (
-    _count_changed,
-    convert_script,
+    canonical_forms,
     line_ending_edits,
     sentence_spans,
-    to_ascii_forms,
     whitespace_keep_mask,
 )
 from transforms.encoding import decode_report
 from transforms.errors import InputRejected
-from transforms.furniture import furniture_spans, inline_pattern_names, page_metadata
+from transforms.furniture import furniture_spans, inline_pattern_names, line_pattern_names, page_metadata
 from transforms.html import strip_html
 from transforms.mojibake import find_runs
-from transforms.pinyin import annotation_spans, orphan_spans
+from transforms.pinyin import annotation_spans, may_expose_annotation, orphan_spans
 from transforms.schema import NormalizationReport
 from transforms.script import TableT2S, opencc_converter, table_t2s
 from transforms.tracked import TrackedText
@@ -144,13 +142,14 @@ def _canonicalize(doc: TrackedText, report: NormalizationReport, script: str | N
         if not spans:
             break
         report.pinyin_removed += len(spans)
+        again = may_expose_annotation(doc.text, spans)
         doc.delete(spans)
+        if not again:
+            break
 
-    ascii_forms = to_ascii_forms(doc.text)
-    report.fullwidth_converted += _count_changed(doc.text, ascii_forms)
-    doc.rewrite(ascii_forms)
-    if script:
-        report.chars_converted += convert_script(doc, converter(script).convert)
+    fullwidth, converted = canonical_forms(doc, script, converter(script) if script else None)
+    report.fullwidth_converted += fullwidth
+    report.chars_converted += converted
 
     for _round in range(5):  # removing an inline note can leave a line that is furniture too
         furniture = furniture_spans(doc.text)
@@ -162,6 +161,8 @@ def _canonicalize(doc: TrackedText, report: NormalizationReport, script: str | N
         report.published = report.published or published
         report.source = report.source or source
         doc.replace(_furniture_edits(furniture))
+        if not _may_leave_furniture(furniture):
+            break
 
     doc.keep(whitespace_keep_mask(doc.text))
 
@@ -183,6 +184,16 @@ def _furniture_edits(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, 
         else:
             edits.append([s, e, rep])
     return [(s, e, rep) for s, e, rep in edits]
+
+
+def _may_leave_furniture(spans: list[tuple[int, int, str]]) -> bool:
+    """Whether removing ``spans`` can make furniture of what is left (so another round is needed).
+
+    Removing whole lines leaves the other lines as they were; only an inline
+    note or a cut block changes what a line holds.
+    """
+    line = line_pattern_names()
+    return any(name not in line for _, _, name in spans)
 
 
 def _as_array(values: np.ndarray) -> array:

@@ -91,3 +91,15 @@ def annotation_spans(text: str) -> list[tuple[int, int]]:
 def orphan_spans(text: str) -> list[tuple[int, int]]:
     """Annotation remnants right after a mojibake '?' (the '(' was eaten): ``?shù)`` -> ``?``."""
     return [m.span(1) for m in _ORPHAN.finditer(text)]
+
+
+_AFTER_ANNOTATION = frozenset("(（" + _SPACES)
+
+
+def may_expose_annotation(text: str, spans: list[tuple[int, int]]) -> bool:
+    """Whether deleting ``spans`` can bring a character next to another annotation (``X(a)(ān)``).
+
+    Only a span followed by a parenthesis (or by spaces, which may lead to
+    one) can: otherwise one pass of ``annotation_spans`` found everything.
+    """
+    return not _AFTER_ANNOTATION.isdisjoint("".join(text[e:e + 1] for _, e in spans))

@@ -50,6 +50,14 @@ def opencc_converter(config: str) -> opencc.OpenCC:
     return opencc.OpenCC(config)
 
 
+_BIGRAM_HASH = (1 << 20) - 1
+
+
+def _bigram_hash(first, second):
+    """A 20-bit hash of a character pair (numpy scalars or arrays of code points)."""
+    return (first * np.uint32(40503) + second) & np.uint32(_BIGRAM_HASH)
+
+
 class TableT2S:
     """OpenCC ``t2s`` as a character table plus a phrase pass (see the module doc).
 
@@ -60,36 +68,41 @@ class TableT2S:
     def __init__(self, table: np.ndarray, phrases: dict[str, str]):
         self.table = table
         self.phrases = phrases
-        first = np.zeros(_TABLE_SIZE, dtype=bool)
         by_bigram: dict[str, list[str]] = {}
         for key in phrases:
-            first[ord(key[0])] = True
             by_bigram.setdefault(key[:2], []).append(key)
         for keys in by_bigram.values():
             keys.sort(key=len, reverse=True)  # longest match wins, as in OpenCC
-        self._first = first
         self._by_bigram = by_bigram
-        compat = np.zeros(_TABLE_SIZE, dtype=bool)
-        for lo, hi in _COMPAT_RANGES:
-            compat[lo:min(hi, _TABLE_SIZE)] = True
-        self._compat = compat
+        # A hashed set of the phrases' first two characters: one vectorized
+        # lookup finds the few places a phrase may start (false positives are
+        # checked in Python, and there are almost none).
+        hashed = np.zeros(_BIGRAM_HASH + 1, dtype=bool)
+        for pair in by_bigram:
+            hashed[_bigram_hash(np.uint32(ord(pair[0])), np.uint32(ord(pair[1])))] = True
+        self._bigrams = hashed
 
-    def convert_codepoints(self, cps: np.ndarray, text: str) -> np.ndarray | None:
+    def convert_codepoints(self, cps: np.ndarray, text: str | None = None) -> np.ndarray | None:
         """Converted code points of ``text`` (``cps`` are its code points); None: use OpenCC.
+
+        ``text`` is only read where a phrase may start; pass it if you have it,
+        else it is decoded from ``cps`` when needed.
 
         Same length in, same length out: every t2s mapping is one character to
         one character, which is checked when the tables are built.
         """
-        idx = np.minimum(cps, _TABLE_SIZE - 1)
-        if self._compat[idx].any():
+        if any(((cps >= lo) & (cps < hi)).any() for lo, hi in _COMPAT_RANGES):
             return None
+        idx = np.minimum(cps, _TABLE_SIZE - 1)
         out = self.table[idx]
         high = cps >= _TABLE_SIZE
         if high.any():
             out = np.where(high, cps, out)
         if len(cps) > 1:
-            starts = np.flatnonzero(self._first[idx[:-1]])
+            starts = np.flatnonzero(self._bigrams[_bigram_hash(cps[:-1], cps[1:])])
             if starts.size:
+                if text is None:
+                    text = cps.astype(np.uint32, copy=False).tobytes().decode("utf-32-le")
                 self._apply_phrases(text, starts, out)
         return out
 
