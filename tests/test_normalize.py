@@ -195,3 +195,13 @@ def test_offsets_survive_a_rebuilt_row_without_ends():
     s = norm.text.index("韶关市浈江区")
     a, b = rebuilt.raw_span(s, s + 6)
     assert norm.raw_text[a:b] == "韶關(guān)市湞江區"
+
+
+def test_invisible_table_is_the_zero_width_class():
+    """line_ending_edits looks characters up in a table; it must delete exactly what the documented class names."""
+    from transforms.canonical import _INVISIBLE, _ZERO_WIDTH
+
+    for cp in range(0x10000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        assert bool(_ZERO_WIDTH.fullmatch(chr(cp))) == bool(_INVISIBLE[cp]), hex(cp)

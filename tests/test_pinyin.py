@@ -70,3 +70,4 @@ def test_may_expose_annotation_only_when_a_paren_or_space_follows():
     spans = annotation_spans(text)
     assert may_expose_annotation(text, spans[:1])
     assert not may_expose_annotation(text, spans[-1:])
+    assert not may_expose_annotation("街(jiē)(街)", annotation_spans("街(jiē)(街)"))  # Han in the next parens: nothing to expose

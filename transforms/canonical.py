@@ -21,6 +21,10 @@ _ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 # Invisible characters are deleted: zero-width ones and C0/C1 controls other than tab and newline
 # (a NUL from UTF-16 input would otherwise make the canonical text look binary to its own decoder).
 _ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]+")
+_INVISIBLE = np.zeros(0x10000, dtype=bool)  # the characters _ZERO_WIDTH matches (all in the BMP)
+_INVISIBLE[[ord(c) for c in _ZERO_WIDTH_CHARS]] = True
+for _lo, _hi in ((0x00, 0x09), (0x0B, 0x0D), (0x0E, 0x20), (0x7F, 0xA0)):
+    _INVISIBLE[_lo:_hi] = True
 _CRLF = re.compile("\r(?=\n)")
 _LONE_CR = re.compile("\r(?!\n)")
 
@@ -102,8 +106,10 @@ def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:
     if "\r" in text:
         deletions.extend((m.start(), m.start() + 1) for m in _CRLF.finditer(text))
         text = _LONE_CR.sub("\n", text)
-    if _ZERO_WIDTH.search(text):
-        deletions.extend(m.span() for m in _ZERO_WIDTH.finditer(text))
+    # A table lookup, not a regex: a character class with ranges is checked
+    # character by character, ten times slower on a whole report.
+    hits = np.flatnonzero(_INVISIBLE[np.minimum(_codepoints(text), 0xFFFF)])
+    deletions.extend((i, i + 1) for i in hits.tolist())
     return text, deletions
 
 

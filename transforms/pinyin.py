@@ -94,12 +94,17 @@ def orphan_spans(text: str) -> list[tuple[int, int]]:
 
 
 _AFTER_ANNOTATION = frozenset("(（" + _SPACES)
+_NEXT_ANNOTATION = re.compile(rf"[{_SPACES}]*[(（][{_LETTERS}]")
 
 
 def may_expose_annotation(text: str, spans: list[tuple[int, int]]) -> bool:
     """Whether deleting ``spans`` can bring a character next to another annotation (``X(a)(ān)``).
 
-    Only a span followed by a parenthesis (or by spaces, which may lead to
-    one) can: otherwise one pass of ``annotation_spans`` found everything.
+    Only a span followed by a parenthesised word (perhaps after spaces) can:
+    otherwise one pass of ``annotation_spans`` found everything. The cheap
+    test on the next character runs first; ``(街)`` after a span is real text.
     """
-    return not _AFTER_ANNOTATION.isdisjoint("".join(text[e:e + 1] for _, e in spans))
+    follow = "".join(text[e:e + 1] for _, e in spans)
+    if _AFTER_ANNOTATION.isdisjoint(follow):
+        return False
+    return any(_NEXT_ANNOTATION.match(text, e) for (_, e), c in zip(spans, follow) if c in _AFTER_ANNOTATION)

@@ -50,11 +50,12 @@ def opencc_converter(config: str) -> opencc.OpenCC:
     return opencc.OpenCC(config)
 
 
-_BIGRAM_HASH = (1 << 20) - 1
+_BIGRAM_HASH = (1 << 16) - 1  # a 64 KB table stays in cache; ~0.7% of pairs are false positives
+_FALLBACK = np.uint32(0xFFFFFFFF)  # table value of a character only OpenCC itself can convert
 
 
 def _bigram_hash(first, second):
-    """A 20-bit hash of a character pair (numpy scalars or arrays of code points)."""
+    """A 16-bit hash of a character pair (numpy scalars or arrays of code points)."""
     return (first * np.uint32(40503) + second) & np.uint32(_BIGRAM_HASH)
 
 
@@ -66,6 +67,9 @@ class TableT2S:
     """
 
     def __init__(self, table: np.ndarray, phrases: dict[str, str]):
+        table = table.copy()
+        for lo, hi in _COMPAT_RANGES:  # see the module doc: these go to OpenCC
+            table[lo:min(hi, _TABLE_SIZE)] = _FALLBACK
         self.table = table
         self.phrases = phrases
         by_bigram: dict[str, list[str]] = {}
@@ -91,10 +95,10 @@ class TableT2S:
         Same length in, same length out: every t2s mapping is one character to
         one character, which is checked when the tables are built.
         """
-        if any(((cps >= lo) & (cps < hi)).any() for lo, hi in _COMPAT_RANGES):
-            return None
         idx = np.minimum(cps, _TABLE_SIZE - 1)
         out = self.table[idx]
+        if (out == _FALLBACK).any():
+            return None
         high = cps >= _TABLE_SIZE
         if high.any():
             out = np.where(high, cps, out)
