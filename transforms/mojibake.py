@@ -318,22 +318,25 @@ def _best_indices(scores: list[float]) -> list[int]:
     return sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:_BEAM]
 
 
-def _local(k: int, o: _Option, chosen: list[_Option], scorer: _Scorer, left: str, right: str) -> float:
-    """Score of option ``o`` at cell k with the chosen neighbours held fixed."""
+def _local_scores(k: int, options: Sequence[_Option], chosen: list[_Option], scorer: _Scorer,
+                  left: str, right: str) -> list[float]:
+    """Score of each option at cell k with the chosen neighbours held fixed."""
     link = scorer.link_chars
     prev = chosen[k - 1].tail if k else left[-1:]
     if k + 1 < len(chosen):
         nxt, more = chosen[k + 1].head, True
     else:
         nxt, more = right[:1], bool(right)
-    return link(prev, o.head) + o.inner + (link(o.tail, nxt) if more and nxt else 0.0)
+    if more and nxt:
+        return [link(prev, o.head) + o.inner + link(o.tail, nxt) for o in options]
+    return [link(prev, o.head) + o.inner for o in options]
 
 
 def _certain(o: _Option) -> bool:
     return o.kind in ("known", "ascii")
 
 
-def _decide(chosen: list[_Option], opts: list[list[_Option]], model: CharModel, scorer: _Scorer, left: str, right: str) -> list[bool]:
+def _decide(path: list[int], opts: list[Sequence[_Option]], model: CharModel, scorer: _Scorer, left: str, right: str) -> list[bool]:
     """Per cell, whether its chosen characters can be trusted.
 
     Both bytes present and no vanished pair in serious contention: trusted.
@@ -345,6 +348,7 @@ def _decide(chosen: list[_Option], opts: list[list[_Option]], model: CharModel, 
     evidence of what the lost byte was (``六?`` is ``六保`` in ``“六保”``,
     not ``六。`` however common ``。`` is).
     """
+    chosen = [opts[k][j] for k, j in enumerate(path)]
     n = len(chosen)
     trusted = [False] * n
     for k, me in enumerate(chosen):
@@ -353,8 +357,9 @@ def _decide(chosen: list[_Option], opts: list[list[_Option]], model: CharModel, 
             continue
         if me.kind == "lost":
             continue
-        mine = _local(k, me, chosen, scorer, left, right)
-        rivals = [_local(k, o, chosen, scorer, left, right) for o in opts[k] if o is not me]
+        scores = _local_scores(k, opts[k], chosen, scorer, left, right)
+        mine = scores[path[k]]
+        rivals = [sc for j, sc in enumerate(scores) if j != path[k]]
         trusted[k] = not rivals or mine - max(rivals) >= _MARGIN
         if me.kind == "known" and trusted[k]:
             # It looked wrong between its neighbours (that is why it had rivals):
@@ -403,7 +408,7 @@ def repair_run(run: str, left: str = "", right: str = "") -> tuple[str, bool, fl
     opts = _options(cells, model, left, right)
     score, path = _viterbi(opts, scorer, left, right)
     chosen = [opts[k][j] for k, j in enumerate(path)]
-    trusted = _decide(chosen, opts, model, scorer, left, right)
+    trusted = _decide(path, opts, model, scorer, left, right)
     # Untrusted guesses become U+FFFD (no byte says what they were); an
     # untrusted character whose bytes are both present stays as read.
     out = [o.text if ok or o.kind == "known" else LOST * len(o.text) for o, ok in zip(chosen, trusted)]

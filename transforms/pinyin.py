@@ -95,6 +95,7 @@ def orphan_spans(text: str) -> list[tuple[int, int]]:
 
 _AFTER_ANNOTATION = frozenset("(（" + _SPACES)
 _NEXT_ANNOTATION = re.compile(rf"[{_SPACES}]*[(（][{_LETTERS}]")
+_PAREN_AFTER_PAREN = re.compile(rf"[)）][{_SPACES}]*[(（][{_LETTERS}]")
 
 
 def may_expose_annotation(text: str, spans: list[tuple[int, int]]) -> bool:
@@ -104,6 +105,8 @@ def may_expose_annotation(text: str, spans: list[tuple[int, int]]) -> bool:
     otherwise one pass of ``annotation_spans`` found everything. The cheap
     test on the next character runs first; ``(街)`` after a span is real text.
     """
+    if not _PAREN_AFTER_PAREN.search(text):  # one scan in C rules out almost every text
+        return False
     follow = "".join(text[e:e + 1] for _, e in spans)
     if _AFTER_ANNOTATION.isdisjoint(follow):
         return False
