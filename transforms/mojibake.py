@@ -139,6 +139,19 @@ def _guess_options(lead: int | None, trail: int | None) -> tuple[_Option, ...]:
     return tuple(_Option(ch, s, 0.0, "guess") for ch, s in _candidates(lead, trail)) or _LOST_OPTION
 
 
+@lru_cache(maxsize=256)
+def _ascii_option(byte: int) -> tuple[_Option]:
+    """The one reading of a single byte (an ASCII character)."""
+    ch = chr(byte)
+    return (_Option(ch, ch, 0.0, "ascii"),)
+
+
+@lru_cache(maxsize=8192)
+def _known_option(ch: str) -> tuple[_Option]:
+    """The reading of a pair whose two bytes are both present."""
+    return (_Option(ch, _simp_ascii(ch), 0.0, "known"),)
+
+
 def _run_bytes(run: str) -> list[int | None] | None:
     """The shifted byte stream behind a run, with None for each lost byte (None if not GBK)."""
     out: list[int | None] = [None]
@@ -219,8 +232,7 @@ def _options(cells, model: CharModel, left: str, right: str) -> list[Sequence[_O
             known.append(None)
     for k, c in enumerate(cells):
         if isinstance(c, int):
-            ch = chr(c)
-            opts.append([_Option(ch, ch, 0.0, "ascii")])
+            opts.append(_ascii_option(c))
             continue
         lead, trail = c
         if lead is None and trail is None:
@@ -230,10 +242,10 @@ def _options(cells, model: CharModel, left: str, right: str) -> list[Sequence[_O
             opts.append(_guess_options(lead, trail))
             continue
         ch = known[k]
-        alts = [_Option(ch, _simp_ascii(ch), 0.0, "known")] if ch else []
         prev_known = _simp_ascii(known[k - 1]) if k and known[k - 1] else (left if k == 0 else "")
         next_known = _simp_ascii(known[k + 1]) if k + 1 < len(known) and known[k + 1] else (right if k + 1 == len(cells) else "")
         suspicious = ch is None or not (model.seen(prev_known[-1:] or None, _simp_ascii(ch)) or model.seen(_simp_ascii(ch), next_known[:1] or None))
+        alts = _known_option(ch) if ch else ()
         if suspicious:
             alts += _split_options(lead, trail)
         opts.append(alts or _LOST_OPTION)
@@ -327,9 +339,23 @@ def _local_scores(k: int, options: Sequence[_Option], chosen: list[_Option], sco
         nxt, more = chosen[k + 1].head, True
     else:
         nxt, more = right[:1], bool(right)
-    if more and nxt:
-        return [link(prev, o.head) + o.inner + link(o.tail, nxt) for o in options]
-    return [link(prev, o.head) + o.inner for o in options]
+    get = scorer._cache.get
+    out = []
+    for o in options:  # link() inlined for the common case of two known characters (a hot loop)
+        head, tail = o.head, o.tail
+        if prev and head:
+            v = get(prev + head)
+            sc = (v if v is not None else link(prev, head)) + o.inner
+        else:
+            sc = link(prev, head) + o.inner
+        if more and nxt:
+            if tail:
+                v = get(tail + nxt)
+                sc += v if v is not None else link(tail, nxt)
+            else:
+                sc += link(tail, nxt)
+        out.append(sc)
+    return out
 
 
 def _certain(o: _Option) -> bool:
