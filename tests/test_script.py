@@ -82,3 +82,32 @@ _ALPHABET = "".join(sorted({c for k in read_seed("opencc_t2s_phrases") for c in 
 def test_table_equals_opencc_on_any_text(text):
     """Any text a decoder can produce (no lone surrogates), dense in phrase characters."""
     assert table_t2s().convert(text) == opencc_t2s(text)
+
+
+def test_ascii_forms_and_t2s_never_touch_the_same_character():
+    """canonical_forms folds both into one table lookup; that is exact only if they are disjoint."""
+    from transforms.canonical import _ASCII_TABLE
+
+    t = table_t2s()
+    ascii_changes = np.flatnonzero(_ASCII_TABLE != np.arange(0x10000, dtype=np.uint32))
+    assert (t.table[ascii_changes] == ascii_changes).all()
+    t2s_changes = np.flatnonzero(t.table != np.arange(len(t.table), dtype=np.uint32))
+    assert (t.table[t2s_changes] >= 0x80).all()
+    assert not {ord(c) for k in t.phrases for c in k} & set(ascii_changes.tolist())
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.name for p in SAMPLES])
+def test_folded_forms_equal_ascii_then_opencc(path):
+    """One lookup (ASCII forms + t2s table) gives the text and counts of the two steps with OpenCC itself."""
+    from transforms.canonical import canonical_forms, to_ascii_forms
+    from transforms.tracked import TrackedText
+
+    text = path.read_text(encoding="utf-8")
+    doc = TrackedText(text)
+    fullwidth, converted = canonical_forms(doc, "t2s", table_t2s())
+    ascii_text = to_ascii_forms(text)
+    expected = opencc_t2s(ascii_text)
+    assert doc.text == expected
+    assert fullwidth == sum(a != b for a, b in zip(text, ascii_text))
+    assert converted == sum(a != b for a, b in zip(ascii_text, expected))
+    assert converted > 0 or path.name.startswith("002")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -64,40 +65,61 @@ def ascii_codepoints(cps: np.ndarray) -> np.ndarray:
     bmp = np.minimum(cps, 0xFFFF)
     out = _ASCII_TABLE[bmp]
     out = np.where(cps > 0xFFFF, cps, out)
-    changed = out != cps
-    if not changed.any():
+    if not (out != cps).any():
         return cps
+    _keep_digit_commas(cps, out)
+    return out
+
+
+def _keep_digit_commas(cps: np.ndarray, out: np.ndarray) -> None:
+    """Put back the fullwidth ``，`` between two digits (see ``to_ascii_forms``)."""
     commas = np.flatnonzero(cps == 0xFF0C)
     if commas.size:
         digit = ((cps >= 0x30) & (cps <= 0x39)) | ((cps >= 0xFF10) & (cps <= 0xFF19))
         inner = commas[(commas > 0) & (commas < len(cps) - 1)]
         keep = inner[digit[inner - 1] & digit[inner + 1]]
         out[keep] = 0xFF0C
-    return out
+
+
+@lru_cache(maxsize=4)
+def _forms_table(convert) -> np.ndarray:
+    """``convert``'s t2s table with the ASCII forms folded in: one lookup does both.
+
+    Exact because the two never touch the same character: ASCII forms change
+    only fullwidth forms and odd spaces, t2s only Han characters (tested).
+    """
+    table = convert.table.copy()
+    ascii_changes = np.flatnonzero(_ASCII_TABLE != np.arange(0x10000, dtype=np.uint32))
+    table[ascii_changes] = _ASCII_TABLE[ascii_changes]
+    return table
 
 
 def canonical_forms(doc: TrackedText, script: str | None, convert) -> tuple[int, int]:
     """Fullwidth forms to ASCII, then the script conversion, in place; return (fullwidth, script) counts.
 
     ``convert`` is the converter for ``script``: the t2s table
-    (transforms/script.py) is applied to code points in the same pass as the
-    ASCII forms; any other converter (an OpenCC object) goes through
-    ``convert_script``.
+    (transforms/script.py) is applied together with the ASCII forms in one
+    lookup per character; any other converter (an OpenCC object) goes through
+    ``convert_script`` after the ASCII forms.
     """
     cps = _codepoints(doc.text)
+    if script and hasattr(convert, "convert_codepoints"):
+        out = convert.convert_codepoints(cps, doc.text, table=_forms_table(convert))
+        if out is not None:
+            _keep_digit_commas(cps, out)
+            changed = out != cps
+            n_changed = int(np.count_nonzero(changed))
+            if not n_changed:
+                return 0, 0
+            # An ASCII form is below 0x80 and no t2s output is: that tells the two apart.
+            fullwidth = int(np.count_nonzero(changed & (out < 0x80)))
+            doc.rewrite(_text(out))
+            return fullwidth, n_changed - fullwidth
     ascii_cps = ascii_codepoints(cps)
     fullwidth = 0 if ascii_cps is cps else int(np.count_nonzero(ascii_cps != cps))
-    converted = None
-    if script and hasattr(convert, "convert_codepoints"):
-        converted = convert.convert_codepoints(ascii_cps, None if ascii_cps is not cps else doc.text)
-    if converted is None:
-        if ascii_cps is not cps:
-            doc.rewrite(_text(ascii_cps))
-        return fullwidth, (convert_script(doc, convert.convert) if script else 0)
-    changed = int(np.count_nonzero(converted != ascii_cps))
-    if changed or ascii_cps is not cps:
-        doc.rewrite(_text(converted))
-    return fullwidth, changed
+    if ascii_cps is not cps:
+        doc.rewrite(_text(ascii_cps))
+    return fullwidth, (convert_script(doc, convert.convert) if script else 0)
 
 
 def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:

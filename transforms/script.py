@@ -86,17 +86,19 @@ class TableT2S:
             hashed[_bigram_hash(np.uint32(ord(pair[0])), np.uint32(ord(pair[1])))] = True
         self._bigrams = hashed
 
-    def convert_codepoints(self, cps: np.ndarray, text: str | None = None) -> np.ndarray | None:
+    def convert_codepoints(self, cps: np.ndarray, text: str | None = None,
+                           table: np.ndarray | None = None) -> np.ndarray | None:
         """Converted code points of ``text`` (``cps`` are its code points); None: use OpenCC.
 
         ``text`` is only read where a phrase may start; pass it if you have it,
-        else it is decoded from ``cps`` when needed.
+        else it is decoded from ``cps`` when needed. ``table``: this table with
+        other character rules folded in (canonical.py adds the ASCII forms).
 
         Same length in, same length out: every t2s mapping is one character to
         one character, which is checked when the tables are built.
         """
         idx = np.minimum(cps, _TABLE_SIZE - 1)
-        out = self.table[idx]
+        out = (self.table if table is None else table)[idx]
         if (out == _FALLBACK).any():
             return None
         high = cps >= _TABLE_SIZE
