@@ -12,6 +12,7 @@ replacements (a repaired mojibake run, an HTML entity) by concatenating slices.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -56,11 +57,12 @@ class TrackedText:
         Few spans: the text is cut with slices. Many (seed 004 has >1,200
         pinyin spans): a keep-mask from a difference array, one numpy pass.
         """
-        spans = sorted(spans)
+        spans = spans if isinstance(spans, list) else list(spans)
         if not spans:
             return 0
         n = len(self.text)
         if len(spans) <= 32:
+            spans = sorted(spans)
             merged: list[list[int]] = []
             for s, e in spans:
                 s, e = max(0, s), min(n, e)
@@ -83,7 +85,8 @@ class TrackedText:
             self.starts = np.concatenate([self.starts[a:b] for a, b in keep_bounds])
             self.ends = np.concatenate([self.ends[a:b] for a, b in keep_bounds])
             return n - len(self.text)
-        bounds = np.clip(np.asarray(spans, dtype=np.int64).reshape(-1, 2), 0, n)
+        flat = np.fromiter(chain.from_iterable(spans), dtype=np.int64, count=2 * len(spans))
+        bounds = np.clip(flat.reshape(-1, 2), 0, n)  # order does not matter to the difference array
         delta = np.bincount(bounds[:, 0], minlength=n + 1) - np.bincount(bounds[:, 1], minlength=n + 1)
         keep = np.cumsum(delta[:n]) == 0
         removed = int(n - np.count_nonzero(keep))
