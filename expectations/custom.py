@@ -18,10 +18,13 @@ expectation's own parameters.
 
 from __future__ import annotations
 
+import copy
 import math
+import weakref
 from typing import ClassVar, Optional, Union
 
 import great_expectations as gx
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.expectations.metadata_types import FailureSeverity
 
 E = gx.expectations
@@ -53,6 +56,19 @@ class _Fields(dict):
         return "{" + key + "}"
 
 
+# expectation id() -> (weak reference, serialized configuration); see Explained.configuration
+_CONFIGS: dict[int, tuple[weakref.ref, tuple]] = {}
+
+
+def _forget(key: int):
+    """Weak-reference callback: drop the cached configuration of a collected expectation (only its own entry)."""
+    def forget(ref: weakref.ref) -> None:
+        hit = _CONFIGS.get(key)
+        if hit is not None and hit[0] is ref:
+            del _CONFIGS[key]
+    return forget
+
+
 class Explained:
     """Mixin: a message template for one failing fact."""
 
@@ -61,7 +77,7 @@ class Explained:
                                                   "rendered_content", "severity", "windows", "batch_id"})
 
     @property
-    def configuration(self):
+    def configuration(self) -> ExpectationConfiguration:
         """GX's configuration with this class's defaults written out.
 
         GX serializes ``exclude_defaults``, which drops exactly what a subclass
@@ -69,16 +85,34 @@ class Explained:
         stored result would then show no bounds and a ``warning`` would come
         back as ``critical``. Writing them out keeps the stored result, Data
         Docs and any re-built expectation faithful.
+
+        GX asks an expectation for its configuration ≈150 times per validation (a quarter of
+        a validation's time went to re-serializing the same pydantic model), so the
+        serialized form is kept until a field of the expectation is set again; every call
+        still returns a new object, so whoever changes the one it got changes nothing here.
         """
+        hit = _CONFIGS.get(id(self))
+        if hit is None or hit[0]() is not self:
+            hit = (weakref.ref(self, _forget(id(self))), self._configuration_now())
+            _CONFIGS[id(self)] = hit
+        kind, kwargs, meta, notes, config_id, rendered = hit[1]
+        return ExpectationConfiguration(type=kind, kwargs=dict(kwargs), meta=copy.deepcopy(meta), notes=notes,
+                                        description=self.description, severity=self.severity, id=config_id,
+                                        rendered_content=rendered)
+
+    def _configuration_now(self) -> tuple:
+        """(type, kwargs, meta, notes, id, rendered_content) of GX's configuration, defaults written out."""
         config = super().configuration
-        for key in self.__fields__:  # getattr, not self.dict(): GX asks for the configuration thousands of times a run
+        for key in self.__fields__:  # getattr, not self.dict()
             if key not in self._NOT_KWARGS and key not in config.kwargs:
                 value = getattr(self, key)
                 if value is not None:
                     config.kwargs[key] = value
-        config.severity = self.severity
-        config.description = self.description
-        return config
+        return config.type, config.kwargs, config.meta, config.notes, config.id, config.rendered_content
+
+    def __setattr__(self, name: str, value: object) -> None:
+        _CONFIGS.pop(id(self), None)  # a changed field changes the configuration
+        super().__setattr__(name, value)
 
     def explain(self, fact: dict) -> str:
         """The plain-language reason this fact failed the expectation."""

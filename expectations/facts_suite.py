@@ -30,6 +30,7 @@ from great_expectations.expectations.row_conditions import Column as Col  # noqa
 
 from expectations import custom as x  # noqa: E402
 from expectations.derive import allowed_units, derive  # noqa: E402
+from expectations.results import merge_result_rows  # noqa: E402,F401 (GX-free: the flow merges without importing GX)
 from transforms.schema import KINDS, MEASURES  # noqa: E402
 from transforms.seeds import indicators_by_code, units_by_name  # noqa: E402
 
@@ -115,6 +116,42 @@ def build_checks() -> list[Check]:
     return checks
 
 
+def _condition_columns(condition: object) -> set[str]:
+    """Columns a GX row condition reads (its serialized form names each as {"column": {"name": ...}})."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            column = node.get("column")
+            if isinstance(column, dict) and isinstance(column.get("name"), str):
+                found.add(column["name"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(condition.dict() if hasattr(condition, "dict") else condition)
+    return found
+
+
+def gx_columns(checks: list[Check]) -> list[str]:
+    """The columns the suite reads: each expectation's column, its row condition's, and fact_id (failures name it).
+
+    GX filters the whole frame for every metric of an expectation with a row condition
+    (hundreds of filters a validation), at a cost that grows with the frame's width; the
+    dq_* columns only the messages use are left out of what GX sees.
+    """
+    cols = {"fact_id"}
+    for c in checks:
+        e = c.expectation
+        if getattr(e, "column", None):
+            cols.add(e.column)
+        if getattr(e, "row_condition", None) is not None:
+            cols |= _condition_columns(e.row_condition)
+    return sorted(cols)
+
+
 @lru_cache(maxsize=1)
 def _validator():
     """An ephemeral GX context with the suite registered (built once per process)."""
@@ -133,7 +170,7 @@ def _validator():
     asset = ctx.data_sources.add_pandas("govfacts").add_dataframe_asset("facts")
     batch = asset.add_batch_definition_whole_dataframe("run")
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name="facts", data=batch, suite=suite))
-    return vd, checks, by_id
+    return vd, checks, by_id, gx_columns(checks)
 
 
 @dataclass
@@ -184,11 +221,11 @@ def validate_facts(facts: pa.Table, published: pd.DataFrame | None = None, texts
     status = {i: "passed" for i in ids}
     failed: dict[str, list[str]] = {i: [] for i in ids}
     messages: dict[str, list[str]] = {i: [] for i in ids}
-    vd, checks, by_id = _validator()
+    vd, checks, by_id, columns = _validator()
     if not ids:
         return Validation(status, failed, [_row(c, True, 0, [], {}, None) for c in checks], messages=messages)
     df, conflicts = frame_for_gx(facts, published, texts)
-    result = vd.run(batch_parameters={"dataframe": df},
+    result = vd.run(batch_parameters={"dataframe": df[columns]},
                     result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["fact_id"]})
     by_fact = df.drop_duplicates("fact_id").set_index("fact_id", drop=False)
     rows = []
@@ -208,51 +245,3 @@ def validate_facts(facts: pa.Table, published: pd.DataFrame | None = None, texts
         checked = int(r.result.get("element_count") or 0) - int(r.result.get("missing_count") or 0)
         rows.append(_row(check, bool(r.success), checked, bad, explained, r.to_json_dict()))
     return Validation(status, failed, rows, result, messages, conflicts)
-
-
-def merge_result_rows(groups: list[list[dict]]) -> list[dict]:
-    """One dq_results row per expectation for a run validated in groups of documents.
-
-    Counts add up, failed ids and messages are united, and the GX result JSON is
-    merged the same way so Data Docs show the whole run. Rules across documents
-    see the warehouse and their own group, so this equals one validation of the
-    run except for documents of the same run that land in different groups.
-    """
-    merged: dict[tuple, dict] = {}
-    for rows in groups:
-        for r in rows:
-            key = (r["suite"], r["expectation"], r["scope"], r["severity"], r["description"])
-            m = merged.get(key)
-            if m is None:
-                merged[key] = dict(r)
-                continue
-            m["success"] = bool(m["success"] and r["success"])
-            m["element_count"] += r["element_count"]
-            m["unexpected_count"] += r["unexpected_count"]
-            m["unexpected_fact_ids"] = json.dumps(json.loads(m["unexpected_fact_ids"]) + json.loads(r["unexpected_fact_ids"]))
-            m["unexpected_messages"] = json.dumps({**json.loads(m.get("unexpected_messages") or "{}"),
-                                                   **json.loads(r.get("unexpected_messages") or "{}")}, ensure_ascii=False)
-            m["gx_result"] = _merge_gx(m.get("gx_result"), r.get("gx_result"))
-    return list(merged.values())
-
-
-def _merge_gx(a: str | None, b: str | None) -> str | None:
-    """Two GX results of one expectation on different groups, as one (counts added, lists joined)."""
-    if not a or not b:
-        return a or b
-    x, y = json.loads(a), json.loads(b)
-    x["success"] = bool(x.get("success") and y.get("success"))
-    rx, ry = x.setdefault("result", {}), y.get("result", {})
-    for k in ("element_count", "unexpected_count", "missing_count"):
-        if k in rx or k in ry:
-            rx[k] = (rx.get(k) or 0) + (ry.get(k) or 0)
-    for k in ("unexpected_list", "unexpected_index_list"):
-        if k in rx or k in ry:
-            rx[k] = (rx.get(k) or []) + (ry.get(k) or [])
-    for k in ("partial_unexpected_list", "partial_unexpected_index_list"):
-        if k in rx or k in ry:
-            rx[k] = ((rx.get(k) or []) + (ry.get(k) or []))[:20]
-    n = rx.get("element_count") or 0
-    if n and "unexpected_count" in rx:
-        rx["unexpected_percent"] = 100.0 * rx["unexpected_count"] / n
-    return json.dumps(x, ensure_ascii=False, default=str)

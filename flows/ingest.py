@@ -21,7 +21,6 @@ The task runner (threads, processes, Dask) is a setting: see govfacts/runners.py
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -42,8 +41,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.runtime import flow_run as current_flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from expectations.artifact import by_expectation, validation_markdown
+from expectations.results import merge_result_rows
+from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, fact_id, shared_validator, with_fact_ids
 from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
@@ -54,7 +56,7 @@ from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
 from transforms.stage import StageResult, stage_inbox
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
-from warehouse.parts import PartTexts, known_source_names, known_stage_rejects, load_parts, part_path, write_part
+from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, write_part
 
 
 @dataclass
@@ -243,12 +245,6 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
                 rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
 
 
-def fact_id(row: dict) -> str:
-    """Stable id of a fact within the warehouse."""
-    key = "|".join(str(row[k]) for k in ("doc_id", "indicator", "measure", "period", "kind", "start", "end", "value"))
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
 def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table, names: dict[str, list[str]],
                      version: str, run_id: str) -> pa.Table:
     """One ``documents`` row per normalized file: its region and year are those most of its facts name."""
@@ -269,27 +265,28 @@ def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table,
     return pa.Table.from_pylist(rows)
 
 
+# Validator processes of the flow runs in this process (flow run id -> process); see flows/validator.py.
+_VALIDATORS: dict[str, ValidatorProcess] = {}
+
+
 @task(cache_policy=NO_CACHE)
 def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None) -> dict:
-    """Run the GX suite on the facts of a group of batches (one GX run costs ≈1 s, so groups are large).
+    """Run the GX suite on the facts of a group of batches (a GX run costs seconds whatever its size, so groups are large).
 
     Rules across documents compare with the facts the warehouse already publishes for the
     group's regions; ``text_parts`` (the group's spilled document_text parts) let GX check evidence
-    offsets — read back here rather than held since normalize, so memory stays bounded.
+    offsets — read back where GX runs rather than held since normalize, so memory stays bounded.
+    GX runs in the run's validator process when it has one (threads runner, large runs), else here.
     """
     with _timed("validate"):
         if isinstance(facts, list):
             facts = pa.concat_tables(facts) if facts else FACT_SCHEMA.empty_table()
-        ids = [fact_id(r) for r in facts.select(["doc_id", "indicator", "measure", "period", "kind", "start", "end", "value"]).to_pylist()]
-        facts = facts.append_column("fact_id", pa.array(ids, pa.string()))
+        facts = with_fact_ids(facts)
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
         published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
-        texts = PartTexts(text_parts) if text_parts is not None else None
-        from expectations.facts_suite import validate_facts  # noqa: PLC0415 (GX: 250 MB, imported by validating workers only)
-
-        outcome = validate_facts(facts, published, texts)
+        checked = check_group_anywhere(_VALIDATORS.get(str(current_flow_run.id)), facts, published, text_parts)
     _fault("validate")
-    return dict(facts=facts, status=outcome.status, failed=outcome.failed, results=outcome.results, messages=outcome.messages)
+    return dict(facts=facts, **checked)
 
 
 def publish_facts(checked: dict, version: str, run_id: str) -> tuple[pa.Table, list[dict]]:
@@ -417,15 +414,20 @@ def _release_finished_batches(limit: int = ARROW_SOFT_LIMIT) -> bool:
 
 
 def _merge_results(groups: list[list[dict]]) -> list[dict]:
-    """The run's dq_results rows from its validated groups; none when nothing was validated.
+    """The run's dq_results rows from its validated groups; none when nothing was validated (no GX import either way)."""
+    return merge_result_rows(groups) if groups else []
 
-    An unchanged re-run validates nothing, so it does not import GX (2-3 s) just to merge nothing.
+
+def _validator_for(ctx, todo: int) -> ValidatorProcess | None:
+    """The validator process this run uses: on the threads runner, for runs large enough to gain from it.
+
+    Threads share one interpreter lock, so GX work done in the flow's process is added to the
+    transforms'; in a process of its own it runs on another core, and its GX import overlaps the
+    first batches. Process and Dask workers validate where they run, as before.
     """
-    if not groups:
-        return []
-    from expectations.facts_suite import merge_result_rows  # noqa: PLC0415 (see validate)
-
-    return merge_result_rows(groups)
+    if not isinstance(ctx.task_runner, ThreadPoolTaskRunner) or todo < PROCESS_MIN_DOCUMENTS:
+        return None
+    return shared_validator()
 
 
 def _in_flight(settings: Settings) -> int:
@@ -458,6 +460,9 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         r.update(pipeline_version=version, run_id=summary.run_id)
 
     parts = open_spill(settings, summary.run_id)
+    remote = _validator_for(ctx, len(todo))
+    if remote is not None:
+        _VALIDATORS[summary.flow_run_id] = remote
     try:
         if rejected:
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(rejected))
@@ -529,6 +534,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         dq_rows = [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else []
         snap = load(settings, run, str(parts), processed, dq_rows, renamed) if processed or rejected or renamed else None
     finally:
+        _VALIDATORS.pop(summary.flow_run_id, None)
         shutil.rmtree(parts, ignore_errors=True)
     summary.changed = snap is not None
     summary.snapshot_id = snap if snap is not None else current(settings)

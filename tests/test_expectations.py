@@ -91,6 +91,28 @@ def test_the_stored_configuration_keeps_bounds_severity_and_description():
     assert config.description.startswith("Stated growth")
 
 
+def test_the_configuration_is_served_from_a_cache_that_a_changed_field_invalidates():
+    """GX asks for it ≈150 times a validation: kept between calls, a new object each time, fresh after a change."""
+    e = custom.ExpectGrowthRatesToBeInRange(min_value=-5, max_value=30)
+    first, again = e.configuration, e.configuration
+    assert first is not again and first.kwargs is not again.kwargs and first.to_json_dict() == again.to_json_dict()
+    first.kwargs["max_value"] = 99  # whoever changes the object it got changes nothing for the next caller
+    assert e.configuration.kwargs["max_value"] == 30
+    e.max_value = 40
+    e.meta = {"scope": "indicator gdp"}
+    changed = e.configuration
+    assert changed.kwargs["max_value"] == 40 and changed.meta == {"scope": "indicator gdp"}
+
+
+def test_gx_sees_every_column_the_suite_reads_and_not_the_message_columns():
+    from expectations.facts_suite import gx_columns
+
+    checks = build_checks()
+    cols = set(gx_columns(checks))
+    assert {c.expectation.column for c in checks} | {"fact_id", "indicator", "measure", "unit", "kind"} <= cols
+    assert not cols & {"evidence", "doc_id", "dq_conflict_with", "dq_growth_levels", "dq_expected_unit_base"}
+
+
 def test_results_cover_every_expectation_and_name_the_failed_facts(outcome):
     assert len(outcome.results) == len(build_checks())
     assert {r["suite"] for r in outcome.results} == {SUITE_NAME}
