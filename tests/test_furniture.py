@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from transforms.furniture import FURNITURE_CSV, furniture_spans, load_patterns, page_metadata
+from transforms.furniture import FURNITURE_CSV, _lines_at, furniture_spans, load_patterns, page_metadata
 from transforms.normalize import normalize_text
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "cases" / "furniture.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -56,6 +56,28 @@ def test_removing_whole_lines_needs_no_second_round(monkeypatch):
 
     calls = []
     real = normalize.furniture_spans
-    monkeypatch.setattr(normalize, "furniture_spans", lambda text: calls.append(text) or real(text))
+    monkeypatch.setattr(normalize, "furniture_spans", lambda text, **kw: calls.append(text) or real(text, **kw))
     assert normalize_text("扫一扫在手机打开当前页\n正文。").text == "正文。"
     assert len(calls) == 1
+
+
+SAMPLE_TEXTS = [p.read_text(encoding="utf-8") for p in sorted((Path(__file__).parent.parent / "seeds" / "reports").glob("*.txt"))]
+
+
+@pytest.mark.parametrize("text", [c["text"] for c in CASES] + SAMPLE_TEXTS)
+def test_later_rounds_trying_only_edited_lines_find_what_a_full_rescan_finds(text, monkeypatch):
+    """After a round, line patterns are tried only on the lines an edit touched: same result as trying all."""
+    import transforms.normalize as normalize
+
+    fast = normalize_text(text)
+    real = normalize.furniture_spans
+    monkeypatch.setattr(normalize, "furniture_spans", lambda t, lines_at=None: real(t))
+    full = normalize_text(text)
+    assert (fast.text, fast.report.furniture_lines_removed) == (full.text, full.report.furniture_lines_removed)
+
+
+def test_lines_at_reads_the_lines_holding_the_offsets():
+    text = "一行\n二行\n三行"
+    assert furniture_spans(text, lines_at=[]) == []
+    lines = dict(_lines_at(text, [0, 3, 4, 99]))
+    assert lines == {0: "一行", 3: "二行", 6: "三行"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -73,28 +74,47 @@ def _any_line_pattern(path: Path = FURNITURE_CSV) -> re.Pattern:
     return re.compile("|".join(parts))
 
 
-def furniture_spans(text: str, path: Path = FURNITURE_CSV) -> list[tuple[int, int, str]]:
+def furniture_spans(text: str, path: Path = FURNITURE_CSV,
+                    lines_at: Iterable[int] | None = None) -> list[tuple[int, int, str]]:
     """``(start, end, pattern name)`` of every piece of furniture in a canonical text.
 
     A ``line`` span includes the line's newline, so removing it leaves no gap.
+    ``lines_at``: try line patterns only on the lines holding these offsets
+    (after an edit, the other lines are as they were when last tried);
+    inline and block patterns always scan the whole text.
     """
     patterns = load_patterns(path)
     line_names = {f"p{i}": p.name for i, p in enumerate(patterns) if p.scope == "line"}
     any_line = _any_line_pattern(path)
     spans = []
-    pos = 0
-    for line in text.split("\n"):
+    for pos, line in _lines(text) if lines_at is None else _lines_at(text, lines_at):
         n = len(line)
         if n <= MAX_LINE and (m := any_line.fullmatch(line)):
             end = pos + n + 1 if pos + n < len(text) else pos + n
             spans.append((pos, end, line_names[m.lastgroup]))
-        pos += n + 1
     for p in patterns:
         if p.scope == "inline":
             spans.extend((m.start(), m.end(), p.name) for m in p.regex.finditer(text))
         elif p.scope == "block":
             spans.extend((m.start("cut"), m.end("cut"), p.name) for m in p.regex.finditer(text))
     return sorted(spans)
+
+
+def _lines(text: str) -> Iterator[tuple[int, str]]:
+    """Every line with its start offset."""
+    pos = 0
+    for line in text.split("\n"):
+        yield pos, line
+        pos += len(line) + 1
+
+
+def _lines_at(text: str, offsets: Iterable[int]) -> Iterator[tuple[int, str]]:
+    """The lines holding the given offsets (each once, in order), with their start offsets."""
+    starts = sorted({text.rfind("\n", 0, min(max(o, 0), len(text))) + 1 for o in offsets})
+    for start in starts:
+        end = text.find("\n", start)
+        yield start, text[start:] if end < 0 else text[start:end]
+
 
 _DATE = re.compile(r"(?:发布日期|发布时间|更新时间|日期|时间|于)\s*:?\s*(?P<y>(?:19|20)\d{2})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})")
 _SOURCE = re.compile(r"(?:信息来源|文章来源|稿件来源)\s*:\s*(?P<s>[^\s|:]{2,30})")

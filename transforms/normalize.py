@@ -151,8 +151,9 @@ def _canonicalize(doc: TrackedText, report: NormalizationReport, script: str | N
     report.fullwidth_converted += fullwidth
     report.chars_converted += converted
 
+    touched = None  # offsets whose lines changed in the last round (None: every line)
     for _round in range(5):  # removing an inline note can leave a line that is furniture too
-        furniture = furniture_spans(doc.text)
+        furniture = furniture_spans(doc.text, lines_at=touched)
         if not furniture:
             break
         report.furniture_lines_removed += len(furniture)
@@ -160,9 +161,11 @@ def _canonicalize(doc: TrackedText, report: NormalizationReport, script: str | N
         published, source = page_metadata(doc.text, furniture)
         report.published = report.published or published
         report.source = report.source or source
-        doc.replace(_furniture_edits(furniture))
+        edits = _furniture_edits(furniture)
+        doc.replace(edits)
         if not _may_leave_furniture(furniture):
             break
+        touched = _edited_offsets(edits)
 
     doc.keep(whitespace_keep_mask(doc.text))
 
@@ -184,6 +187,15 @@ def _furniture_edits(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, 
         else:
             edits.append([s, e, rep])
     return [(s, e, rep) for s, e, rep in edits]
+
+
+def _edited_offsets(edits: list[tuple[int, int, str]]) -> list[int]:
+    """Where sorted ``(start, end, replacement)`` edits landed in the edited text (both ends of each)."""
+    out, shift = [], 0
+    for s, e, rep in edits:
+        out += [s + shift, s + shift + len(rep)]
+        shift += len(rep) - (e - s)
+    return out
 
 
 def _may_leave_furniture(spans: list[tuple[int, int, str]]) -> bool:
