@@ -377,31 +377,30 @@ def _decide(path: list[int], opts: list[Sequence[_Option]], model: CharModel, sc
     chosen = [opts[k][j] for k, j in enumerate(path)]
     n = len(chosen)
     trusted = [False] * n
-    for k, me in enumerate(chosen):
-        if me.kind == "ascii" or (me.kind == "known" and len(opts[k]) == 1):
-            trusted[k] = True
-            continue
-        if me.kind == "lost":
-            continue
+
+    def beats_rivals(k: int) -> bool:
         scores = _local_scores(k, opts[k], chosen, scorer, left, right)
         mine = scores[path[k]]
         rivals = [sc for j, sc in enumerate(scores) if j != path[k]]
-        trusted[k] = not rivals or mine - max(rivals) >= _MARGIN
-        if me.kind == "known" and trusted[k]:
+        return not rivals or mine - max(rivals) >= _MARGIN
+
+    for k, me in enumerate(chosen):  # characters read from their own bytes
+        if me.kind == "ascii" or (me.kind == "known" and len(opts[k]) == 1):
+            trusted[k] = True
+        elif me.kind == "known" and beats_rivals(k):
             # It looked wrong between its neighbours (that is why it had rivals):
             # keep it only if the chosen neighbours now attest it.
             before = chosen[k - 1].simp[-1:] if k else left[-1:]
             after = chosen[k + 1].simp[:1] if k + 1 < n else right[:1]
             trusted[k] = (bool(before) and model.seen(before, me.simp)) or (bool(after) and model.seen(me.simp, after))
-    for k, me in enumerate(chosen):
-        if me.kind not in ("guess", "split") or not trusted[k]:
+    for k, me in enumerate(chosen):  # guesses: the checks on their neighbours first, the margin last (dearest)
+        if me.kind not in ("guess", "split"):
             continue
         prev = chosen[k - 1] if k else None
         nxt = chosen[k + 1] if k + 1 < n else None
         if (prev is not None and not (_certain(prev) and trusted[k - 1])) or (
             nxt is not None and not (_certain(nxt) and trusted[k + 1])
         ):
-            trusted[k] = False
             continue
         before = prev.simp[-1:] if prev is not None else left[-1:]
         after = nxt.simp[:1] if nxt is not None else right[:1]
@@ -414,7 +413,7 @@ def _decide(path: list[int], opts: list[Sequence[_Option]], model: CharModel, sc
             ok = False
         if me.kind == "split" and not model.seen(me.simp[0], me.simp[1]):
             ok = False
-        trusted[k] = ok
+        trusted[k] = ok and beats_rivals(k)
     return trusted
 
 
