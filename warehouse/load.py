@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -166,35 +166,34 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     con.unregister("_incoming")
 
 
-def load_batch(settings: Settings, batch: LoadBatch) -> int | None:
-    """Write a run's results as one snapshot; return its id, or None when nothing changed."""
-    if batch.is_empty:
-        return None
+def write_run(settings: Settings, run: dict, dq_results: pa.Table, documents: list[str], hashes: list[str],
+              write: Callable[[duckdb.DuckDBPyConnection], None]) -> int:
+    """Commit one run as one snapshot; return its id. Both ways of loading a run (one batch, parts) go through here.
+
+    In one transaction under the writer lock: the rows of ``documents`` (doc ids) in the document
+    tables and the quarantine records of ``hashes`` (content hashes the run re-decided, file- and
+    fact-level) are deleted, so a re-run at a new code version replaces rather than duplicates
+    them; the region reference is synced; ``write(con)`` inserts the run's rows; then the dq results
+    (stamped with the new snapshot id), the run row and the commit message. Any failure rolls back.
+    """
     with writer_lock(settings):
         con = open_for_write(settings)
         try:
             snapshot = current_snapshot(con) + 1
-            doc_ids = batch.documents.column("doc_id").to_pylist()
             con.execute("BEGIN")
-            if doc_ids:
+            if documents:
                 for name in ("facts", "document_text", "documents"):
-                    con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [doc_ids])
-            # Quarantine records of every content hash this run re-decided (documents and rejected files,
-            # file- and fact-level) are replaced, so a re-run at a new code version does not duplicate them.
-            rejected = [h for h in (batch.quarantine.column("sha256").to_pylist() if "sha256" in batch.quarantine.column_names else []) if h]
-            if doc_ids or rejected:
-                con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [sorted(set(doc_ids) | set(rejected))])
+                    con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [documents])
+            if hashes:
+                con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [hashes])
             sync_region_reference(con)
-            for name in ("documents", "document_text", "facts", "quarantine"):
-                _insert(con, name, getattr(batch, name))
-            dq = batch.dq_results
-            if dq.num_rows:
-                dq = dq.set_column(dq.schema.get_field_index("snapshot_id"), "snapshot_id",
-                                   pa.array([snapshot] * dq.num_rows, pa.int64()))
-            _insert(con, "dq_results", dq)
-            run = dict(batch.run, snapshot_id=snapshot)
-            _insert(con, "runs", pa.Table.from_pylist([run]))
-            message = commit_message("run", **{k: run.get(k) for k in ("run_id", "flow_run_id", "code_version", "inputs_manifest_hash")})
+            write(con)
+            if dq_results.num_rows:
+                _insert(con, "dq_results", dq_results.set_column(dq_results.schema.get_field_index("snapshot_id"), "snapshot_id",
+                                                                 pa.array([snapshot] * dq_results.num_rows, pa.int64())))
+            row = dict(run, snapshot_id=snapshot)
+            _insert(con, "runs", pa.Table.from_pylist([row]))
+            message = commit_message("run", **{k: row.get(k) for k in ("run_id", "flow_run_id", "code_version", "inputs_manifest_hash")})
             con.execute("CALL wh.set_commit_message('govfacts', ?)", [message])
             if os.environ.get("GOVFACTS_FAULT") == "load":  # fault injection for the reliability tests
                 os.kill(os.getpid(), 9)
@@ -208,3 +207,17 @@ def load_batch(settings: Settings, batch: LoadBatch) -> int | None:
             raise
         finally:
             con.close()
+
+
+def load_batch(settings: Settings, batch: LoadBatch) -> int | None:
+    """Write a run's results as one snapshot; return its id, or None when nothing changed."""
+    if batch.is_empty:
+        return None
+    doc_ids = batch.documents.column("doc_id").to_pylist()
+    rejected = [h for h in (batch.quarantine.column("sha256").to_pylist() if "sha256" in batch.quarantine.column_names else []) if h]
+
+    def write(con: duckdb.DuckDBPyConnection) -> None:
+        for name in ("documents", "document_text", "facts", "quarantine"):
+            _insert(con, name, getattr(batch, name))
+
+    return write_run(settings, batch.run, batch.dq_results, doc_ids, sorted(set(doc_ids) | set(rejected)), write)

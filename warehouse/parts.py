@@ -24,9 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from govfacts.settings import Settings
-from warehouse.load import _insert, commit_message, current_snapshot, open_for_write, writer_lock
+from warehouse.load import write_run
 from warehouse.schema import TABLES
-from warehouse.views import sync_region_reference
 
 PART_TABLES = ("documents", "document_text", "facts", "quarantine")
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
@@ -167,40 +166,14 @@ def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str],
     renamed = renamed or {}
     if not processed and not any(files.values()) and not renamed:
         return None
-    with writer_lock(settings):
-        con = open_for_write(settings)
-        try:
-            snapshot = current_snapshot(con) + 1
-            con.execute("BEGIN")
-            if processed:
-                for name in ("facts", "document_text", "documents"):
-                    con.execute(f"DELETE FROM {name} WHERE doc_id IN (SELECT unnest(?))", [processed])
-                con.execute("DELETE FROM quarantine WHERE sha256 IN (SELECT unnest(?))", [processed])
-            sync_region_reference(con)
-            with bounded_write_memory(con):
-                for name, found in files.items():
-                    if found:
-                        cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
-                        con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?)", [found])
-            for doc_id, names in renamed.items():
-                con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
-            if dq_results.num_rows:
-                dq = dq_results.set_column(dq_results.schema.get_field_index("snapshot_id"), "snapshot_id",
-                                           pa.array([snapshot] * dq_results.num_rows, pa.int64()))
-                _insert(con, "dq_results", dq)
-            row = dict(run, snapshot_id=snapshot)
-            _insert(con, "runs", pa.Table.from_pylist([row]))
-            message = commit_message("run", **{k: row.get(k) for k in ("run_id", "flow_run_id", "code_version", "inputs_manifest_hash")})
-            con.execute("CALL wh.set_commit_message('govfacts', ?)", [message])
-            if os.environ.get("GOVFACTS_FAULT") == "load":  # fault injection for the reliability tests
-                os.kill(os.getpid(), 9)
-            con.execute("COMMIT")
-            return current_snapshot(con)
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        finally:
-            con.close()
+
+    def write(con: duckdb.DuckDBPyConnection) -> None:
+        with bounded_write_memory(con):
+            for name, found in files.items():
+                if found:
+                    cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
+                    con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?)", [found])
+        for doc_id, names in renamed.items():
+            con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
+
+    return write_run(settings, run, dq_results, processed, processed, write)

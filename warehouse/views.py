@@ -44,6 +44,20 @@ class View:
     since: int
 
 
+# The columns of indicator_panel from its picked actual (a) and target (t), shared by its v4 and v5 SQL
+# (the strings below are exactly what migrations 4 and 5 ran: only the way they are written changed).
+PANEL_COLUMNS = """SELECT region, period, indicator, measure,
+       a.value AS actual, t.value AS target,
+       coalesce(a.unit, t.unit) AS unit,
+       a.value_base AS actual_base, t.value_base AS target_base,
+       coalesce(a.unit_base, t.unit_base) AS unit_base,
+       coalesce(a.region_level, t.region_level) AS region_level,
+       a.unit AS actual_unit, a.qualifier AS actual_qualifier, a.preliminary AS actual_preliminary,
+       a.report_year AS actual_report_year, a.doc_id AS actual_doc_id, a.fact_id AS actual_fact_id,
+       t.unit AS target_unit, t.qualifier AS target_qualifier,
+       t.report_year AS target_report_year, t.doc_id AS target_doc_id, t.fact_id AS target_fact_id
+"""
+
 INDICATOR_PANEL_V4 = """
 WITH ranked AS (
     SELECT *, row_number() OVER (
@@ -55,17 +69,7 @@ WITH ranked AS (
 ),
 a AS (SELECT * FROM ranked WHERE kind = 'actual' AND pick = 1),
 t AS (SELECT * FROM ranked WHERE kind = 'target' AND pick = 1)
-SELECT region, period, indicator, measure,
-       a.value AS actual, t.value AS target,
-       coalesce(a.unit, t.unit) AS unit,
-       a.value_base AS actual_base, t.value_base AS target_base,
-       coalesce(a.unit_base, t.unit_base) AS unit_base,
-       coalesce(a.region_level, t.region_level) AS region_level,
-       a.unit AS actual_unit, a.qualifier AS actual_qualifier, a.preliminary AS actual_preliminary,
-       a.report_year AS actual_report_year, a.doc_id AS actual_doc_id, a.fact_id AS actual_fact_id,
-       t.unit AS target_unit, t.qualifier AS target_qualifier,
-       t.report_year AS target_report_year, t.doc_id AS target_doc_id, t.fact_id AS target_fact_id
-FROM a FULL OUTER JOIN t USING (region, period, indicator, measure)
+""" + PANEL_COLUMNS + """FROM a FULL OUTER JOIN t USING (region, period, indicator, measure)
 """
 
 TARGETS_VS_ACTUALS_V4 = """
@@ -160,17 +164,7 @@ WITH picked AS (
     WHERE kind IN ('actual', 'target')
     GROUP BY region, period, indicator, measure
 )
-SELECT region, period, indicator, measure,
-       a.value AS actual, t.value AS target,
-       coalesce(a.unit, t.unit) AS unit,
-       a.value_base AS actual_base, t.value_base AS target_base,
-       coalesce(a.unit_base, t.unit_base) AS unit_base,
-       coalesce(a.region_level, t.region_level) AS region_level,
-       a.unit AS actual_unit, a.qualifier AS actual_qualifier, a.preliminary AS actual_preliminary,
-       a.report_year AS actual_report_year, a.doc_id AS actual_doc_id, a.fact_id AS actual_fact_id,
-       t.unit AS target_unit, t.qualifier AS target_qualifier,
-       t.report_year AS target_report_year, t.doc_id AS target_doc_id, t.fact_id AS target_fact_id
-FROM picked
+""" + PANEL_COLUMNS + """FROM picked
 """
 
 TARGETS_VS_ACTUALS_V5 = """
