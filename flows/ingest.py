@@ -122,6 +122,21 @@ def _fault(stage: str) -> None:
             raise TransientFault(f"injected transient fault {done + 1}/{times or 1} in task {stage}")
 
 
+def _transient(task, task_run, state) -> bool:
+    """Retry condition: only a failure that can pass on its own — an I/O error, or the tests' injected fault.
+
+    A ``StagingError`` (the staging area cannot be written) or a bug fails the same way every
+    time; retrying it only delays the message the user needs.
+    """
+    try:
+        state.result()
+    except (OSError, TransientFault):
+        return True
+    except BaseException:  # noqa: BLE001 (anything else is deterministic: no retry)
+        return False
+    return False
+
+
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), max(1, size))]
 
@@ -181,7 +196,7 @@ def _busy_seconds(flow_run_id: str) -> float:
 # inputs — megabytes of facts per validation group — on every call, for keys nobody reads.
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+@task(retries=2, retry_delay_seconds=1, retry_condition_fn=_transient, cache_policy=NO_CACHE)
 def stage(inbox: str, staging: str, max_bytes: int = 64 * 1024 * 1024) -> StageResult:
     """Copy the inbox content-addressed into staging."""
     with _timed("stage"):

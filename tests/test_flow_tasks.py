@@ -1,0 +1,41 @@
+"""The flow's tasks retry what can pass on its own, and only that."""
+
+from __future__ import annotations
+
+import pytest
+
+from transforms.stage import StageResult, StagingError
+
+
+def test_stage_retries_an_io_error_but_not_a_staging_error(prefect_harness, tmp_path, monkeypatch):
+    """A StagingError says the staging area cannot be written: the same every time, so it fails at once."""
+    from prefect import flow
+
+    from flows import ingest as flow_module
+
+    @flow
+    def staging_only(inbox: str, staging: str) -> StageResult:
+        return flow_module.stage(inbox, staging)
+
+    calls: list[str] = []
+
+    def unwritable(inbox, staging, max_bytes):
+        calls.append("unwritable")
+        raise StagingError(f"cannot write the staging area {staging} (read-only file system); make the warehouse directory writable")
+
+    monkeypatch.setattr(flow_module, "stage_inbox", unwritable)
+    with pytest.raises(StagingError, match="cannot write the staging area"):
+        staging_only(str(tmp_path / "inbox"), str(tmp_path / "staging"))
+    assert calls == ["unwritable"], "a deterministic staging error is not retried"
+
+    calls.clear()
+
+    def flaky(inbox, staging, max_bytes):
+        calls.append("flaky")
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        return StageResult(files_in=0)
+
+    monkeypatch.setattr(flow_module, "stage_inbox", flaky)
+    assert staging_only(str(tmp_path / "inbox"), str(tmp_path / "staging")) == StageResult(files_in=0)
+    assert calls == ["flaky", "flaky"], "an I/O error is retried"
