@@ -46,7 +46,7 @@ from prefect.utilities.annotations import opaque
 
 from expectations.artifact import by_expectation, validation_markdown
 from expectations.results import merge_result_rows
-from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, fact_id, shared_validator, with_fact_ids
+from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, fact_id, start_validator, with_fact_ids  # noqa: F401 (fact_id: kept importable here)
 from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
@@ -444,7 +444,7 @@ def _merge_results(groups: list[list[dict]]) -> list[dict]:
 
 
 def _validator_for(ctx, todo: int) -> ValidatorProcess | None:
-    """The validator process this run uses: on the threads runner, for runs large enough to gain from it.
+    """A validator process for this run: on the threads runner, for runs large enough to gain from it.
 
     Threads share one interpreter lock, so GX work done in the flow's process is added to the
     transforms'; in a process of its own it runs on another core, and its GX import overlaps the
@@ -452,7 +452,7 @@ def _validator_for(ctx, todo: int) -> ValidatorProcess | None:
     """
     if not isinstance(ctx.task_runner, ThreadPoolTaskRunner) or todo < PROCESS_MIN_DOCUMENTS:
         return None
-    return shared_validator()
+    return start_validator()
 
 
 def _in_flight(settings: Settings) -> int:
@@ -541,6 +541,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             validate_group()
         while checks:
             settle(checks.popleft().result())
+        if remote is not None:
+            remote.close()  # every group is validated: its memory is not held beside the load's
         summary.facts_published = summary.facts_extracted - summary.facts_quarantined
         file_rejects = [r for r in rejected]
         summary.files_quarantined = len(file_rejects)
@@ -562,6 +564,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         snap = load(settings, run, str(parts), processed, dq_rows, renamed) if processed or rejected or renamed else None
     finally:
         _VALIDATORS.pop(summary.flow_run_id, None)
+        if remote is not None:
+            remote.close()
         shutil.rmtree(parts, ignore_errors=True)
     summary.changed = snap is not None
     summary.snapshot_id = snap if snap is not None else current(settings)

@@ -9,9 +9,10 @@ are transformed, validates each group while the next batches are transformed, an
 GX's ≈250 MB and its garbage-collection work out of the flow's process. Facts travel to
 it as Arrow tables (pickled buffers), texts are read there from the group's parts.
 
-The flow uses it only on the threads runner and for runs of at least
+The flow starts one per run, only on the threads runner and for runs of at least
 ``PROCESS_MIN_DOCUMENTS`` documents (a few reports validate faster in place than a new
-Python starts). Whatever goes wrong with the process (it cannot start, it dies), the group
+Python starts), and ends it once the run's last group is validated, before the load, so
+its memory is not held beside the load's. Whatever goes wrong with the process (it cannot start, it dies), the group
 is validated in the calling process instead: the process is an optimisation, never a
 dependency. The decision to validate, and every result, is the same in both places
 (``check_group`` runs in either).
@@ -23,7 +24,6 @@ the channel). The child exits when its stdin closes, so it never outlives its pa
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import logging
 import os
@@ -39,7 +39,9 @@ import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-PROCESS_MIN_DOCUMENTS = 200  # runs with fewer documents to process validate in place
+# Runs with fewer documents validate in place: the process pays off once the transforms outlast its
+# warm-up (a Python start, the GX import and the suite build: ≈5 s, ≈300-400 reports of transforms).
+PROCESS_MIN_DOCUMENTS = 400
 _HEADER = struct.Struct("!Q")
 
 
@@ -61,7 +63,7 @@ def check_group(facts: pa.Table, published: pd.DataFrame | None, text_parts: lis
     ``text_parts``: the group's document_text parts, read one at a time to check evidence offsets.
     """
     from expectations.facts_suite import validate_facts  # noqa: PLC0415 (GX: imported where validation runs)
-    from warehouse.parts import PartTexts  # noqa: PLC0415
+    from warehouse.texts import PartTexts  # noqa: PLC0415
 
     texts = PartTexts(text_parts) if text_parts is not None else None
     outcome = validate_facts(facts, published, texts)
@@ -131,7 +133,7 @@ class ValidatorProcess:
                     if kind == "error":
                         raise value
                     return value
-            except (BrokenPipeError, OSError, EOFError, pickle.UnpicklingError) as exc:
+            except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # ValueError: closed pipe
                 raise ValidatorGone(f"the validator process is gone ({type(exc).__name__}: {exc})") from exc
 
     def close(self, timeout: float = 10) -> None:
@@ -148,40 +150,13 @@ class ValidatorProcess:
         self.proc.stdout.close()
 
 
-_SHARED: ValidatorProcess | None = None
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_validator() -> ValidatorProcess | None:
-    """This process's validator process (started on first use, restarted if it died); None if it cannot start.
-
-    One per process, kept between runs like the in-process suite cache it replaces, and
-    ended when this process exits.
-    """
-    global _SHARED
-    with _SHARED_LOCK:
-        if _SHARED is not None and not _SHARED.alive:
-            _SHARED.close(timeout=0)
-            _SHARED = None
-        if _SHARED is None:
-            try:
-                _SHARED = ValidatorProcess()
-            except ValidatorGone as exc:
-                log.warning("%s; validating in the flow's process", exc)
-                return None
-        return _SHARED
-
-
-def stop_shared_validator() -> None:
-    """End this process's validator process, if any."""
-    global _SHARED
-    with _SHARED_LOCK:
-        if _SHARED is not None:
-            _SHARED.close()
-            _SHARED = None
-
-
-atexit.register(stop_shared_validator)
+def start_validator() -> ValidatorProcess | None:
+    """A new validator process, or None (with a warning) when it cannot start: the run then validates in place."""
+    try:
+        return ValidatorProcess()
+    except ValidatorGone as exc:
+        log.warning("%s; validating in the flow's process", exc)
+        return None
 
 
 def check_group_anywhere(remote: ValidatorProcess | None, facts: pa.Table, published: pd.DataFrame | None,

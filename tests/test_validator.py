@@ -96,10 +96,11 @@ def test_a_large_run_on_threads_validates_in_the_process_with_the_same_outcome(p
     real = ValidatorProcess.check_group
     monkeypatch.setattr(flow_module, "PROCESS_MIN_DOCUMENTS", 0)
     monkeypatch.setattr(ValidatorProcess, "check_group", lambda self, *a: sent.append(a[0].num_rows) or real(self, *a))
-    try:
-        summary = flow_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "wh"), batch_size=2)
-    finally:
-        validator_module.stop_shared_validator()
+    started = []
+    real_start = validator_module.start_validator
+    monkeypatch.setattr(flow_module, "start_validator", lambda: started.append(real_start()) or started[-1])
+    summary = flow_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "wh"), batch_size=2)
+    assert len(started) == 1 and started[0].proc.returncode == 0, "one process for the run, ended before the load"
     assert sent and sum(sent) == summary["facts_extracted"] > 50
     assert summary["stage_seconds"]["validate"][1] < summary["stage_seconds"]["validate"][0], "GX ran elsewhere"
     settings = load_settings(warehouse=tmp_path / "wh")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from govfacts.settings import Settings
 from warehouse.load import write_run
 from warehouse.schema import TABLES
+from warehouse.texts import PartTexts  # noqa: F401 (its home is duckdb-free, for the validator process)
 
 PART_TABLES = ("documents", "document_text", "facts", "quarantine")
 _ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
@@ -72,41 +73,6 @@ def write_part(parts: Path, name: str, label: str, table: pa.Table) -> int:
 def part_files(parts: Path, name: str) -> list[str]:
     """The finished parts of table ``name`` in a run directory, in batch order."""
     return [str(p) for p in sorted(parts.glob(f"{name}-*.parquet"))]
-
-
-class PartTexts(Mapping):
-    """doc_id -> normalized text, read on demand from document_text parts, one part in memory at a time.
-
-    Validation checks every fact's evidence against its document's text. Holding the texts of a
-    whole validation group (thousands of reports) would make memory grow with the group; facts
-    arrive grouped by batch, so reading one part at a time keeps one batch's texts in memory.
-    """
-
-    def __init__(self, paths: list[str]):
-        self._where: dict[str, str] = {}
-        for p in paths:
-            if Path(p).exists():  # a batch whose files were all rejected wrote no part
-                for doc_id in pq.read_table(p, columns=["doc_id"]).column("doc_id").to_pylist():
-                    self._where[doc_id] = p
-        self._path: str | None = None
-        self._texts: dict[str, str] = {}
-
-    def __getitem__(self, doc_id: str) -> str:
-        path = self._where[doc_id]
-        if path != self._path:
-            t = pq.read_table(path, columns=["doc_id", "text"])
-            self._texts = dict(zip(t.column("doc_id").to_pylist(), t.column("text").to_pylist()))
-            self._path = path
-        return self._texts[doc_id]
-
-    def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._where
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
 
 
 def known_source_names(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, list[str]]:
