@@ -117,7 +117,8 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
             os.environ[f"GOVFACTS_{k.upper()}"] = str(v)
     from prefect.client.orchestration import get_client  # noqa: PLC0415
 
-    from flows.ingest import ingest  # noqa: PLC0415
+    from flows.ingest import flow_for, ingest  # noqa: PLC0415
+    from govfacts.settings import load_settings  # noqa: PLC0415
 
     with get_client(sync_client=True) as client:  # start the ephemeral API server before the clock
         client.hello()
@@ -129,7 +130,7 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
     baseline = me.memory_info().rss
     with PeakRSS() as rss:
         t0, c0 = time.perf_counter(), _cpu()
-        summary = ingest(inbox=str(corpus / "reports"), warehouse=str(warehouse))
+        summary = flow_for(load_settings())(inbox=str(corpus / "reports"), warehouse=str(warehouse))  # as `govfacts run` runs it
         seconds, cpu = time.perf_counter() - t0, _cpu() - c0
     server_rss = max((s.memory_info().rss for s in servers), default=0)
     server_cpu = sum(sum(s.cpu_times()[:2]) for s in servers) - server_cpu0

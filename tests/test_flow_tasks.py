@@ -39,3 +39,20 @@ def test_stage_retries_an_io_error_but_not_a_staging_error(prefect_harness, tmp_
     monkeypatch.setattr(flow_module, "stage_inbox", flaky)
     assert staging_only(str(tmp_path / "inbox"), str(tmp_path / "staging")) == StageResult(files_in=0)
     assert calls == ["flaky", "flaky"], "an I/O error is retried"
+
+
+def test_govfacts_run_runs_the_flow_without_heartbeats_and_leaves_the_setting_alone(prefect_harness, tmp_path, monkeypatch):
+    """A finished run would otherwise wait up to a second for Prefect's heartbeat thread to wake up."""
+    from prefect.settings import get_current_settings
+
+    from flows import ingest as flow_module
+    from govfacts.settings import load_settings
+
+    seen = []
+    real = flow_module.stage_inbox
+    monkeypatch.setattr(flow_module, "stage_inbox", lambda *a: seen.append(get_current_settings().flows.heartbeat_frequency) or real(*a))
+    before = get_current_settings().flows.heartbeat_frequency
+    (tmp_path / "inbox").mkdir()
+    summary = flow_module.flow_for(load_settings())(inbox=str(tmp_path / "inbox"), warehouse=str(tmp_path / "wh"))
+    assert seen == [None] and summary["files_in"] == 0 and summary["changed"] is False
+    assert get_current_settings().flows.heartbeat_frequency == before is not None
