@@ -1,7 +1,7 @@
 """The govfacts DAG: stage -> plan -> transform (normalize + extract, per batch) -> validate (per group) -> load.
 
 The flow body only calls tasks; each task wraps plain functions and adds retries
-and logging. Three properties matter at scale (60,000 reports):
+and logging. Four properties matter at scale (60,000 reports):
 
 * incremental: ``plan`` skips every content hash the warehouse has already loaded at
   this ``pipeline_version`` (hash of transforms/, expectations/ and seeds/*.csv), so
@@ -13,7 +13,10 @@ and logging. Three properties matter at scale (60,000 reports):
 * streaming: each batch writes its documents and texts as Parquet parts into a
   run-scoped directory and hands back only its facts; at most a few batches are in
   flight, so memory does not grow with the corpus; ``load`` inserts all parts in ONE
-  DuckLake transaction (one snapshot per run, none when nothing changed).
+  DuckLake transaction (one snapshot per run, none when nothing changed);
+* two cores on the threads runner: the transforms are pure Python and share one
+  interpreter lock, so a run of ``PROCESS_MIN_DOCUMENTS`` or more validates in a process
+  of its own (flows/validator.py) that imports GX while the first batches are transformed.
 
 The task runner (threads, processes, Dask) is a setting: see govfacts/runners.py.
 """
@@ -228,8 +231,8 @@ def plan(settings: Settings, version: str) -> Plan:
 
 
 # Normalize and extract are pure Python: threads of one process take turns on the interpreter lock,
-# so two batches transformed at once finish later than one after the other (GIL contention cost ≈10 %
-# more CPU on the 1,000-report benchmark). On the threads runner a second worker is still useful, for the
+# so two batches transformed at once finish later than one after the other (≈5-10 % more CPU in
+# normalize and extract on the 1,000-report benchmark). On the threads runner a second worker is still useful, for the
 # validation task (waiting on its process) and for the Parquet writes (which release the lock), so batches
 # take this lock for their CPU-bound part only. A process or Dask worker runs one task at a time anyway.
 _CPU_BOUND = threading.Lock()
