@@ -238,6 +238,12 @@ def plan(settings: Settings, version: str) -> Plan:
 _CPU_BOUND = threading.Lock()
 
 
+def _cpu_bound() -> threading.Lock:
+    """This process's lock for CPU-bound task work (a function, so a task pickled for a worker refers to the
+    worker's own lock instead of carrying this one, which cannot be pickled)."""
+    return _CPU_BOUND
+
+
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, label: str, version: str, run_id: str) -> dict:
     """Normalize and extract a batch of staged files; write its documents and texts as Parquet parts.
@@ -249,7 +255,7 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
     """
     done: list[tuple[StagedFile, Normalized]] = []
     rejected: list[dict] = []
-    with _CPU_BOUND:  # see _CPU_BOUND: the next batch waits here, ready, instead of sharing the lock
+    with _cpu_bound():  # see _CPU_BOUND: the next batch waits here, ready, instead of sharing the lock
         with _timed("normalize"):
             for f in batch:
                 try:
@@ -309,6 +315,11 @@ def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table,
 _VALIDATORS: dict[str, ValidatorProcess] = {}
 
 
+def _validator_of(flow_run_id: str) -> ValidatorProcess | None:
+    """The validator process of a flow run of this process, if it has one (none in a worker process)."""
+    return _VALIDATORS.get(flow_run_id)
+
+
 @task(cache_policy=NO_CACHE)
 def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None) -> dict:
     """Run the GX suite on the facts of a group of batches (a GX run costs seconds whatever its size, so groups are large).
@@ -325,7 +336,7 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
             facts = with_fact_ids(facts)
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
         published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
-        checked = check_group_anywhere(_VALIDATORS.get(str(current_flow_run.id)), facts, published, text_parts)
+        checked = check_group_anywhere(_validator_of(str(current_flow_run.id)), facts, published, text_parts)
     _fault("validate")
     return dict(facts=facts, **checked)
 

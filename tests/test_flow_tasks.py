@@ -56,3 +56,15 @@ def test_govfacts_run_runs_the_flow_without_heartbeats_and_leaves_the_setting_al
     summary = flow_module.flow_for(load_settings())(inbox=str(tmp_path / "inbox"), warehouse=str(tmp_path / "wh"))
     assert seen == [None] and summary["files_in"] == 0 and summary["changed"] is False
     assert get_current_settings().flows.heartbeat_frequency == before is not None
+
+
+def test_every_task_can_travel_to_a_worker_process():
+    """The processes and Dask runners pickle each task's function by value (the module attribute is the Task):
+    module state it refers to directly (a lock, a validator process) would have to travel with it and cannot."""
+    import cloudpickle
+
+    from flows import ingest as flow_module
+
+    for task in (flow_module.stage, flow_module.plan, flow_module.transform, flow_module.validate,
+                 flow_module.spill_facts, flow_module.load, flow_module.current):
+        assert callable(cloudpickle.loads(cloudpickle.dumps(task.fn))), task.name
