@@ -2,8 +2,8 @@
 
 Why a process: with the default task runner (threads) every task of a run shares one
 interpreter lock, so the GX work of a run (importing GX and building the suite, ≈3 s;
-then ≈5 s per validation group, most of it GX's fixed cost per expectation, whatever the
-group's size) is added to the transform work on the same core while the machine's other
+then ≈3-4 s per validation group, most of it GX's fixed cost per expectation, whatever
+the group's size) is added to the transform work on the same core while the machine's other
 core idles. A validator process imports GX and builds the suite while the first batches
 are transformed, validates each group while the next batches are transformed, and keeps
 GX's ≈250 MB and its garbage-collection work out of the flow's process. Facts travel to
@@ -12,8 +12,8 @@ it as Arrow tables (pickled buffers), texts are read there from the group's part
 The flow starts one per run, only on the threads runner and for runs of at least
 ``PROCESS_MIN_DOCUMENTS`` documents (a few reports validate faster in place than a new
 Python starts), and ends it once the run's last group is validated, before the load, so
-its memory is not held beside the load's. Whatever goes wrong with the process (it cannot start, it dies), the group
-is validated in the calling process instead: the process is an optimisation, never a
+its memory is not held beside the load's. Whatever goes wrong with the process (it cannot
+start, it dies), the group is validated in the calling process instead: the process is an optimisation, never a
 dependency. The decision to validate, and every result, is the same in both places
 (``check_group`` runs in either).
 
