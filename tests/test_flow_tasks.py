@@ -68,3 +68,22 @@ def test_every_task_can_travel_to_a_worker_process():
     for task in (flow_module.stage, flow_module.plan, flow_module.transform, flow_module.validate,
                  flow_module.spill_facts, flow_module.load, flow_module.current):
         assert callable(cloudpickle.loads(cloudpickle.dumps(task.fn))), task.name
+
+
+def test_on_a_process_runner_an_unchanged_run_submits_nothing(prefect_harness, tmp_path, monkeypatch):
+    """Planning is a quick query: on the threads runner it overlaps staging; a process worker would
+    first pay seconds of start-up for it (an unchanged re-run took 10 s instead of 1)."""
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from flows import ingest as flow_module
+    from govfacts.settings import load_settings
+
+    submitted = []
+    real_submit = ProcessPoolTaskRunner.submit
+    monkeypatch.setattr(ProcessPoolTaskRunner, "submit", lambda self, task, *a, **kw: submitted.append(task.name) or real_submit(self, task, *a, **kw))
+    monkeypatch.setenv("GOVFACTS_TASK_RUNNER", "processes")
+    (tmp_path / "inbox").mkdir()
+    summary = flow_module.flow_for(load_settings())(inbox=str(tmp_path / "inbox"), warehouse=str(tmp_path / "wh"))
+    assert summary["files_in"] == 0 and summary["changed"] is False
+    assert summary["task_runner"] == "ProcessPoolTaskRunner"
+    assert submitted == []
