@@ -47,6 +47,7 @@ class PeakRSS:
         import psutil  # noqa: PLC0415
 
         self.proc, self.peak, self.samples, self.workers_peak = psutil.Process(), 0, [], 0
+        self.total_peak = 0  # flow process and workers together, sampled at the same moment
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -66,6 +67,7 @@ class PeakRSS:
                 except (psutil.NoSuchProcess, psutil.AccessDenied):  # a worker that just exited: nothing to count
                     continue
             self.workers_peak = max(self.workers_peak, workers)
+            self.total_peak = max(self.total_peak, rss + workers)
 
     def __enter__(self) -> "PeakRSS":
         self.peak = self.proc.memory_info().rss
@@ -141,7 +143,7 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
     from govfacts.version import pipeline_version  # noqa: PLC0415
 
     return dict(wall=seconds, cpu=cpu, peak_rss=rss.peak, baseline_rss=baseline, version=pipeline_version(),
-                workers_cpu=workers_cpu, workers_rss=rss.workers_peak,
+                workers_cpu=workers_cpu, workers_rss=rss.workers_peak, total_rss=rss.total_peak,
                 source=str(Path(ingest.fn.__code__.co_filename).parent.parent), server_rss=server_rss, server_cpu=server_cpu,
                 rss_timeline=rss.samples[:: max(1, len(rss.samples) // 40)], **{k: summary[k] for k in keep})
 
@@ -262,7 +264,8 @@ def report(r: dict) -> str:
             f"flow, 1st run    {first['wall']:8.1f} s  {first['documents'] / first['wall']:7.1f} docs/s  CPU {cpu:.1f} s (+ Prefect server {first['server_cpu']:.1f} s)  "
             f"facts {first['facts_extracted']:,}",
             f"  peak RSS       flow process {_mb(first['peak_rss'])} (at start {_mb(first['baseline_rss'])})"
-            + (f", workers {_mb(first['workers_rss'])}" if first["workers_rss"] else "") + f"; Prefect server {_mb(first['server_rss'])}",
+            + (f", workers {_mb(first['workers_rss'])}; together at most {_mb(first['total_rss'])} at once" if first["workers_rss"] else "")
+            + f"; Prefect server {_mb(first['server_rss'])}",
             f"  stages (s)     {stages}" if stages else "  stages (s)     (tasks ran in worker processes: timed there, not here)",
             f"  orchestration  {100 * orch:5.1f} % of the flow's wall time (no task body working)" if orch is not None else "",
             f"flow / bare      {first['wall'] / bare['seconds']:8.2f} x wall, {cpu / bare['cpu']:.2f} x CPU   (goal ≤ 2)",
@@ -304,9 +307,9 @@ def main() -> None:
     if len(results) > 1:
         a, b = results[0], results[-1]
         for runner in args.task_runners:
-            pa_, pb = (x["runs"][runner]["first"]["peak_rss"] + x["runs"][runner]["first"]["workers_rss"] for x in (a, b))
+            pa_, pb = (max(x["runs"][runner]["first"]["peak_rss"], x["runs"][runner]["first"]["total_rss"]) for x in (a, b))
             print(f"== memory vs corpus size ({runner}): peak RSS {_mb(pa_)} at {a['n']:,} -> {_mb(pb)} at {b['n']:,} "
-                  f"({pb / pa_:.2f}x for {b['n'] / a['n']:.0f}x the reports; flow process and workers)")
+                  f"({pb / pa_:.2f}x for {b['n'] / a['n']:.0f}x the reports; flow process and workers at the same moment)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
