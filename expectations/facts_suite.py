@@ -29,16 +29,15 @@ import pyarrow as pa  # noqa: E402
 from great_expectations.expectations.row_conditions import Column as Col  # noqa: E402
 
 from expectations import custom as x  # noqa: E402
-from expectations.derive import allowed_units, derive  # noqa: E402
+from expectations.derive import POOL_COLUMNS, allowed_units, derive  # noqa: E402
 from expectations.results import merge_result_rows  # noqa: E402,F401 (GX-free: the flow merges without importing GX)
 from transforms.schema import KINDS, MEASURES  # noqa: E402
 from transforms.seeds import indicators_by_code, units_by_name  # noqa: E402
 
 SUITE_NAME = "govfacts_facts"
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
-# columns GX sees: the fact's own fields and every derived dq_* column
-BASE_COLUMNS = ["fact_id", "doc_id", "region", "indicator", "measure", "value", "unit", "value_base", "unit_base",
-                "period", "kind", "qualifier", "evidence", "start", "end", "report_year"]
+# columns GX sees: the fact's own fields (the same the derived checks read) and every derived dq_* column
+BASE_COLUMNS = POOL_COLUMNS
 
 
 @dataclass(frozen=True)

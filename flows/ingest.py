@@ -59,7 +59,7 @@ from transforms.errors import InputRejected
 from transforms.extract import extract_document
 from transforms.normalize import Normalized, normalize_report
 from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
-from transforms.stage import StageResult, stage_inbox
+from transforms.stage import StageResult, process_alive, stage_inbox
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
 from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, write_part
@@ -408,23 +408,11 @@ def sweep_spills(settings: Settings) -> list[Path]:
             owner = json.loads((d / "owner.json").read_text())
         except (OSError, ValueError):
             owner = dict(host=socket.gethostname(), pid=-1)
-        if owner.get("host") != socket.gethostname() or _alive(int(owner.get("pid", -1))):
+        if owner.get("host") != socket.gethostname() or process_alive(int(owner.get("pid", -1))):
             continue
         shutil.rmtree(d, ignore_errors=True)
         removed.append(d)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _artifact(summary: RunSummary, results: list[dict]) -> None:

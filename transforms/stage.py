@@ -456,7 +456,10 @@ def _commit(tmp: Path, target: Path, staging: Path) -> None:
         raise _fail(staging, exc) from exc
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine (one we may not signal counts as alive)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -473,7 +476,7 @@ def sweep_partials(staging: Path) -> list[Path]:
         return removed
     for p in staging.glob(PARTIAL + "*"):
         pid = p.name[len(PARTIAL):].split("-", 1)[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+        if pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid))):
             continue
         p.unlink(missing_ok=True)
         removed.append(p)
