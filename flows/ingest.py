@@ -46,7 +46,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
 from expectations.artifact import by_expectation, validation_markdown
@@ -514,8 +514,10 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             nonlocal group, group_texts, n_groups
             checked = validate.submit(group, settings, group_texts)
             # opaque: Prefect would otherwise walk every fact's status, failures and messages (≈100,000
-            # items a group) looking for futures inside the validated group before spilling it
-            checks.append(spill_facts.submit(opaque(checked), str(parts), f"v{n_groups:06d}", version, summary.run_id))
+            # items a group) looking for futures inside the validated group before spilling it. Prefect's
+            # own runners unwrap it; prefect-dask hands the wrapper itself to the task, so not there.
+            checked = opaque(checked) if isinstance(ctx.task_runner, (ThreadPoolTaskRunner, ProcessPoolTaskRunner)) else checked
+            checks.append(spill_facts.submit(checked, str(parts), f"v{n_groups:06d}", version, summary.run_id))
             group, group_texts, n_groups = [], [], n_groups + 1
 
         def absorb(label: str, future) -> None:
