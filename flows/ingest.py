@@ -51,14 +51,14 @@ from prefect.utilities.annotations import opaque
 
 from expectations.artifact import by_expectation, validation_markdown
 from expectations.results import merge_result_rows
-from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, fact_id, start_validator, with_fact_ids  # noqa: F401 (fact_id: kept importable here)
+from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, start_validator
 from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
 from transforms.errors import InputRejected
 from transforms.extract import extract_document
 from transforms.normalize import Normalized, normalize_report
-from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table
+from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table, with_fact_ids
 from transforms.stage import StageResult, process_alive, stage_inbox
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
@@ -444,11 +444,6 @@ def _release_finished_batches(limit: int = ARROW_SOFT_LIMIT) -> bool:
     return True
 
 
-def _merge_results(groups: list[list[dict]]) -> list[dict]:
-    """The run's dq_results rows from its validated groups; none when nothing was validated (no GX import either way)."""
-    return merge_result_rows(groups) if groups else []
-
-
 def _validator_for(ctx, todo: int) -> ValidatorProcess | None:
     """A validator process for this run: on the threads runner, for runs large enough to gain from it.
 
@@ -561,7 +556,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         summary.files_quarantined = len(file_rejects)
         quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
         summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
-        results = _merge_results(dq_groups)
+        results = merge_result_rows(dq_groups)
         summary.expectations_passed = sum(r["success"] for r in results)
         summary.expectations_failed = sum(not r["success"] for r in results)
         summary.quarantined = [{k: r[k] for k in ("source_path", "reason", "detail")} for r in file_rejects]

@@ -24,7 +24,6 @@ the channel). The child exits when its stdin closes, so it never outlives its pa
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -43,18 +42,6 @@ log = logging.getLogger(__name__)
 # warm-up (a Python start, the GX import and the suite build: ≈5 s, ≈300-400 reports of transforms).
 PROCESS_MIN_DOCUMENTS = 400
 _HEADER = struct.Struct("!Q")
-
-
-def fact_id(row: dict) -> str:
-    """Stable id of a fact within the warehouse."""
-    key = "|".join(str(row[k]) for k in ("doc_id", "indicator", "measure", "period", "kind", "start", "end", "value"))
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def with_fact_ids(facts: pa.Table) -> pa.Table:
-    """``facts`` with its ``fact_id`` column appended."""
-    ids = [fact_id(r) for r in facts.select(["doc_id", "indicator", "measure", "period", "kind", "start", "end", "value"]).to_pylist()]
-    return facts.append_column("fact_id", pa.array(ids, pa.string()))
 
 
 def check_group(facts: pa.Table, published: pd.DataFrame | None, text_parts: list[str] | None) -> dict:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import re
 
-import pyarrow as pa
 import pytest
 from hypothesis import given
 
 from tests.hostile import LEDGER, report_reliability, strategies
-from transforms.documents import NORMALIZED_SCHEMA, normalized_row, row_normalized
 from transforms.errors import InputRejected
 from transforms.normalize import normalize_report, normalize_text
 
@@ -44,10 +42,6 @@ def check_normalized(data: bytes):
     for start in range(0, len(norm.text), max(1, len(norm.text) // 7)):
         a, b = norm.raw_span(start, min(len(norm.text), start + 5))
         assert 0 <= a <= b <= len(norm.raw_text)
-    row = normalized_row(norm, "d" * 64, NAME, "/staging/x", len(data))
-    table = pa.Table.from_pylist([row], schema=NORMALIZED_SCHEMA)  # what the flow ships: must never fail
-    back = row_normalized(table.to_pylist()[0])
-    assert back.text == norm.text and back.raw_text == norm.raw_text
     return norm
 
 

@@ -28,7 +28,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,7 +62,7 @@ class TableT2S:
     """OpenCC ``t2s`` as a character table plus a phrase pass (see the module doc).
 
     Holds only numpy arrays and dicts, so it pickles (process and Dask runners)
-    and is built lazily once per process by ``script_converter``.
+    and is built lazily once per process by ``table_t2s``.
     """
 
     def __init__(self, table: np.ndarray, phrases: dict[str, str]):
@@ -168,13 +167,6 @@ def build_table_t2s(phrases: dict[str, str]) -> TableT2S:
             f"(e.g. {wrong[:3]}): regenerate it with `python -m transforms.script --write-seed`."
         )
     return TableT2S(table, phrases)
-
-
-def script_converter(config: str) -> Callable[[str], str]:
-    """The str -> str conversion for an OpenCC config: the table for ``t2s``, OpenCC itself otherwise."""
-    if config == "t2s":
-        return table_t2s().convert
-    return opencc_converter(config).convert
 
 
 def opencc_dictionary(name: str) -> list[tuple[str, str]]:
