@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.golden_util import assert_golden
@@ -197,11 +198,14 @@ def test_offsets_survive_a_rebuilt_row_without_ends():
     assert norm.raw_text[a:b] == "韶關(guān)市湞江區"
 
 
-def test_invisible_table_is_the_zero_width_class():
-    """line_ending_edits looks characters up in a table; it must delete exactly what the documented class names."""
-    from transforms.canonical import _INVISIBLE, _ZERO_WIDTH
+def test_invisible_table_is_the_documented_set():
+    """line_ending_edits looks characters up in a table: exactly the zero-width characters and the
+    control characters (Unicode category Cc: C0, DEL, C1) other than tab, newline and CR."""
+    import unicodedata
 
-    for cp in range(0x10000):
-        if 0xD800 <= cp < 0xE000:
-            continue
-        assert bool(_ZERO_WIDTH.fullmatch(chr(cp))) == bool(_INVISIBLE[cp]), hex(cp)
+    from transforms.canonical import _INVISIBLE, _ZERO_WIDTH_CHARS
+
+    expected = {ord(c) for c in _ZERO_WIDTH_CHARS} | {
+        cp for cp in range(0x10000) if unicodedata.category(chr(cp)) == "Cc" and chr(cp) not in "\t\n\r"}
+    assert set(np.flatnonzero(_INVISIBLE).tolist()) == expected
+    assert {ord(c) for c in "\u200b\ufeff\u00ad\x00\x1f\x7f\x85"} <= expected

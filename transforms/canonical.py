@@ -19,10 +19,10 @@ from transforms.tracked import TrackedText, _codepoints, _text
 # Deliberately NOT mapped: 、 。 “ ” ‘ ’ 《 》 【 】 — … · (they have no ASCII twin
 # that keeps their meaning), and '，' between two digits (see ``to_ascii_forms``).
 _ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
-# Invisible characters are deleted: zero-width ones and C0/C1 controls other than tab and newline
-# (a NUL from UTF-16 input would otherwise make the canonical text look binary to its own decoder).
-_ZERO_WIDTH = re.compile(f"[{_ZERO_WIDTH_CHARS}\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]+")
-_INVISIBLE = np.zeros(0x10000, dtype=bool)  # the characters _ZERO_WIDTH matches (all in the BMP)
+# Invisible characters are deleted: zero-width ones and C0/C1 controls other than tab, newline and
+# CR (CR is a line ending, see ``line_ending_edits``); a NUL from UTF-16 input would otherwise make
+# the canonical text look binary to its own decoder. A table over the BMP (all of them are there).
+_INVISIBLE = np.zeros(0x10000, dtype=bool)
 _INVISIBLE[[ord(c) for c in _ZERO_WIDTH_CHARS]] = True
 for _lo, _hi in ((0x00, 0x09), (0x0B, 0x0D), (0x0E, 0x20), (0x7F, 0xA0)):
     _INVISIBLE[_lo:_hi] = True

@@ -93,7 +93,6 @@ def orphan_spans(text: str) -> list[tuple[int, int]]:
     return [m.span(1) for m in _ORPHAN.finditer(text)]
 
 
-_AFTER_ANNOTATION = frozenset("(（" + _SPACES)
 _NEXT_ANNOTATION = re.compile(rf"[{_SPACES}]*[(（][{_LETTERS}]")
 _PAREN_AFTER_PAREN = re.compile(rf"[)）][{_SPACES}]*[(（][{_LETTERS}]")
 
@@ -102,12 +101,9 @@ def may_expose_annotation(text: str, spans: list[tuple[int, int]]) -> bool:
     """Whether deleting ``spans`` can bring a character next to another annotation (``X(a)(ān)``).
 
     Only a span followed by a parenthesised word (perhaps after spaces) can:
-    otherwise one pass of ``annotation_spans`` found everything. The cheap
-    test on the next character runs first; ``(街)`` after a span is real text.
+    otherwise one pass of ``annotation_spans`` found everything. One scan in C
+    rules out almost every text; ``(街)`` after a span is real text.
     """
-    if not _PAREN_AFTER_PAREN.search(text):  # one scan in C rules out almost every text
+    if not _PAREN_AFTER_PAREN.search(text):
         return False
-    follow = "".join(text[e:e + 1] for _, e in spans)
-    if _AFTER_ANNOTATION.isdisjoint(follow):
-        return False
-    return any(_NEXT_ANNOTATION.match(text, e) for (_, e), c in zip(spans, follow) if c in _AFTER_ANNOTATION)
+    return any(_NEXT_ANNOTATION.match(text, e) for _, e in spans)
