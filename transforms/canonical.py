@@ -8,6 +8,7 @@ delete, so the normalize stage can keep its character map cheaply.
 from __future__ import annotations
 
 import difflib
+import html
 import re
 from functools import lru_cache
 
@@ -120,6 +121,26 @@ def canonical_forms(doc: TrackedText, script: str | None, convert) -> tuple[int,
     if ascii_cps is not cps:
         doc.rewrite(_text(ascii_cps))
     return fullwidth, (convert_script(doc, convert.convert) if script else 0)
+
+
+_ESCAPED_BREAK = re.compile(r"\\r\\n|\\n|\\r")
+_STRAY_ENTITY = re.compile(r"&(?:nbsp|ensp|emsp|amp|lt|gt|quot|ldquo|rdquo|lsquo|rsquo|mdash|hellip|middot);")
+ESCAPED_BREAKS_MIN = 3  # a text that merely mentions "\\n" once or twice is left alone
+
+
+def escaped_markup_edits(text: str) -> list[tuple[int, int, str]]:
+    """Line breaks stored as the characters ``\\r\\n`` and stray HTML entities, as edits to real characters.
+
+    A report exported from a spreadsheet cell or a database field often keeps its
+    line breaks as the two-character escapes and its indents as ``&nbsp;``; read
+    as written they glue every paragraph into one sentence. Only a text that holds
+    several such escapes is treated this way.
+    """
+    breaks = list(_ESCAPED_BREAK.finditer(text)) if "\\" in text else []
+    edits = [(m.start(), m.end(), "\n") for m in breaks] if len(breaks) >= ESCAPED_BREAKS_MIN else []
+    if "&" in text:
+        edits.extend((m.start(), m.end(), html.unescape(m.group()).replace("\xa0", " ")) for m in _STRAY_ENTITY.finditer(text))
+    return sorted(edits)
 
 
 def line_ending_edits(text: str) -> tuple[str, list[tuple[int, int]]]:

@@ -2,7 +2,8 @@
 
 The steps, in the order they must run (docs/CANONICAL.md says why):
 
-1. line endings (CRLF, CR -> LF) and zero-width characters;
+1. line endings (CRLF, CR -> LF) and zero-width characters; in plain text, line breaks stored as
+   the characters ``\\r\\n`` and stray entities such as ``&nbsp;`` (spreadsheet-cell exports);
 2. HTML pages only: markup, entities, HTML whitespace (transforms/html.py);
 3. GBK byte-shift mojibake repaired or flagged (transforms/mojibake.py) —
    before anything rewrites characters, since repair needs the bytes as found;
@@ -26,6 +27,7 @@ import opencc
 
 from transforms.canonical import (
     canonical_forms,
+    escaped_markup_edits,
     line_ending_edits,
     sentence_spans,
     whitespace_keep_mask,
@@ -94,6 +96,10 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
     doc.delete(deletions)
     if html:
         report.html_tags_removed = strip_html(doc)
+    else:
+        escaped = escaped_markup_edits(doc.text)
+        if escaped:
+            doc.replace(escaped, align_same_length=False)
 
     run_spans: list[tuple[int, int, bool]] = []
     names: set[str] = set()

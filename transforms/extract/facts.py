@@ -37,7 +37,8 @@ from transforms.extract.indicators import Mention, find_mentions, unit_fits
 from transforms.extract.lists import distribute, group_quantities
 from transforms.extract.numbers import scan_text
 from transforms.extract.reference import Reference, load_reference, term_pattern
-from transforms.extract.regions import ReportRegion, detect_report_region, names_other_region
+from transforms.extract.identity import LOCAL, UNIDENTIFIED, Identity, detect_year, identify_document
+from transforms.extract.regions import ReportRegion, names_other_region
 from transforms.extract.sections import Section, detect_report_year, find_sections, section_at, span_end
 from transforms.extract.units import Quantity, base_value, find_quantities
 from transforms.schema import Fact
@@ -471,8 +472,8 @@ class _SentenceReader:
         return not _PUNCT.sub("", between)
 
 
-def looks_like_report(scan: str, ref: Reference) -> bool:
-    """A page holds a report (or a report-like review) when it uses report language of its own.
+def report_language(scan: str, ref: Reference) -> tuple[bool, bool]:
+    """(the page uses report language of its own, the page only cites a report).
 
     A marker that is cited (市政府工作报告提出…, 报告指出…) is what a news page says
     about a report, not a report: the page counts only when some marker is not
@@ -480,11 +481,44 @@ def looks_like_report(scan: str, ref: Reference) -> bool:
     """
     markers, cited = term_pattern("report_marker"), term_pattern("marker_citation")
     if markers is None:
-        return False
+        return False, False
+    seen_cited = False
     for m in markers.finditer(scan):
         if cited is None or not cited.match(scan, m.end()):
-            return True
-    return False
+            return True, False
+        seen_cited = True
+    return False, seen_cited
+
+
+def looks_like_report(scan: str, ref: Reference) -> bool:
+    """A page holds a report (or a report-like review) when it uses report language of its own."""
+    return report_language(scan, ref)[0]
+
+
+def identify(text: str, raw_text: str | None = None) -> Identity:
+    """What a canonical text is (transforms/extract/identity.py): type, region, year, or why it yields nothing.
+
+    ``raw_text`` (the decoded file before normalization) is only consulted for the
+    report year when the canonical text names none: normalization drops page
+    furniture such as 发布日期: 2021-12-03, which dates a review article.
+    """
+    ref = load_reference()
+    scan = scan_text(text)
+    own, cited = report_language(scan, ref)
+    ident = identify_document(scan, ref, own, cited)
+    if ident.doc_type == UNIDENTIFIED and ident.region is not None and ident.year is None:
+        year = detect_report_year(scan, ref)
+        how = "sections.csv report-year rule"
+        if year is None and raw_text:
+            from transforms.normalize import converter  # noqa: PLC0415 (raw files may be in traditional script)
+
+            year, how = detect_year(scan_text(converter().convert(raw_text[:5000])), review_fallback=False)
+            how = f"raw text: {how}" if year else ""
+        if year is None:
+            year, how = detect_year(scan)
+        if year is not None:
+            ident = Identity(LOCAL, ident.region, year, ident.region_source, how)
+    return ident
 
 
 def _dedupe(facts: list[dict]) -> list[dict]:
@@ -498,27 +532,19 @@ def _dedupe(facts: list[dict]) -> list[dict]:
     return out
 
 
-def extract_records(text: str, doc_id: str, raw_text: str | None = None) -> list[dict]:
+def extract_records(text: str, doc_id: str, raw_text: str | None = None, identity: Identity | None = None) -> list[dict]:
     """Facts of one canonical text as dicts of Fact fields (without raw offsets).
 
-    ``raw_text`` (the decoded file before normalization) is only consulted for the
-    report year when the canonical text names none: normalization drops page
-    furniture such as 发布日期: 2021-12-03, which dates a review article.
+    Nothing is read before the document's identity is established (``identify``):
+    a document that is not a local government's report, or whose region or year
+    cannot be told, yields no facts (its ``Identity.reason`` says why).
     """
     ref = load_reference()
+    ident = identity if identity is not None else identify(text, raw_text)
+    if not ident.yields_facts:
+        return []
     scan = scan_text(text)
-    if not looks_like_report(scan, ref):
-        return []
-    region = detect_report_region(scan, ref)
-    if region is None:
-        return []
-    year = detect_report_year(scan, ref)
-    if year is None and raw_text:
-        from transforms.normalize import converter  # noqa: PLC0415 (raw files may be in traditional script)
-
-        year = detect_report_year(scan_text(converter().convert(raw_text[:5000])), ref)
-    if year is None:
-        return []
+    region, year = ident.region, ident.year
     ctx = Context(doc_id, region, year, find_sections(scan, year, ref))
     mentions = find_mentions(scan, ref)
     masked = [(m.start, m.end) for m in mentions]

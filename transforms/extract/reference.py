@@ -56,12 +56,14 @@ class Unit:
 
 @dataclass(frozen=True)
 class Region:
-    """A named region with its level (province/city/county/district) and parent."""
+    """A division with its level (province/city/county/district), parent, province and status."""
 
     name: str
     level: str
     parent: str
     short: str
+    province: str = ""
+    status: str = "current"  # current | former | functional_area
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Reference:
     lexicon: dict[str, dict[str, str]]
     sections: tuple[SectionRule, ...]
     alias_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    divisions: dict[str, tuple[Region, ...]] = field(default_factory=dict)  # a name may be several divisions (鼓楼区)
     alias_re: re.Pattern | None = None
     unit_re: re.Pattern | None = None
 
@@ -126,7 +129,11 @@ def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
             target_growth_min=_float(row["target_growth_min"]), target_growth_max=_float(row["target_growth_max"]),
         )
     units = {r["unit"]: Unit(r["unit"], r["family"], r["base_unit"], float(r["factor"])) for r in _read_csv("units.csv", seeds_dir)}
-    regions = {r["name"]: Region(r["name"], r["level"], r["parent"], r["short"]) for r in _read_csv("regions.csv", seeds_dir)}
+    divisions: dict[str, tuple[Region, ...]] = {}
+    for r in _read_csv("regions.csv", seeds_dir):
+        reg = Region(r["name"], r["level"], r["parent"], r["short"], r.get("province", ""), r.get("status") or "current")
+        divisions[reg.name] = (*divisions.get(reg.name, ()), reg)
+    regions = {name: divs[0] for name, divs in divisions.items()}
     lexicon: dict[str, dict[str, str]] = {}
     for row in _read_csv("lexicon.csv", seeds_dir):
         lexicon.setdefault(row["category"], {})[row["term"]] = row["value"]
@@ -167,7 +174,7 @@ def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
             raise ValueError(f"{seeds_dir / 'units.csv'}: unit {u.unit!r} has factor {u.factor}; factors must be positive.")
     return Reference(
         indicators=indicators, units=units, regions=regions, lexicon=lexicon, sections=sections,
-        alias_codes=alias_codes, alias_re=_alternation(alias_codes), unit_re=_alternation(units),
+        alias_codes=alias_codes, divisions=divisions, alias_re=_alternation(alias_codes), unit_re=_alternation(units),
     )
 
 
