@@ -43,6 +43,8 @@ def validation_markdown(summary: dict, results: list[dict]) -> str:
              f"quarantined {s['facts_quarantined']} · snapshot {s['snapshot_id']}", ""]
     for q in s.get("quarantined") or []:
         lines.append(f"- quarantined file `{_cell(q['source_path'])}`: {_cell(q['reason'])} — {_cell(q['detail'])}")
+    for d in s.get("without_facts") or []:
+        lines.append(f"- no facts from `{_cell(d['source_path'])}` ({_cell(d['doc_type'])}): {_cell(d['reason'])}")
     rows = by_expectation(results)
     lines += ["", f"## Expectations: {sum(r['success'] for r in rows)} of {len(rows)} passed", "",
               "| | expectation | severity | instances | facts checked | failed | pass rate |", "|---|---|---|---|---|---|---|"]

@@ -344,6 +344,21 @@ def _targets(data: ReportData) -> str:
     return f'<section id="targets"><h2>Targets versus actuals</h2>{body}</section>'
 
 
+def _without_facts(data: ReportData) -> str:
+    """Documents loaded without a single fact, each with the reason (never an empty row that looks like success)."""
+    d = data.documents
+    if d.empty or "no_facts_reason" not in d:
+        return ""
+    none = d[d["no_facts_reason"].notna() & (d["n_facts"] == 0)]
+    if none.empty:
+        return ('<section id="nofacts"><h2>Documents without facts</h2><p class="muted">Every document loaded yielded facts.</p></section>')
+    rows = "".join(f'<tr><td>{esc(Path(str(r.source_path)).name)}</td><td>{esc(r.doc_type or "")}</td><td>{esc(r.region or "")}</td>'
+                   f'<td>{num(r.report_year)}</td><td>{esc(r.no_facts_reason)}</td></tr>' for r in none.itertuples(index=False))
+    return (f'<section id="nofacts"><h2>Documents without facts ({len(none)})</h2>'
+            '<table><thead><tr><th>file</th><th>what it is</th><th>region</th><th>year</th><th>why it has no facts</th></tr></thead>'
+            f'<tbody>{rows}</tbody></table></section>')
+
+
 def _documents(data: ReportData) -> str:
     d, f = data.documents, data.facts
     if d.empty:
@@ -360,6 +375,8 @@ def _documents(data: ReportData) -> str:
             rows = (f'<tr><td colspan="9" class="muted">not listed on this page: <code>govfacts sql "SELECT * FROM facts '
                     f"WHERE doc_id = '{esc(r.doc_id)}'\"</code></td></tr>")
         counts = f"{int(r.n_facts)} facts: {int(r.n_passed)} passed, {int(r.n_warning)} warned, {int(r.n_error)} quarantined"
+        if not int(r.n_facts) and isinstance(r.no_facts_reason, str):
+            counts = f"no facts: {r.no_facts_reason}"
         blocks.append(
             f'<details class="doc"><summary><b>{esc(r.region or "region unknown")}</b> · report {num(r.report_year)} · '
             f'{esc(Path(str(r.source_path)).name)} <span class="muted">({counts}; {esc(r.encoding)}, {num(r.n_bytes)} bytes)</span></summary>'
@@ -435,8 +452,8 @@ def render_html(data: ReportData) -> str:
     docs_link = f'<a href="{esc(data.data_docs)}">GX Data Docs</a>' if data.data_docs else ""
     nav = ("".join(f'<a href="#{k}">{v}</a>' for k, v in (
         ("summary", "Summary"), ("expectations", "Expectations"), ("history", "Pass rates"), ("failures", "Failed & warned facts"),
-        ("conflicts", "Conflicts"), ("targets", "Targets vs actuals"), ("documents", "Documents"), ("files", "Quarantined files"))) + docs_link)
-    body = "".join(part(data) for part in (_summary, _expectations, _history, _failures, _conflicts, _targets, _documents, _files))
+        ("conflicts", "Conflicts"), ("targets", "Targets vs actuals"), ("nofacts", "Without facts"), ("documents", "Documents"), ("files", "Quarantined files"))) + docs_link)
+    body = "".join(part(data) for part in (_summary, _expectations, _history, _failures, _conflicts, _targets, _without_facts, _documents, _files))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>govfacts data-quality report</title><style>{CSS}</style></head><body>"

@@ -56,7 +56,7 @@ from govfacts.runners import make_task_runner
 from govfacts.settings import Settings, load_settings
 from govfacts.version import pipeline_version
 from transforms.errors import InputRejected
-from transforms.extract import extract_document
+from transforms.extract import Identity, identify_and_extract
 from transforms.normalize import Normalized, normalize_report
 from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table, with_fact_ids
 from transforms.stage import StageResult, process_alive, stage_inbox
@@ -88,6 +88,7 @@ class RunSummary:
     changed: bool = False
     warehouse: str = ""
     quarantined: list[dict] = field(default_factory=list)
+    without_facts: list[dict] = field(default_factory=list)  # documents loaded with no facts: source_path, doc_type, reason
     processed: list[str] = field(default_factory=list)  # source paths (first name) of the documents this run processed
     renamed: int = 0  # already-loaded documents seen under a new file name (names recorded, not re-processed)
     batches: int = 0
@@ -269,22 +270,28 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
         _fault("normalize")
         with _timed("extract"):
             # fact ids here, batch by batch, rather than for the whole group when it is validated (the run's tail)
-            facts = with_fact_ids(facts_to_table([fact for f, norm in done for fact in extract_document(norm, f.sha256)]))
+            identities, found = {}, []
+            for f, norm in done:
+                identities[f.sha256], mine = identify_and_extract(norm, f.sha256)
+                found.extend(mine)
+            facts = with_fact_ids(facts_to_table(found))
         _fault("extract")
     with _timed("spill"):
-        docs = _documents_table(done, facts, names, version, run_id)
+        docs = _documents_table(done, facts, identities, names, version, run_id)
         write_part(Path(parts), "documents", label, docs)
         write_part(Path(parts), "document_text", label, pa.table({
             "doc_id": [f.sha256 for f, _ in done], "text": [n.text for _, n in done], "raw_text": [n.raw_text for _, n in done]}))
         if rejected:
             write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejected))
-    return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done],
+    without = [dict(source_path=r["source_path"], doc_type=r["doc_type"], reason=r["no_facts_reason"])
+               for r in docs.select(["source_path", "doc_type", "no_facts_reason"]).to_pylist() if r["no_facts_reason"]]
+    return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done], without_facts=without,
                 rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
 
 
-def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table, names: dict[str, list[str]],
-                     version: str, run_id: str) -> pa.Table:
-    """One ``documents`` row per normalized file: its region and year are those most of its facts name."""
+def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table, identities: dict[str, Identity],
+                     names: dict[str, list[str]], version: str, run_id: str) -> pa.Table:
+    """One ``documents`` row per normalized file: what it is (its identity), and why it has no facts when it has none."""
     by_doc: dict[str, list[dict]] = {}
     for r in facts.select(["doc_id", "region", "region_level", "report_year"]).to_pylist():
         by_doc.setdefault(r["doc_id"], []).append(r)
@@ -292,12 +299,15 @@ def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table,
     for f, norm in done:
         report = asdict(norm.report)
         mine = by_doc.get(f.sha256, [])
-        common = Counter((x["region"], x["region_level"], x["report_year"]) for x in mine).most_common(1)
-        region, level, year = common[0][0] if common else (None, None, None)
+        ident = identities[f.sha256]
+        region = ident.region.name if ident.region else None
+        level, year = (ident.region.level if ident.region else None), ident.year
+        reason = None if mine else (ident.reason or "the report states none of the headline indicators in a form the rules read")
         rows.append(dict(doc_id=f.sha256, source_path=f.source_path, source_names=json.dumps(names.get(f.sha256, []), ensure_ascii=False),
                          n_bytes=f.n_bytes, staged_path=f.staged_path, encoding=report.get("encoding"),
                          confidence=report.get("confidence"), region=region, region_level=level, report_year=year,
-                         n_facts=len(mine), normalization_report=json.dumps(report, ensure_ascii=False),
+                         n_facts=len(mine), doc_type=ident.doc_type, identity=json.dumps(ident.describe(), ensure_ascii=False),
+                         no_facts_reason=reason, normalization_report=json.dumps(report, ensure_ascii=False),
                          pipeline_version=version, run_id=run_id))
     return pa.Table.from_pylist(rows)
 
@@ -521,6 +531,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             _release_finished_batches()
             summary.documents += result["documents"]
             summary.processed.extend(result["processed"])
+            summary.without_facts.extend(result.get("without_facts", []))
             rejected.extend(result["rejected"])
             group.append(result["facts"])
             group_texts.append(str(part_path(parts, "document_text", label)))

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from govfacts.prefect_env import configure_prefect
 from govfacts.settings import load_settings
@@ -97,6 +98,8 @@ def _print_summary(s: dict) -> None:
     out.print(t)
     for q in s["quarantined"]:
         out.print(f"[yellow]quarantined[/] {q['reason']}: {q['detail']}")
+    for d in s.get("without_facts", []):
+        out.print(Text.assemble(("no facts ", "yellow"), (f"{d['source_path']} ({d['doc_type']}): {d['reason']}", "")))
 
 
 @app.command()

@@ -69,6 +69,7 @@ def documents(settings: Settings) -> pd.DataFrame:
     """Every document with its facts' status counts."""
     return _frame(settings, """
         SELECT d.doc_id, d.source_path, d.region, d.region_level, d.report_year, d.encoding, d.n_bytes, d.run_id,
+               d.doc_type, d.no_facts_reason,
                count(f.fact_id) AS n_facts,
                count(f.fact_id) FILTER (WHERE f.dq_status = 'passed') AS n_passed,
                count(f.fact_id) FILTER (WHERE f.dq_status = 'warning') AS n_warning,

@@ -72,6 +72,11 @@ TABLES: tuple[Table, ...] = (
         C("region_level", "VARCHAR", "province | city | county | district"),
         C("report_year", "BIGINT", "Year of the report"),
         C("n_facts", "BIGINT", "Facts extracted from the document"),
+        C("doc_type", "VARCHAR", "What the document is: local_work_report | national_work_report | news_about_report | not_a_report | "
+          "unidentified_report (migration 7)"),
+        C("identity", "VARCHAR", "JSON: how the region and year were established (meeting line, title, speaker line, …) (migration 7)"),
+        C("no_facts_reason", "VARCHAR", "Why the document yields no facts (not a local report, region or year unknown, nothing stated); "
+          "NULL when it has facts (migration 7)"),
         C("normalization_report", "VARCHAR", "JSON: encoding, pinyin removed, mojibake found/repaired/left, furniture removed, characters converted"),
         C("pipeline_version", "VARCHAR", "Hash of the code and reference data that processed the document"),
         C("run_id", "VARCHAR", "The run that loaded the document"),
@@ -171,6 +176,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (4, "region_reference table; views indicator_panel (v4), targets_vs_actuals, regions"),
     (5, "views indicator_panel and targets_vs_actuals (v5): the same rows, computed by aggregation instead of windows"),
     (6, "view targets_vs_actuals back to its v4 SQL (windows), measured faster than v5 for whole-view and per-region queries"),
+    (7, "documents: doc_type, identity and no_facts_reason (what a document is, and why it yields no facts)"),
 )
 
 
@@ -214,7 +220,9 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             _create_table(con, next(t for t in TABLES if t.name == "region_reference"))
             create_views(con, 4)
             sync_region_reference(con)
-        if version >= 5:  # migrations 5 and later (re)define views only; warehouse/views.py declares them
+        if version == 7:
+            _add_missing_columns(con, "documents")
+        if 5 <= version <= 6:  # migrations 5 and later (re)define views only; warehouse/views.py declares them
             from warehouse.views import create_views  # noqa: PLC0415
 
             create_views(con, version)
