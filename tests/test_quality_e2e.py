@@ -1,13 +1,13 @@
 """End to end through the real flow: bad facts are quarantined with their reasons, the rest is published, the report shows it.
 
-The inbox holds the five samples plus two short reports of a made-up county, 青石县:
+The inbox holds the five samples plus two short reports of a real county, 石楼县, with made-up figures:
 its 2024 report states GDP growth of 66% and an urban income in 万人; its 2025
 report states 2024 GDP that implies 20% growth against a stated 6.5%, and a 2023
 budget revenue that disagrees with the 2024 report's.
 
 The extractor rightly refuses a level whose unit is not of its indicator's family,
 so the 万人 income is injected the way a misreading extractor would emit it: the
-flow's ``extract_document`` is wrapped to add that fact with its real offsets.
+flow's ``identify_and_extract`` is wrapped to add that fact with its real offsets.
 The expectations are the second line of defence, and this proves they hold.
 """
 
@@ -27,9 +27,9 @@ from warehouse.snapshots import query
 
 pytestmark = pytest.mark.e2e
 
-REPORT_2024 = """青石县2024年政府工作报告
+REPORT_2024 = """石楼县2024年政府工作报告
 
-——2024年1月10日在青石县第十八届人民代表大会第三次会议上
+——2024年1月10日在石楼县第十八届人民代表大会第三次会议上
 
 各位代表：
 
@@ -43,9 +43,9 @@ REPORT_2024 = """青石县2024年政府工作报告
 
 地区生产总值增长6%左右，一般公共预算收入增长5%。
 """
-REPORT_2025 = """青石县2025年政府工作报告
+REPORT_2025 = """石楼县2025年政府工作报告
 
-——2025年1月8日在青石县第十八届人民代表大会第四次会议上
+——2025年1月8日在石楼县第十八届人民代表大会第四次会议上
 
 各位代表：
 
@@ -65,10 +65,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--no-first-run"]
 
 
-def _misreading(extract_document):
-    """extract_document plus the 万人 income a careless extractor would read from REPORT_2024."""
+def _misreading(identify_and_extract):
+    """identify_and_extract plus the 万人 income a careless extractor would read from REPORT_2024."""
     def extract(norm, doc_id):
-        facts = list(extract_document(norm, doc_id))
+        ident, facts = identify_and_extract(norm, doc_id)
+        facts = list(facts)
         i = norm.text.find(INCOME_EVIDENCE)
         if i >= 0 and facts and not any(f.indicator == "urban_disposable_income" and f.unit == "万人" for f in facts):
             f0 = facts[0]
@@ -76,13 +77,13 @@ def _misreading(extract_document):
                               value=3.0, unit="万人", value_base=30000.0, unit_base="person", period="2023", kind="actual",
                               qualifier=None, evidence=INCOME_EVIDENCE, start=i, end=i + len(INCOME_EVIDENCE),
                               rule="test:misread_unit", region_level=f0.region_level, report_year=f0.report_year))
-        return facts
+        return ident, facts
     return extract
 
 
 @pytest.fixture(scope="module")
 def injected(prefect_harness, samples: Path, tmp_path_factory):
-    """One real flow run on the samples + the 青石县 reports (module-scoped: the run takes seconds)."""
+    """One real flow run on the samples + the 石楼县 reports (module-scoped: the run takes seconds)."""
     import flows.ingest as ingest_module
 
     tmp = tmp_path_factory.mktemp("quality")
@@ -93,7 +94,7 @@ def injected(prefect_harness, samples: Path, tmp_path_factory):
     (inbox / "qingshi_2024.txt").write_text(REPORT_2024, encoding="utf-8")
     (inbox / "qingshi_2025.txt").write_text(REPORT_2025, encoding="utf-8")
     mp = pytest.MonkeyPatch()
-    mp.setattr(ingest_module, "extract_document", _misreading(ingest_module.extract_document))
+    mp.setattr(ingest_module, "identify_and_extract", _misreading(ingest_module.identify_and_extract))
     try:
         summary = ingest_module.ingest(inbox=str(inbox), warehouse=str(tmp / "wh"))
     finally:
@@ -122,7 +123,7 @@ def test_the_bad_facts_are_quarantined_with_the_right_reasons(injected):
     assert "gdp growth 66% (2023, actual) is outside the plausible range [-20, 30] %" in q[GDP_EVIDENCE]["detail"]
     assert "expect_units_to_match_the_indicator_family" in q[INCOME_EVIDENCE]["reason"]
     assert "is stated in 万人" in q[INCOME_EVIDENCE]["detail"]
-    bad = _rows(settings, "SELECT indicator, measure, value, dq_status FROM facts WHERE region = '青石县' AND dq_status = 'error'")
+    bad = _rows(settings, "SELECT indicator, measure, value, dq_status FROM facts WHERE region = '石楼县' AND dq_status = 'error'")
     assert {(r["indicator"], r["measure"], r["value"]) for r in bad} == {("gdp", "growth", 66.0), ("urban_disposable_income", "level", 3.0)}
     leaked = _rows(settings, "SELECT count(*) AS n FROM facts_published WHERE fact_id IN (SELECT fact_id FROM quarantine WHERE item = 'fact')")
     assert leaked[0]["n"] == 0
@@ -131,7 +132,7 @@ def test_the_bad_facts_are_quarantined_with_the_right_reasons(injected):
 def test_the_rest_is_published(injected):
     settings, _, _ = injected
     pub = {(r["indicator"], r["measure"], r["period"], r["kind"], r["value"])
-           for r in _rows(settings, "SELECT * FROM facts_published WHERE region = '青石县'")}
+           for r in _rows(settings, "SELECT * FROM facts_published WHERE region = '石楼县'")}
     assert ("gdp", "level", "2023", "actual", 100.0) in pub  # same sentence as the 66%, but a good fact
     assert ("rural_disposable_income", "level", "2023", "actual", 18000.0) in pub
     assert ("gdp", "growth", "2024", "target", 6.0) in pub
@@ -145,7 +146,7 @@ def test_the_rest_is_published(injected):
 def test_warnings_are_published_with_their_flag(injected):
     settings, _, _ = injected
     warned = {(r["indicator"], r["measure"], r["period"], r["value"]): r["dq_failed"]
-              for r in _rows(settings, "SELECT * FROM facts_published WHERE region = '青石县' AND dq_status = 'warning'")}
+              for r in _rows(settings, "SELECT * FROM facts_published WHERE region = '石楼县' AND dq_status = 'warning'")}
     assert "expect_stated_growth_to_match_implied_growth" in warned[("gdp", "growth", "2024", 6.5)]
     assert "expect_facts_to_agree_across_documents" in warned[("general_budget_revenue", "level", "2023", 4.9)]
     assert "expect_facts_to_agree_across_documents" in warned[("general_budget_revenue", "level", "2023", 5.2)]
@@ -182,7 +183,7 @@ def test_the_report_lists_the_quarantined_facts_conflicts_and_targets(report):
     conflicts = re.sub(r"<[^>]+>", "", page[page.index('<section id="conflicts">'):page.index('<section id="targets">')])
     assert "一般公共预算收入为4.9亿元" in conflicts and "一般公共预算收入5.2亿元" in conflicts
     targets = page[page.index('<section id="targets">'):page.index('<section id="documents">')]
-    assert re.search(r"青石县</td><td>gdp</td><td>growth</td><td>2024</td><td[^>]*>6% 左右</td><td[^>]*>6.5%</td><td[^>]*>\+0.5 pp</td><td class=\"ok\">met", targets)
+    assert re.search(r"石楼县</td><td>gdp</td><td>growth</td><td>2024</td><td[^>]*>6% 左右</td><td[^>]*>6.5%</td><td[^>]*>\+0.5 pp</td><td class=\"ok\">met", targets)
     assert "qingshi_2024.txt" in page and "<svg" in page
 
 

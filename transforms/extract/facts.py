@@ -288,11 +288,17 @@ def _kind_period(code: str, measure: str, cues: Cues, sec: Section, ctx: Context
         period, is_span = plan[0], True
         first, _, last_y = plan[0].partition("-")
         if role == "actual" and year is not None and last_y and int(last_y) >= year:
-            period = f"{first}-{year - 1}"  # 十四五以来 in a 2024 report: 2021-2023 so far
+            if year - 1 < int(first):  # a plan that starts this year (十二五 in a 2011 report): its goals, not a review
+                role = "target"
+            else:
+                period = f"{first}-{year - 1}"  # 十四五以来 in a 2024 report: 2021-2023 so far
     if cues.base_year is not None:
         return "change_vs_base", span_end(period)
     if (cues.average_annual or cues.cumulative) and cues.plan:  # …,“十三五”期间年均增长6.9%: the plan named with the rate
         return ("average_annual" if cues.average_annual else "cumulative"), cues.plan
+    if (cues.average_annual or cues.cumulative) and role == "target" and (sec.span or plan is not None or is_span):
+        # a five-year goal (“十四五”时期…年均增长7%, 五年累计投资超1万亿元): a target over the plan's span
+        return "target", (plan[0] if plan is not None else sec.period if sec.span else period)
     if cues.average_annual or cues.cumulative:  # a rate or total over the section's span, even when 到2027年 names its end
         return ("average_annual" if cues.average_annual else "cumulative"), (sec.period if sec.span and plan is None else period)
     if is_span and role == "actual":
