@@ -152,6 +152,9 @@ def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).sort_values(key + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
 
 
+STRUCTURE_HEAD = "primary_industry_share"
+
+
 def _sector_terms(evidence: str, first: float) -> tuple[list[float], str | None]:
     """The a:b:c ratio in the evidence whose first term is the fact's value (the last such, e.g. after 调整为)."""
     best: list[float] = []
@@ -179,9 +182,11 @@ def _single_facts(facts: pd.DataFrame, texts: dict[str, str] | None) -> pd.DataF
     out["dq_expected_unit_base"] = out["unit"].map(lambda u: units[u]["base_unit"] if u in units else None)
     out["dq_unit_pair"] = out["unit"].astype(str) + "→" + out["unit_base"].astype(str)
     out["dq_unit_families"] = out["indicator"].map(lambda i: inds[i]["unit_families"] if i in inds else None)
-    sector = [(_sector_terms(e, v) if i == "industry_structure" else ([], None))
+    # the three-sector structure is stored as three share facts (primary/secondary/tertiary_industry_share); the
+    # primary one carries the whole a:b:c in its evidence, so the structure is checked once, on it
+    sector = [(_sector_terms(e, v) if i == STRUCTURE_HEAD else ([], None))
               for i, e, v in zip(out["indicator"], out["evidence"], out["value"])]
-    is_structure = out["indicator"] == "industry_structure"
+    is_structure = out["indicator"] == STRUCTURE_HEAD
     out["dq_sector_terms"] = [float(len(t)) if s else None for (t, _), s in zip(sector, is_structure)]
     out["dq_sector_sum"] = [round(sum(t), 6) if s and len(t) == 3 else None for (t, _), s in zip(sector, is_structure)]
     out["dq_sector_ratio"] = [r for _, r in sector]

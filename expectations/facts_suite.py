@@ -96,8 +96,8 @@ def build_checks() -> list[Check]:
         _check(x.ExpectSharesToBePercentages(
             row_condition=(Col("unit") == "%") & Col("measure").is_in(["share", "level"])),
             "shares and levels in %"),
-        _check(x.ExpectThreeSectorStructuresToSumToOneHundred(), "indicator industry_structure"),
-        _check(x.ExpectThreeSectorStructuresToHaveThreeTerms(), "indicator industry_structure"),
+        _check(x.ExpectThreeSectorStructuresToSumToOneHundred(), "indicator primary_industry_share"),
+        _check(x.ExpectThreeSectorStructuresToHaveThreeTerms(), "indicator primary_industry_share"),
         _check(x.ExpectPeriodsToBeYearsOrSpans(), every),
         _check(x.ExpectMeasuresToBeKnown(value_set=list(MEASURES)), every),
         _check(x.ExpectKindsToBeKnown(value_set=list(KINDS)), every),

@@ -64,6 +64,9 @@ _MAX_RESIDUAL = 1
 _LOOKBACK = 300  # how far back in a sentence 到2026年 / 预计 / 十四五 are looked for (keeps giant sentences linear)
 _CHAIN_EVIDENCE = 8  # facts of one statement whose evidence is stretched to its last number
 _GROWTH_UNITS = ("%", "个百分点")
+STRUCTURE = "industry_structure"  # the alias family of a:b:c; its facts are the shares below
+STRUCTURE_SHARES = ("primary_industry_share", "secondary_industry_share", "tertiary_industry_share")
+_RATIO_TERM = re.compile(r"\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -449,6 +452,9 @@ class _SentenceReader:
             if ms is None:
                 continue
             measure, sign = ms
+            if measure == "ratio" and code == STRUCTURE:
+                made += self._structure_facts(q, cues, sec, subject, before, head, preliminary)
+                continue
             if (code, measure) in subject.said:
                 continue  # 增长6.5%左右,力争7%: the first figure is the statement, the rest is commentary
             subject.said.add((code, measure))
@@ -463,6 +469,34 @@ class _SentenceReader:
                 f["end"] = max(f["end"], group[-1].end)
             if cues.cumulative:
                 self.total_end = group[-1].end
+
+    def _structure_facts(self, q: Quantity, cues: Cues, sec: Section, subject: Subject, before: str, head: str,
+                         preliminary: bool) -> int:
+        """三次产业结构11.1:47.7:41.2 -> three share facts; 二三产业比例58.5:41.5 -> the secondary and tertiary shares.
+
+        Every term is kept (the fact contract: a structure is its shares of GDP, in %). A ratio
+        whose terms the subject does not name (two terms after 三次产业) gives nothing.
+        """
+        terms = [float(t) for t in _RATIO_TERM.findall(self.scan[q.num_start:q.end])]
+        alias = self.scan[max(self.lo, subject.start - 4):subject.start + 8]
+        if len(terms) == 3:
+            codes = STRUCTURE_SHARES
+        elif len(terms) == 2 and "二" in alias and "一" not in alias and "三次" not in alias:
+            codes = STRUCTURE_SHARES[1:]
+        else:
+            return 0
+        kind, period = _kind_period(STRUCTURE, "share", cues, sec, self.ctx, self.ref, head + before, subject.prefix)
+        made = 0
+        for code, value in zip(codes, terms):
+            if (code, "share", period) in subject.said:
+                continue
+            subject.said.add((code, "share", period))
+            term = Quantity(q.start, q.end, q.num_start, q.num_end, value, "%", "percent", q.qualifier, q.text)
+            fact = _make_fact(code, term, "share", 1, kind, period, cues, subject, self.ctx, self.ref, preliminary)
+            self.out.append(fact)
+            subject.facts.append(fact)
+            made += 1
+        return made
 
     def _total_carries(self, subject: Subject, group: list[Quantity]) -> bool:
         """Whether a 累计 read just before carries to this item: 累计接待游客8650万人次,实现旅游总收入1020亿元.
