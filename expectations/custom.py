@@ -340,6 +340,19 @@ class ExpectGdpToExceedAThirdOfRetailSales(Explained, E.ExpectColumnValuesToBeBe
                                "they should be below 3")
 
 
+class ExpectOneDocumentToStateOneValuePerKey(Explained, E.ExpectColumnValuesToBeBetween):
+    """A document states one value per region, indicator, measure, kind and period (to the precision written)."""
+
+    column: str = "dq_document_conflicts"
+    min_value: Optional[Union[float, int]] = 0
+    max_value: Optional[Union[float, int]] = 0
+    severity: FailureSeverity = WARNING
+    description: str = ("One document states one value per region, indicator, measure, kind and period: two that do not "
+                        "agree (a GDP beside a GDP per km² read as GDP) mean one of them was misread")
+    template: ClassVar[str] = ("{indicator} {measure} {value}{unit} ({region}, {period}, {kind}) disagrees with the same "
+                               "document's {dq_document_conflict_with}")
+
+
 class ExpectFactsToAgreeAcrossDocuments(Explained, E.ExpectColumnValuesToBeBetween):
     """Two documents stating the same region, indicator, period, kind and measure give the same value."""
 
@@ -374,5 +387,6 @@ ALL_EXPECTATIONS: tuple[type, ...] = (
     ExpectPeriodsToBeYearsOrSpans, ExpectMeasuresToBeKnown, ExpectKindsToBeKnown, ExpectFactIdsToBeUnique,
     ExpectEvidenceToContainTheValue, ExpectEvidenceToMatchTheDocumentText, ExpectTargetPeriodsToEqualTheReportYear,
     ExpectUrbanIncomeToExceedRuralIncome, ExpectGdpToExceedGeneralBudgetRevenue, ExpectGdpToExceedIndustrialValueAdded,
-    ExpectGdpToExceedAThirdOfRetailSales, ExpectFactsToAgreeAcrossDocuments, ExpectStatedGrowthToMatchImpliedGrowth,
+    ExpectGdpToExceedAThirdOfRetailSales, ExpectOneDocumentToStateOneValuePerKey, ExpectFactsToAgreeAcrossDocuments,
+    ExpectStatedGrowthToMatchImpliedGrowth,
 )

@@ -236,6 +236,31 @@ def _conflict_counts(out: pd.DataFrame, conflicts: pd.DataFrame, pool: pd.DataFr
     out["dq_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
 
 
+def _within_document(out: pd.DataFrame) -> None:
+    """Per fact: how many facts of its own document state the same key with a value that does not agree.
+
+    One report states one value per region, indicator, measure, kind and period; two that do
+    not agree (a city's GDP beside its GDP per km² read as GDP) mean one was misread, and the
+    message names the other's evidence so a person sees both.
+    """
+    key = ["doc_id", "region", "indicator", "period", "kind", "measure"]
+    count: dict[str, int] = {}
+    other: dict[str, list[str]] = {}
+    side = ["fact_id", "value", "unit", "value_base", "qualifier", "evidence"]
+    shared = out[out.groupby(key, dropna=False)["fact_id"].transform("size") > 1]
+    for _k, grp in shared.groupby(key, dropna=False):
+        recs = grp[side].to_dict("records")
+        for i, a in enumerate(recs):
+            for b in recs[i + 1:]:
+                if values_agree(a, b):
+                    continue
+                for me, them in ((a, b), (b, a)):
+                    count[me["fact_id"]] = count.get(me["fact_id"], 0) + 1
+                    other.setdefault(me["fact_id"], []).append(f"{them['value']:g}{them['unit']} in «{them['evidence']}»")
+    out["dq_document_conflicts"] = [float(count.get(f, 0)) for f in out["fact_id"]]
+    out["dq_document_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
+
+
 def _implied_growth(out: pd.DataFrame, pool: pd.DataFrame) -> None:
     """Stated growth for year Y against (level Y / level Y-1 - 1) x 100, where both levels exist."""
     single = pool["period"].astype(str).str.match(YEAR)
@@ -278,6 +303,7 @@ def derive(facts: pd.DataFrame, published: pd.DataFrame | None = None,
     if not conflicts.empty:
         conflicts = conflicts[conflicts["left_fact_id"].isin(in_run) | conflicts["right_fact_id"].isin(in_run)].reset_index(drop=True)
     _conflict_counts(out, conflicts, pool)
+    _within_document(out)
     _implied_growth(out, pool)
     for c in out.columns:
         if c.startswith("dq_") and out[c].dtype == object:

@@ -109,6 +109,7 @@ def build_checks() -> list[Check]:
         _check(x.ExpectGdpToExceedGeneralBudgetRevenue(), "region and year"),
         _check(x.ExpectGdpToExceedIndustrialValueAdded(), "region and year"),
         _check(x.ExpectGdpToExceedAThirdOfRetailSales(), "region and year"),
+        _check(x.ExpectOneDocumentToStateOneValuePerKey(), "within each document"),
         _check(x.ExpectFactsToAgreeAcrossDocuments(), "across documents"),
         _check(x.ExpectStatedGrowthToMatchImpliedGrowth(), "consecutive years"),
     ]

@@ -344,6 +344,47 @@ def _targets(data: ReportData) -> str:
     return f'<section id="targets"><h2>Targets versus actuals</h2>{body}</section>'
 
 
+def coverage(documents: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
+    """Per local report: has it a published GDP level and GDP growth for its review year (Y-1), and any target for Y?
+
+    A report that lacks them is where a user's panel will have holes; listing them
+    tells whether the hole is in the report or in the extraction.
+    """
+    cols = ["doc_id", "source_path", "region", "report_year", "gdp_level", "gdp_growth", "targets"]
+    if documents.empty or "doc_type" not in documents:
+        return pd.DataFrame(columns=cols)
+    local = documents[(documents["doc_type"] == "local_work_report") & documents["report_year"].notna()]
+    pub = facts[facts["dq_status"] != "error"] if not facts.empty else facts
+    rows = []
+    for d in local.itertuples(index=False):
+        mine = pub[pub["doc_id"] == d.doc_id] if not pub.empty else pub
+        review = str(int(d.report_year) - 1)
+        gdp = mine[(mine["indicator"] == "gdp") & (mine["period"] == review) & (mine["kind"] == "actual")] if not mine.empty else mine
+        rows.append(dict(doc_id=d.doc_id, source_path=d.source_path, region=d.region, report_year=int(d.report_year),
+                         gdp_level=bool((gdp["measure"] == "level").any()) if not gdp.empty else False,
+                         gdp_growth=bool((gdp["measure"] == "growth").any()) if not gdp.empty else False,
+                         targets=int((mine["kind"] == "target").sum()) if not mine.empty else 0))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _coverage(data: ReportData) -> str:
+    cov = coverage(data.documents, data.facts)
+    if cov.empty:
+        return ""
+    gaps = cov[~cov["gdp_level"] | ~cov["gdp_growth"] | (cov["targets"] == 0)]
+    head = (f"<p>{len(cov)} local reports: {int(cov['gdp_level'].sum())} with a GDP level for their review year, "
+            f"{int(cov['gdp_growth'].sum())} with GDP growth, {int((cov['targets'] > 0).sum())} with targets.</p>")
+    if gaps.empty:
+        return f'<section id="coverage"><h2>Coverage</h2>{head}<p class="muted">No gaps.</p></section>'
+    yes = lambda b: "yes" if b else '<b class="ko">missing</b>'  # noqa: E731
+    rows = "".join(f'<tr><td>{esc(r.region or "")}</td><td>{num(r.report_year)}</td><td>{esc(Path(str(r.source_path)).name)}</td>'
+                   f'<td>{yes(r.gdp_level)}</td><td>{yes(r.gdp_growth)}</td><td class="n">{r.targets}</td></tr>'
+                   for r in gaps.itertuples(index=False))
+    return (f'<section id="coverage"><h2>Coverage: reports with gaps ({len(gaps)})</h2>{head}'
+            '<table><thead><tr><th>region</th><th>report</th><th>file</th><th>GDP level (Y-1)</th><th>GDP growth (Y-1)</th>'
+            f'<th class="n">targets</th></tr></thead><tbody>{rows}</tbody></table></section>')
+
+
 def _without_facts(data: ReportData) -> str:
     """Documents loaded without a single fact, each with the reason (never an empty row that looks like success)."""
     d = data.documents
@@ -452,8 +493,8 @@ def render_html(data: ReportData) -> str:
     docs_link = f'<a href="{esc(data.data_docs)}">GX Data Docs</a>' if data.data_docs else ""
     nav = ("".join(f'<a href="#{k}">{v}</a>' for k, v in (
         ("summary", "Summary"), ("expectations", "Expectations"), ("history", "Pass rates"), ("failures", "Failed & warned facts"),
-        ("conflicts", "Conflicts"), ("targets", "Targets vs actuals"), ("nofacts", "Without facts"), ("documents", "Documents"), ("files", "Quarantined files"))) + docs_link)
-    body = "".join(part(data) for part in (_summary, _expectations, _history, _failures, _conflicts, _targets, _without_facts, _documents, _files))
+        ("conflicts", "Conflicts"), ("targets", "Targets vs actuals"), ("coverage", "Coverage"), ("nofacts", "Without facts"), ("documents", "Documents"), ("files", "Quarantined files"))) + docs_link)
+    body = "".join(part(data) for part in (_summary, _expectations, _history, _failures, _conflicts, _targets, _coverage, _without_facts, _documents, _files))
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>govfacts data-quality report</title><style>{CSS}</style></head><body>"

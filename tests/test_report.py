@@ -103,3 +103,25 @@ def test_long_lists_are_capped_with_a_note_saying_how_to_get_the_rest(monkeypatc
     page = render_html(data)
     assert "Showing 2 of 5 flagged facts" in page and page.count('<article class="fact') == 2
     assert "not listed on this page: <code>govfacts sql \"SELECT * FROM facts WHERE doc_id = 'd1'\"</code>" in page
+
+
+def test_coverage_lists_reports_without_a_gdp_level_growth_or_targets():
+    import pandas as pd
+
+    from expectations.report import coverage
+
+    docs = pd.DataFrame([
+        dict(doc_id="a", source_path="a.txt", region="易县", report_year=2020, doc_type="local_work_report"),
+        dict(doc_id="b", source_path="b.txt", region="唐县", report_year=2020, doc_type="local_work_report"),
+        dict(doc_id="c", source_path="c.txt", region=None, report_year=None, doc_type="national_work_report"),
+    ])
+    facts = pd.DataFrame([
+        dict(doc_id="a", indicator="gdp", measure="level", period="2019", kind="actual", dq_status="passed"),
+        dict(doc_id="a", indicator="gdp", measure="growth", period="2019", kind="actual", dq_status="warning"),
+        dict(doc_id="a", indicator="gdp", measure="growth", period="2020", kind="target", dq_status="passed"),
+        dict(doc_id="b", indicator="gdp", measure="level", period="2019", kind="actual", dq_status="error"),
+    ])
+    cov = coverage(docs, facts).set_index("doc_id")
+    assert list(cov.index) == ["a", "b"]  # only local reports are judged
+    assert cov.loc["a", ["gdp_level", "gdp_growth", "targets"]].tolist() == [True, True, 1]
+    assert cov.loc["b", ["gdp_level", "gdp_growth", "targets"]].tolist() == [False, False, 0]  # a quarantined level is no level
