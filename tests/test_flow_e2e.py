@@ -68,3 +68,27 @@ def test_an_undecodable_file_is_quarantined_and_the_run_continues(prefect_harnes
     _, rows = query(settings, "SELECT source_path, reason, detail FROM quarantine WHERE item = 'file' ORDER BY source_path")
     assert [Path(r[0]).name for r in rows] == ["broken.txt", "empty.txt"]
     assert all(Path(r[0]).name in r[2] for r in rows), rows
+
+
+def test_documents_without_identity_get_no_facts_and_a_reason_in_the_table_and_the_summary(prefect_harness, inbox: Path,
+                                                                                             tmp_path: Path):
+    """The national report filed among district reports, and a report naming no government: rows that say why."""
+    from flows.ingest import ingest
+
+    real = Path(__file__).parent / "corpus" / "real"
+    (inbox / "r11.txt").write_bytes((real / "r11_shenzhen_district_2018.txt").read_bytes())
+    (inbox / "r25.txt").write_bytes((real / "r25_baoding_安新_2024_xlsxcell.txt").read_bytes())
+    (inbox / "anonymous.txt").write_text("各位代表:\n一、工作回顾\n地区生产总值增长5%。\n", encoding="utf-8")
+    summary = ingest(inbox=str(inbox), warehouse=str(tmp_path / "wh"))
+    reasons = {Path(d["source_path"]).name: (d["doc_type"], d["reason"]) for d in summary["without_facts"]}
+    assert reasons["r11.txt"][0] == "national_work_report" and "State Council" in reasons["r11.txt"][1]
+    assert reasons["anonymous.txt"][0] == "unidentified_report" and "region unknown" in reasons["anonymous.txt"][1]
+    settings = load_settings(warehouse=tmp_path / "wh")
+    _, rows = query(settings, "SELECT source_path, doc_type, region, region_level, report_year, n_facts, no_facts_reason, identity "
+                              "FROM documents ORDER BY source_path")
+    by_name = {Path(r[0]).name: r for r in rows}
+    assert by_name["r11.txt"][5] == 0 and by_name["r11.txt"][6]
+    assert by_name["anonymous.txt"][5] == 0 and by_name["anonymous.txt"][6]
+    # a county of Henan filed under a Hebei county's name: the region comes from the text
+    assert by_name["r25.txt"][1:5] == ("local_work_report", "新安县", "county", 2024) and by_name["r25.txt"][5] > 0
+    assert by_name["r25.txt"][6] is None and '"region_source"' in by_name["r25.txt"][7]
