@@ -152,7 +152,8 @@ def test_migrations_upgrade_an_old_warehouse_and_rerunning_them_changes_nothing(
     monkeypatch.undo()
     con = open_for_write(settings)
     try:
-        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6]
+        assert [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6, 7]
+        assert {"doc_type", "identity", "no_facts_reason"} <= {r[0] for r in con.execute("DESCRIBE documents").fetchall()}
         assert con.execute("SELECT count(*) FROM targets_vs_actuals").fetchone() == (4,)
         assert con.execute("SELECT count(*) FROM regions").fetchone()[0] > 0
         before = con.execute("SELECT id FROM wh.current_snapshot()").fetchone()[0]
