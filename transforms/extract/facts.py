@@ -48,7 +48,7 @@ _CLAUSE_DELIMS = ",，;；:：。！？!?\n"
 _HARD_BREAK = re.compile(r"[;；]")
 _COLON = re.compile(r"[:：]")
 _CHANGE_VS_BASE = re.compile(r"(?:较|比|相比|与)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|水平)?(?:相比)?")
-_SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例|比例|的)")
+_SHARE_OF = re.compile(r"占[^,，;；。\d]{1,20}?(?:的比重|比重|的比例|比例|的)|占[^,，;；。\d]{1,20}?(?:支出|收入|生产总值|GDP)$")
 _FROM = re.compile(r"[由从]")
 _TO = re.compile(r"到|至|为")
 _GAP_YEAR = re.compile(r"(?:到|至)?(?P<y>(?:19|20)\d{2})年(?:底|末)?的?")
@@ -233,6 +233,8 @@ def _measure(code: str, q: Quantity, cues: Cues, ref: Reference) -> tuple[str, i
             return None  # 增加2亿元: an absolute change, not a level and not a rate
         return "growth", (cues.growth_sign or 1)
     if q.unit in _GROWTH_UNITS:
+        if code in STRUCTURE_SHARES:  # 第三产业比重提高到60%: a share of GDP by definition
+            return ("share", 1) if q.unit == "%" else None
         return ("level", 1) if q.unit == "%" and unit_fits(code, "percent", ref) else None
     return ("level", 1) if unit_fits(code, q.family, ref) else None
 

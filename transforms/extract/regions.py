@@ -179,8 +179,11 @@ def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> boo
     for term in scope_terms:
         if term in prefix and scope_is_foreign(term, region):
             return True
-    for name in ref.regions:
-        if name in prefix and name not in own:
+    from transforms.extract.identity import division_pattern  # noqa: PLC0415 (identity imports this module)
+
+    for m in division_pattern(ref).finditer(prefix):  # whole division names only: 米易县 is not 易县
+        name = m.group()
+        if name not in own and not (len(name) == 2 and m.start() > 0 and "\u4e00" <= prefix[m.start() - 1] <= "\u9fff"):
             return True
     not_region = ref.terms("not_region")
     bare = prefix
@@ -213,6 +216,25 @@ def _foreign_name_ending_at(text: str, suffix_at: int, own: set[str], not_region
             return False
         if name in not_region or any(name.endswith(w) for w in not_region):
             return False  # 城市, 示范区, 百强县: words, not places (parks are judged by the subscope rows)
-        if name in ref.regions or len(name) >= 3:
+        if name in ref.regions or _known_short(name, ref):
             return True
     return False
+
+
+def _known_short(name: str, ref: Reference) -> bool:
+    """屯留市 (a name written with another suffix than today's 屯留区): its stem is a known division's short name.
+
+    A stem no division has (现本市 of 实现本市, 先进城区) is a word, not a place."""
+    from transforms.extract.divisions import short_name  # noqa: PLC0415
+
+    stem = short_name(name)
+    return len(stem) >= 2 and stem != name and stem in _shorts(ref)
+
+
+_SHORTS: dict[int, frozenset[str]] = {}
+
+
+def _shorts(ref: Reference) -> frozenset[str]:
+    if id(ref) not in _SHORTS:
+        _SHORTS[id(ref)] = frozenset(r.short for divs in ref.divisions.values() for r in divs if len(r.short) >= 2)
+    return _SHORTS[id(ref)]

@@ -76,9 +76,12 @@ def _qualifier_after(scan: str, pos: int) -> tuple[str | None, int]:
     return load_reference().terms("qualifier_after")[m.group()], m.end()
 
 
+_RATIO_TAIL = re.compile(r"(?: ?: ?\d+(?:\.\d+)?){1,4}")
+
+
 def _ratio_end(scan: str, end: int) -> int | None:
     """End of an a:b(:c…) ratio that starts with a number ending at ``end``, or None."""
-    m = re.compile(r"(?::\d+(?:\.\d+)?){1,4}").match(scan, end)
+    m = _RATIO_TAIL.match(scan, end)  # 3.6 : 48 : 48.4 (spaced) as well as 11.1:47.7:41.2
     return m.end() if m else None
 
 
