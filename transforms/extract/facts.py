@@ -430,8 +430,9 @@ class _SentenceReader:
         if not cues.ok:
             self.subject = None
             return
-        if cues.from_to:
-            return  # the starting point of 由…到…; the number after 到 is the fact
+        if cues.from_to:  # the starting point of 由…到…: a level of the base year (the number after 到 is read next)
+            self._start_value(group, cues)
+            return
         after = term_pattern("after_blocker")
         if after is not None and after.match(scan, group[-1].end):
             return  # 完成年初确定的增长6%的目标: a past target, not an outcome
@@ -472,8 +473,47 @@ class _SentenceReader:
             if cues.cumulative:
                 self.total_end = group[-1].end
 
+    def _start_value(self, group: list[Quantity], cues: Cues) -> None:
+        """由2015年的806.3亿元增加到…, 从3725亿元增至…, 由35.8:35.4:28.8调整为…: the start is a fact of its own year.
+
+        Only in a review (a goal's start is today's level, stated elsewhere) and only for
+        levels and structures, never rates. Its year: written (由2015年的), else the base a
+        comparison in the sentence names (较2016年翻了一番), else the year before the span a
+        five-year review covers (由A增加到B over 2011-2015: A is 2010's), else the year
+        before the review year.
+        """
+        subject = self.subject
+        sec = section_at(self.ctx.sections, group[0].start)
+        if subject is None or sec is None or sec.role != "actual" or len(group) != 1 or cues.growth_sign and not cues.to_level:
+            return
+        q = group[0]
+        year = cues.year
+        if year is None:
+            m = _CHANGE_VS_BASE.search(self.scan, q.end, min(len(self.scan), q.end + 40))
+            if m and not _SENTENCE_END.search(self.scan, q.end, m.start()):
+                year = int(m.group("y"))
+        if year is None:
+            year = int(sec.period.split("-")[0]) - 1  # the year before the review (or before its span)
+        if self.ctx.year is not None and year >= self.ctx.year:
+            return
+        start_cues = Cues(qualifier=cues.qualifier, year=year)
+        for code in subject.codes:
+            ms = _measure(code, q, start_cues, self.ref)
+            if ms is None or ms[0] not in ("level", "ratio", "share"):
+                continue
+            if ms[0] == "ratio" and code == STRUCTURE:
+                self._structure_facts(q, start_cues, sec, subject, "", "", False, period=str(year))
+                continue
+            if (code, ms[0], str(year)) in subject.said:
+                continue
+            subject.said.add((code, ms[0], str(year)))
+            fact = _make_fact(code, q, ms[0], 1, "actual", str(year), start_cues, subject, self.ctx, self.ref, False)
+            fact["rule"] = f"{ms[0]}:actual:from"
+            self.out.append(fact)
+            subject.facts.append(fact)
+
     def _structure_facts(self, q: Quantity, cues: Cues, sec: Section, subject: Subject, before: str, head: str,
-                         preliminary: bool) -> int:
+                         preliminary: bool, period: str | None = None) -> int:
         """三次产业结构11.1:47.7:41.2 -> three share facts; 二三产业比例58.5:41.5 -> the secondary and tertiary shares.
 
         Every term is kept (the fact contract: a structure is its shares of GDP, in %). A ratio
@@ -487,7 +527,10 @@ class _SentenceReader:
             codes = STRUCTURE_SHARES[1:]
         else:
             return 0
-        kind, period = _kind_period(STRUCTURE, "share", cues, sec, self.ctx, self.ref, head + before, subject.prefix)
+        if period is None:
+            kind, period = _kind_period(STRUCTURE, "share", cues, sec, self.ctx, self.ref, head + before, subject.prefix)
+        else:
+            kind = "actual"
         made = 0
         for code, value in zip(codes, terms):
             if (code, "share", period) in subject.said:
