@@ -349,8 +349,9 @@ def _sentences(scan: str):
 class _SentenceReader:
     """Walks one sentence's mentions and quantity groups in order (see the module docstring)."""
 
-    def __init__(self, scan: str, lo: int, ctx: Context, ref: Reference):
+    def __init__(self, scan: str, lo: int, ctx: Context, ref: Reference, in_subscope: bool = False):
         self.scan, self.lo, self.ctx, self.ref = scan, lo, ctx, ref
+        self.in_subscope = in_subscope  # the paragraph is about a zone or park (徐水经济开发区…, 雄安新区建设…)
         self.out: list[dict] = []
         self.subject: Subject | None = None
         self.anchor, self.last = lo, None
@@ -397,7 +398,8 @@ class _SentenceReader:
                    or (subscope is not None and subscope.search(unnamed) is not None)
                    or (pblock is not None and pblock.search(item) is not None)
                    or (part is not None and part.search(prefix) is not None and any(c in self.recent for c in mention.codes))
-                   or self._part_of_year_before(mention.start))
+                   or self._part_of_year_before(mention.start)
+                   or (self.in_subscope and not own_scope(self.scan[self.lo:mention.start], self.ctx.region)))
         ev_start = cstart if mention.start - cstart <= 16 else mention.start
         return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix, compound=len(mention.codes) > 1)
 
@@ -557,6 +559,28 @@ class _SentenceReader:
         return not _PUNCT.sub("", between)
 
 
+def own_scope(text: str, region: ReportRegion) -> bool:
+    """Whether ``text`` names the report region itself: its name, or 全/我/本 + the last character of its name."""
+    last = region.name[-1]
+    return any(n in text for n in region.names()) or any(w + last in text for w in "全我本")
+
+
+def subscope_paragraph(scan: str, lo: int, region: ReportRegion) -> bool:
+    """A paragraph whose first sentence opens with a zone, park or new area (徐水经济开发区地表水厂…,
+    雄安新区建设取得新进展) is about that sub-scope: its later figures are the zone's unless a sentence
+    names the report region again (全区…, 我县…)."""
+    lead = re.split(r"[,，。;；:：!！?？]", scan[lo:lo + 24], maxsplit=1)[0]
+    for own in region.names():
+        lead = lead.replace(own, "")
+    subscope = term_pattern("subscope")
+    return subscope is not None and subscope.search(lead) is not None
+
+
+def first_sentence(scan: str, lo: int) -> bool:
+    """Whether the sentence at ``lo`` opens its paragraph (its own subjects are judged clause by clause)."""
+    return lo == 0 or scan[lo - 1] == "\n"
+
+
 def report_language(scan: str, ref: Reference) -> tuple[bool, bool]:
     """(the page uses report language of its own, the page only cites a report).
 
@@ -636,7 +660,12 @@ def extract_records(text: str, doc_id: str, raw_text: str | None = None, identit
     quantities = find_quantities(scan, ref, masked)
     facts: list[dict] = []
     mi = qi = 0
+    in_subscope = False
     for lo, hi in _sentences(scan):
+        if lo == 0 or scan[lo - 1] == "\n":  # a new paragraph
+            in_subscope = subscope_paragraph(scan, lo, region)
+        elif in_subscope and own_scope(scan[lo:lo + 24], region):
+            in_subscope = False
         while mi < len(mentions) and mentions[mi].start < lo:
             mi += 1
         while qi < len(quantities) and quantities[qi].start < lo:
@@ -647,7 +676,8 @@ def extract_records(text: str, doc_id: str, raw_text: str | None = None, identit
         while qj < len(quantities) and quantities[qj].end <= hi:
             qj += 1
         if qj > qi and mj > mi:
-            facts.extend(_SentenceReader(scan, lo, ctx, ref).read(mentions[mi:mj], quantities[qi:qj]))
+            facts.extend(_SentenceReader(scan, lo, ctx, ref, in_subscope and not first_sentence(scan, lo))
+                         .read(mentions[mi:mj], quantities[qi:qj]))
         mi, qi = mj, qj
     for f in facts:
         f["evidence"] = text[f["start"]:f["end"]]
