@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from govfacts.prefect_env import configure_prefect
+from govfacts.safe_text import text as safe_text
 from govfacts.settings import load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chinese government work reports -> a validated, versioned warehouse of economic facts.")
@@ -27,9 +28,10 @@ DASK_ADDRESS_OPT = typer.Option(None, "--dask-address", help="Dask scheduler add
 MAX_WORKERS_OPT = typer.Option(None, "--max-workers", help="Worker threads or processes (default 2)")
 
 
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(1)
+def _fail(message: str, code: int = 1) -> None:
+    """One error, printed as text (a file name is never markup or a terminal control sequence), then exit."""
+    err.print(Text.assemble(("error:", "bold red"), " ", safe_text(message, keep_newlines=True)))
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -156,11 +158,14 @@ def _warehouse_errors():
     import duckdb  # noqa: PLC0415
 
     from warehouse.catalog import READ_WRITE_HINT, ReadOnlyViolation, SnapshotNotFound  # noqa: PLC0415
+    from warehouse.querying import QueryCancelled, QueryTimeout  # noqa: PLC0415
 
     try:
         yield
-    except (FileNotFoundError, SnapshotNotFound, ReadOnlyViolation, ValueError, ConnectionError) as exc:
+    except (FileNotFoundError, SnapshotNotFound, ReadOnlyViolation, ValueError, ConnectionError, QueryTimeout) as exc:
         _fail(str(exc))
+    except QueryCancelled as exc:
+        _fail(str(exc), code=130)
     except duckdb.Error as exc:
         text = str(exc).strip()
         if "read-only" in text or "readonly" in text:
@@ -177,20 +182,42 @@ def sql(
     at: Optional[int] = typer.Option(None, "--at", help="Query the warehouse as of snapshot N (DuckLake time travel)"),
     at_time: Optional[str] = typer.Option(None, "--at-time", help="Query the warehouse as it was at this time, e.g. '2025-03-01 12:00:00+00'"),
     read_write: bool = typer.Option(False, "--read-write", help="Allow writes: the whole command is one transaction (one snapshot)"),
-    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
+    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl (csv and jsonl stream any number of rows)"),
+    timeout: float = typer.Option(300.0, "--timeout", envvar="GOVFACTS_SQL_TIMEOUT",
+                                  help="Cancel the query after this many seconds (0: no limit); Ctrl-C cancels at once"),
+    max_rows: int = typer.Option(1000, "--max-rows", help="Rows drawn by --format table (0: no limit); csv/jsonl are never cut"),
     catalog: Optional[str] = CATALOG_OPT,
 ) -> None:
     """Run SQL against the latest snapshot, or a past one; read-only and sandboxed unless --read-write."""
-    from warehouse.snapshots import query as run_query  # noqa: PLC0415
+    from govfacts.sql_output import FORMATS, RowWriter  # noqa: PLC0415
+    from warehouse.snapshots import stream_query  # noqa: PLC0415
 
     if read_write and (at is not None or at_time is not None):
         _fail("--read-write cannot be combined with --at/--at-time: the past is read-only (use `govfacts rollback N` to restore it)")
     if at is not None and at_time is not None:
         _fail("give either --at N or --at-time TS, not both")
+    if fmt not in FORMATS:
+        _fail(f"unknown format {fmt!r}: use --format {' | '.join(FORMATS)}")
+    if timeout < 0 or max_rows < 0:
+        _fail("--timeout and --max-rows take a number of seconds / rows, 0 for no limit")
     settings = load_settings(warehouse=warehouse, catalog=catalog)
-    with _warehouse_errors():
-        names, rows = run_query(settings, query, at=at, at_time=at_time, read_only=not read_write)
-    _print_rows(names, rows, fmt)
+    writer = RowWriter(fmt, max_rows=max_rows, console=out)
+    with _warehouse_errors(), _stdout_closed_quietly():
+        stream_query(settings, query, writer.columns, writer.rows, at=at, at_time=at_time, read_only=not read_write,
+                     timeout=timeout or None)
+        writer.finish()
+
+
+@contextmanager
+def _stdout_closed_quietly():
+    """A reader that stops early (`| head`) ends the output, not with a traceback."""
+    import os  # noqa: PLC0415
+
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail again
+        raise typer.Exit(0) from None
 
 
 def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
@@ -404,6 +431,9 @@ def shell(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     at: Optional[int] = typer.Option(None, "--at", help="Open the warehouse as of snapshot N (read-only)"),
     read_write: bool = typer.Option(False, "--read-write", help="Allow writes: each statement commits as one snapshot"),
+    timeout: float = typer.Option(300.0, "--timeout", envvar="GOVFACTS_SQL_TIMEOUT",
+                                  help="Cancel a statement after this many seconds (0: no limit); Ctrl-C cancels at once"),
+    max_rows: int = typer.Option(1000, "--max-rows", help="Rows shown per result (0: no limit)"),
     catalog: Optional[str] = CATALOG_OPT,
 ) -> None:
     """Interactive SQL on the warehouse (attached as wh); read-only and sandboxed unless --read-write."""
@@ -411,9 +441,11 @@ def shell(
 
     if read_write and at is not None:
         _fail("--read-write cannot be combined with --at: the past is read-only (use `govfacts rollback N` to restore it)")
+    if timeout < 0 or max_rows < 0:
+        _fail("--timeout and --max-rows take a number of seconds / rows, 0 for no limit")
     settings = load_settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
-        run_shell(settings, read_write=read_write, at=at)
+        run_shell(settings, read_write=read_write, at=at, timeout=timeout or None, max_rows=max_rows)
 
 
 @app.command()

@@ -140,7 +140,7 @@ def test_shell_runs_statements_and_dot_commands_read_only(ro_wh):
     run_shell(settings, stdin=io.StringIO(script), out=out)
     text = out.getvalue()
     assert "targets_vs_actuals" in text and "6.8" in text
-    assert "start it with --read-write" in text and "COPY is not allowed" in text
+    assert "govfacts shell --read-write" in " ".join(text.split()) and "COPY is not allowed" in text
     assert "The number as written in the report" in text
     assert "not reached" not in text
     assert latest_snapshot(settings) == s2

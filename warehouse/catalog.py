@@ -13,8 +13,9 @@ WAL needs a local disk: for many machines use the PostgreSQL catalog.
 Read-only sessions are also *sandboxed*: after the warehouse is attached, DuckDB's
 ``enable_external_access`` is switched off (only the lake's data directory stays
 readable) and the configuration is locked, so SQL typed by a user can neither
-ATTACH nor read or write arbitrary files. ``check_read_only`` refuses the few
-statement types that would write outside the warehouse (COPY, EXPORT, ATTACH, ...).
+ATTACH nor read or write arbitrary files. ``check_read_only`` admits only the
+statements and functions of the allow-list in warehouse/sandbox.py (the extensions
+loaded for the catalog, such as ``sqlite_scan``, stay out of reach).
 """
 
 from __future__ import annotations
@@ -29,17 +30,12 @@ from pathlib import Path
 import duckdb
 
 from govfacts.settings import Settings
+from warehouse.sandbox import READ_WRITE_HINT, SandboxViolation, check_query
 
 ALIAS = "wh"
 METADATA = f"__ducklake_metadata_{ALIAS}"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-READ_WRITE_HINT = "to write, open it read-write: `govfacts sql --read-write ...` or `govfacts shell --read-write`"
-# Statement types a read-only session refuses: they reach outside the warehouse (files, other databases, extensions).
-_REFUSED_READ_ONLY = {"COPY", "EXPORT", "COPY_DATABASE", "ATTACH", "DETACH", "LOAD", "EXTENSION"}
-
-
-class ReadOnlyViolation(ValueError):
-    """A read-only session was asked to do something that writes or leaves the warehouse."""
+ReadOnlyViolation = SandboxViolation  # the name the CLI and the shell catch
 
 
 class SnapshotNotFound(LookupError):
@@ -97,13 +93,8 @@ def sandbox(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
 
 
 def check_read_only(sql: str) -> None:
-    """Refuse statements that would write files or reach other databases in a read-only session."""
-    for statement in duckdb.extract_statements(sql):
-        kind = statement.type.name
-        if kind in _REFUSED_READ_ONLY:
-            raise ReadOnlyViolation(
-                f"{kind} is not allowed: the warehouse is open read-only and sandboxed (no files, no other databases); "
-                f"use `govfacts export` to write Parquet, or {READ_WRITE_HINT}")
+    """Refuse anything but reads of the warehouse in a read-only session (the allow-list of warehouse/sandbox.py)."""
+    check_query(sql)
 
 
 def connect(settings: Settings, read_only: bool = False, at: int | None = None, at_time: str | None = None,

@@ -2,8 +2,11 @@
 
 The ``duckdb`` command-line program is not part of the Python package, so this is a
 small REPL over a DuckDB connection with the warehouse attached as ``wh`` (and
-selected): statements end with ``;``, results print as DuckDB's boxed tables,
+selected): statements end with ``;``, results print as tables,
 line editing and history come from ``readline`` when the input is a terminal.
+Each statement runs within a timeout (``--timeout``, default 300 s), Ctrl-C cancels a
+running query at once and returns to the prompt, and a table shows at most
+``--max-rows`` rows (data printed as text: never markup, control characters spelled out).
 Dot commands: ``.tables``, ``.schema NAME``, ``.snapshots``, ``.help``, ``.quit``.
 
 Read-only and sandboxed by default, like ``govfacts sql``. With ``--read-write``
@@ -20,7 +23,13 @@ from typing import TextIO
 import duckdb
 
 from govfacts.settings import Settings
+from rich.console import Console
+
+from govfacts.safe_text import text as safe_text
+from govfacts.sql_output import DEFAULT_MAX_ROWS, RowWriter
 from warehouse.catalog import ALIAS, ReadOnlyViolation, check_read_only, connect
+from warehouse.querying import DEFAULT_TIMEOUT, QueryCancelled, QueryTimeout, stream
+from warehouse.sandbox import parse_statements
 from warehouse.load import commit_message, writer_lock
 from warehouse.snapshots import rollback, writes
 
@@ -37,10 +46,15 @@ HISTORY = Path.home() / ".govfacts_history"
 class Shell:
     """A REPL over one connection; ``feed`` takes a line and returns False when the session should end."""
 
-    def __init__(self, settings: Settings, read_write: bool = False, at: int | None = None, out: TextIO | None = None):
+    def __init__(self, settings: Settings, read_write: bool = False, at: int | None = None, out: TextIO | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT, max_rows: int = DEFAULT_MAX_ROWS):
         self.settings = settings
         self.read_write = read_write
         self.out = out or sys.stdout
+        self.timeout = timeout
+        self.max_rows = max_rows
+        # a terminal's own width; into a pipe or file, lines as long as the data (Rich would wrap at 80)
+        self.console = Console(file=self.out, width=None if self.out.isatty() else 10_000, highlight=False)
         self.buffer: list[str] = []
         if read_write:
             from warehouse.load import open_for_write  # noqa: PLC0415
@@ -85,59 +99,66 @@ class Shell:
 
     def show(self, sql: str, params: list | None = None) -> None:
         try:
-            self.print(str(self.con.sql(sql, params=params)))
-        except duckdb.Error as exc:
+            self.query(sql, params)
+        except (duckdb.Error, QueryTimeout, QueryCancelled) as exc:
             self.print(f"Error: {exc}")
 
     def run(self, text: str) -> None:
         """Run each statement of ``text`` and print its result; errors are printed, the session goes on."""
         try:
-            statements = duckdb.extract_statements(text)
             if not self.read_write:
                 check_read_only(text)
-            elif any(s.type.name == "TRANSACTION" for s in statements):
-                raise ReadOnlyViolation("in the read-write shell every statement commits on its own (one snapshot each); "
-                                        "for a multi-statement transaction use `govfacts sql --read-write \"stmt; stmt\"`")
+                statements = parse_statements(text)
+            else:
+                statements = duckdb.extract_statements(text)
+                if any(s.type.name == "TRANSACTION" for s in statements):
+                    raise ReadOnlyViolation("in the read-write shell every statement commits on its own (one snapshot each); "
+                                            "for a multi-statement transaction use `govfacts sql --read-write \"stmt; stmt\"`")
         except (duckdb.Error, ReadOnlyViolation) as exc:
             self.print(f"Error: {exc}")
             return
         for statement in statements:
             try:
                 self.execute(statement.query)
-            except duckdb.Error as exc:
+            except (duckdb.Error, QueryTimeout, QueryCancelled) as exc:
                 hint = "" if self.read_write or "read-only" not in str(exc) else "\n(the shell is read-only; start it with --read-write to write)"
                 self.print(f"Error: {exc}{hint}")
                 return
 
     def execute(self, sql: str) -> None:
         if not self.read_write:
-            self.print_result(self.con.sql(sql))
+            self.query(sql)
             return
         with writer_lock(self.settings):
             self.con.execute("BEGIN")
             try:
                 if writes(sql):
                     self.con.execute(f"CALL {ALIAS}.set_commit_message('govfacts', ?)", [commit_message("shell", sql=sql)])
-                self.print_result(self.con.sql(sql))
+                self.query(sql)
                 self.con.execute("COMMIT")
             except BaseException:
                 rollback(self.con)
                 raise
 
-    def print_result(self, rel: duckdb.DuckDBPyRelation | None) -> None:
-        if rel is not None:
-            self.print(str(rel))
+    def query(self, sql: str, params: list | None = None) -> None:
+        """Run one statement within the timeout (Ctrl-C cancels it) and print its rows as a table of at most max_rows."""
+        writer = RowWriter("table", max_rows=self.max_rows, out=self.out, console=self.console)
+        stream(self.con, sql, params, writer.columns, writer.rows, timeout=self.timeout)
+        writer.finish()
 
     def print(self, text: str) -> None:
-        self.out.write(text.rstrip("\n") + "\n")
+        self.console.print(safe_text(text.rstrip("\n"), keep_newlines=True))
         self.out.flush()
 
 
 def run_shell(settings: Settings, read_write: bool = False, at: int | None = None,
-              stdin: TextIO | None = None, out: TextIO | None = None) -> None:
-    """Read statements until .quit or end of input (default: stdin); prompts and history only on a terminal."""
+              stdin: TextIO | None = None, out: TextIO | None = None, timeout: float | None = DEFAULT_TIMEOUT,
+              max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    """Read statements until .quit or end of input (default: stdin); prompts and history only on a terminal.
+
+    Ctrl-C during a query cancels the query and returns to the prompt; at the prompt it clears the line."""
     stdin = stdin or sys.stdin
-    shell = Shell(settings, read_write=read_write, at=at, out=out or sys.stdout)
+    shell = Shell(settings, read_write=read_write, at=at, out=out or sys.stdout, timeout=timeout, max_rows=max_rows)
     interactive = stdin.isatty()
     if interactive:
         _enable_readline()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import duckdb
 
 from govfacts.settings import Settings
 from warehouse.catalog import ALIAS, SnapshotNotFound, check_read_only, connect
 from warehouse.load import commit_message, writer_lock
+from warehouse.querying import DEFAULT_TIMEOUT, stream
 
 
 def classify(message: str | None) -> tuple[str, dict]:
@@ -98,23 +99,37 @@ def latest_snapshot(settings: Settings) -> int:
 
 
 def query(settings: Settings, sql: str, params: list | None = None, at: int | None = None, read_only: bool = True,
-          at_time: str | None = None) -> tuple[list[str], list[tuple]]:
-    """Run SQL against the latest snapshot, or snapshot ``at`` / the snapshot current at ``at_time``.
+          at_time: str | None = None, timeout: float | None = None) -> tuple[list[str], list[tuple]]:
+    """Run SQL against the latest snapshot, or snapshot ``at`` / the snapshot current at ``at_time``; the whole result.
 
-    Read-only (the default) is also sandboxed: no files, no other databases (see
-    warehouse/catalog.py). Read-write takes the writer lock, so it never races a run,
-    and commits as one snapshot with an ``sql`` commit message.
+    Read-only (the default) is also sandboxed: only the reads of the allow-list in
+    warehouse/sandbox.py, no files, no other databases (see warehouse/catalog.py).
+    Read-write takes the writer lock, so it never races a run, and commits as one
+    snapshot with an ``sql`` commit message. For results of any size use ``stream_query``.
     """
+    names: list[str] = []
+    rows: list[tuple] = []
+    stream_query(settings, sql, names.extend, lambda batch: rows.extend(batch) or True, params=params, at=at,
+                 read_only=read_only, at_time=at_time, timeout=timeout)
+    return names, rows
+
+
+def stream_query(settings: Settings, sql: str, on_columns: Callable[[list[str]], None], on_rows: Callable[[list[tuple]], bool],
+                 params: list | None = None, at: int | None = None, read_only: bool = True, at_time: str | None = None,
+                 timeout: float | None = DEFAULT_TIMEOUT) -> None:
+    """Like ``query``, but the rows go to ``on_rows`` in batches as DuckDB produces them (until it returns False),
+    within ``timeout`` seconds, and Ctrl-C cancels the query at once (warehouse/querying.py)."""
     if read_only or at is not None or at_time is not None:
         check_read_only(sql)
         con = connect(settings, read_only=True, at=at, at_time=at_time)
         try:
-            return _fetch(con.execute(sql, params or []))
+            stream(con, sql, params, on_columns, on_rows, timeout=timeout)
         finally:
             con.close()
+        return
     refuse_transaction_statements(sql)
     with _read_write(settings, sql) as con:
-        return _fetch(con.execute(sql, params or []))
+        stream(con, sql, params, on_columns, on_rows, timeout=timeout)
 
 
 READING_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
@@ -159,8 +174,3 @@ def refuse_transaction_statements(sql: str) -> None:
     if any(s.type.name == "TRANSACTION" for s in duckdb.extract_statements(sql)):
         raise ValueError("leave out BEGIN/COMMIT/ROLLBACK: `govfacts sql --read-write` runs the whole command as one "
                          "transaction (one snapshot), and rolls it back if any statement fails")
-
-
-def _fetch(cur: duckdb.DuckDBPyConnection) -> tuple[list[str], list[tuple]]:
-    names = [d[0] for d in cur.description] if cur.description else []
-    return names, (cur.fetchall() if cur.description else [])
