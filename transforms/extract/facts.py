@@ -66,6 +66,7 @@ _CHAIN_EVIDENCE = 8  # facts of one statement whose evidence is stretched to its
 _GROWTH_UNITS = ("%", "个百分点")
 STRUCTURE = "industry_structure"  # the alias family of a:b:c; its facts are the shares below
 STRUCTURE_SHARES = ("primary_industry_share", "secondary_industry_share", "tertiary_industry_share")
+_ANNUAL_TARGET = re.compile(r"\s*[(（](?:年度|年初|全年)?(?:预期|计划)?目标(?:为|是)?[:：]?\s*")
 _RATIO_TERM = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -102,6 +103,7 @@ class Subject:
     facts: list[dict] = field(default_factory=list)
     said: set = field(default_factory=set)
     compound: bool = False  # one phrase naming several indicators (城乡居民人均可支配收入)
+    alias: str = ""  # the words that named it (经济增长 names GDP and says growth)
 
 
 @dataclass(frozen=True)
@@ -399,9 +401,19 @@ class _SentenceReader:
                    or (pblock is not None and pblock.search(item) is not None)
                    or (part is not None and part.search(prefix) is not None and any(c in self.recent for c in mention.codes))
                    or self._part_of_year_before(mention.start)
+                   or (mention.alias in self.ref.terms("growth_alias") and not self._economy_itself(prefix))
                    or (self.in_subscope and not own_scope(self.scan[self.lo:mention.start], self.ctx.region)))
         ev_start = cstart if mention.start - cstart <= 16 else mention.start
-        return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix, compound=len(mention.codes) > 1)
+        return Subject(list(mention.codes), mention.start, ev_start, foreign, prefix, compound=len(mention.codes) > 1,
+                       alias=mention.alias)
+
+    def _economy_itself(self, prefix: str) -> bool:
+        """经济增长 names GDP only when the economy is the region's own: at the start of a clause, or after
+        全区/我县/the region's name/全年 — never 数字经济增长 or 民营经济增长, which are parts of it."""
+        bare = prefix.rstrip()
+        if not bare or bare[-1] in _CLAUSE_DELIMS or not ("\u4e00" <= bare[-1] <= "\u9fff"):
+            return True
+        return own_scope(bare[-2:], self.ctx.region) or any(bare.endswith(n) for n in self.ctx.region.names()) or bare.endswith(("全年", "年内", "今年", "去年"))
 
     def _part_of_year_before(self, pos: int) -> bool:
         """Whether the sentence so far speaks of part of a year (一季度, 1-11月, 国庆假期) and not of 全年 again.
@@ -428,7 +440,12 @@ class _SentenceReader:
         self.anchor, self.last = group[-1].end, "q"
         if subject is None or subject.foreign:
             return
+        if _ANNUAL_TARGET.fullmatch(gap) and subject.facts and group[0].unit in ("%",) + tuple(self.ref.units):
+            self._quoted_target(group[0], subject)
+            return
         cues = read_cues(gap, self.ref)
+        if subject.alias in self.ref.terms("growth_alias") and not cues.growth_sign:
+            cues.growth_sign = 1  # 经济增长5.2%: the alias itself says growth
         if not cues.ok:
             self.subject = None
             return
@@ -474,6 +491,19 @@ class _SentenceReader:
                 f["end"] = max(f["end"], group[-1].end)
             if cues.cumulative:
                 self.total_end = group[-1].end
+
+    def _quoted_target(self, q: Quantity, subject: Subject) -> None:
+        """增长7.2%(年度目标7%以上): the year's target quoted beside its outcome, a target of the same year."""
+        last = subject.facts[-1]
+        if q.unit != last["unit"] or last["kind"] != "actual" or "-" in last["period"]:
+            return
+        if (last["indicator"], last["measure"], "target", last["period"]) in subject.said:
+            return
+        subject.said.add((last["indicator"], last["measure"], "target", last["period"]))
+        fact = dict(last, value=q.value, qualifier=q.qualifier, kind="target", end=q.end, rule=f"{last['measure']}:target:quoted")
+        fact["value_base"], fact["unit_base"] = base_value(q.value, q.unit, self.ref)
+        self.out.append(fact)
+        subject.facts.append(fact)
 
     def _start_value(self, group: list[Quantity], cues: Cues) -> None:
         """由2015年的806.3亿元增加到…, 从3725亿元增至…, 由35.8:35.4:28.8调整为…: the start is a fact of its own year.

@@ -23,7 +23,7 @@ SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 # typo in one) would silently switch a rule off, so the loader insists on these.
 LEXICON_CATEGORIES = frozenset({
     "after_blocker", "alias_negative_prefix", "alias_negative_suffix", "average_annual", "blocker", "compound_alias",
-    "cumulative", "each", "elliptic_alias", "every_year", "growth_down", "growth_only", "growth_up", "last_year",
+    "cumulative", "each", "elliptic_alias", "every_year", "growth_alias", "growth_down", "growth_only", "growth_up", "last_year",
     "light", "list_joiner", "marker_citation", "more_than", "not_name_end", "not_region", "part_of", "plan_end",
     "plan_period", "prefix_blocker", "preliminary", "qualifier_after", "qualifier_before", "range_joiner",
     "range_qualifier", "report_marker", "respectively", "scope", "share", "span_total", "subperiod", "subscope",
