@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 
 from transforms.extract.reference import Reference
 
@@ -40,13 +41,14 @@ class ReportRegion:
     level: str
     parents: tuple[str, ...] = ()
 
-    def names(self) -> set[str]:
-        """Every name that denotes the report region in the text."""
-        out = {self.name}
+    @cached_property
+    def _names(self) -> frozenset[str]:
         short = _short(self.name)
-        if len(short) >= 2:
-            out.add(short)
-        return out
+        return frozenset({self.name, short} if len(short) >= 2 else {self.name})
+
+    def names(self) -> frozenset[str]:
+        """Every name that denotes the report region in the text (computed once: asked for every subject)."""
+        return self._names
 
 
 def _short(name: str) -> str:
