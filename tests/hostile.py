@@ -56,6 +56,14 @@ class Ledger:
     files_out: int = 0  # documents + already loaded + duplicates + quarantined, over completed runs
     facts_expected: int = 0
     facts_lost: int = 0
+    facts_duplicated: int = 0  # facts a warehouse holds more than once (same report under other bytes or names)
+    sql_tried: int = 0  # read-only SQL cases run through the sandbox
+    sql_refused: int = 0
+    sql_escaped: list[str] = field(default_factory=list)  # cases that reached outside the warehouse or changed it
+    functions_covered: set[str] = field(default_factory=set)  # distinct DuckDB functions (with the project's extensions) tried in the sandbox
+    processes_leaked: list[str] = field(default_factory=list)
+    outputs_checked: int = 0  # CLI outputs searched for raw tracebacks
+    tracebacks: list[str] = field(default_factory=list)
 
     def run(self, summary: dict) -> None:
         """Count a completed run and its file balance."""
@@ -70,8 +78,33 @@ class Ledger:
         self.facts_lost += lost
         return lost
 
+    def duplicates(self, keys_per_fact: list[tuple]) -> int:
+        """Count facts held more than once (by what they state, whatever document they came from)."""
+        dup = len(keys_per_fact) - len(set(keys_per_fact))
+        self.facts_duplicated += dup
+        return dup
+
+    def sql(self, case: str, refused: bool, escaped: str | None = None) -> None:
+        self.sql_tried += 1
+        self.sql_refused += int(refused)
+        if escaped:
+            self.sql_escaped.append(f"{case}: {escaped}")
+
+    def output(self, name: str, *texts: str) -> bool:
+        """Count a CLI output; record it when a raw traceback reached the user. True when clean."""
+        self.outputs_checked += 1
+        if any("Traceback (most recent call last)" in (t or "") for t in texts):
+            self.tracebacks.append(name)
+            return False
+        return True
+
     def lines(self) -> list[str]:
         return [
+            f"SQL cases tried: {self.sql_tried} ({len(self.functions_covered)} DuckDB functions covered), refused: {self.sql_refused}, "
+            f"escaped: {len(self.sql_escaped)}" + (f" ({'; '.join(self.sql_escaped[:3])})" if self.sql_escaped else ""),
+            f"hostile inputs tried: {len(self.bad_inputs)}; facts duplicated: {self.facts_duplicated}; "
+            f"processes leaked: {len(self.processes_leaked)}" + (f" ({', '.join(self.processes_leaked[:3])})" if self.processes_leaked else ""),
+            f"raw tracebacks: {len(self.tracebacks)} in {self.outputs_checked} CLI outputs checked" + (f" ({', '.join(self.tracebacks[:3])})" if self.tracebacks else ""),
             f"bad inputs tried: {len(self.bad_inputs)} hostile files through the real flow, {self.fuzz_examples} fuzz examples",
             f"faults injected: {len(self.faults)} ({', '.join(sorted(set(self.faults))) or 'none'})",
             f"runs completed: {self.runs_completed} (plus {self.runs_failed_cleanly} that stopped on a fault with a clear error and no partial snapshot)",
@@ -87,7 +120,7 @@ class ReliabilityReport:
     """pytest plugin printing the ledger in the terminal summary."""
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not (LEDGER.runs_completed or LEDGER.fuzz_examples or LEDGER.faults):
+        if not (LEDGER.runs_completed or LEDGER.fuzz_examples or LEDGER.faults or LEDGER.sql_tried or LEDGER.outputs_checked):
             return
         terminalreporter.section("govfacts reliability")
         for line in LEDGER.lines():

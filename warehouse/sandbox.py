@@ -63,6 +63,7 @@ REFUSED_SCALARS = {
     "currval": "it reads a sequence's session state",
     "json_execute_serialized_sql": "it runs SQL the sandbox has not checked",
     "json_deserialize_sql": "it builds SQL text the sandbox has not checked",
+    "get_block_size": "it is a macro over pragma_database_size(), a table function off the allow-list",
 }
 
 # Window functions that are not aggregates (duckdb_functions() does not list them).
