@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -394,6 +395,7 @@ def export(
     at: Optional[int] = typer.Option(None, "--at", help="Snapshot to export (default: the latest)"),
     fmt: str = typer.Option("parquet", "--format", help="parquet"),
     table: Optional[list[str]] = typer.Option(None, "--table", help="Only this table or view (repeatable)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the earlier export in DIR (whole: no file of it is kept)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     catalog: Optional[str] = CATALOG_OPT,
 ) -> None:
@@ -402,10 +404,10 @@ def export(
 
     settings = load_settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
-        snapshot, files = export_snapshot(settings, out_dir, at=at, fmt=fmt, names=table or None)
+        snapshot, files = export_snapshot(settings, out_dir, at=at, fmt=fmt, names=table or None, overwrite=overwrite)
     for f in files:
-        out.print(f"{f.path}  {f.rows} rows")
-    out.print(f"exported snapshot {snapshot} to {out_dir} ({len(files)} files, manifest.json)")
+        out.print(safe_text(f"{f.path}  {f.rows} rows"))
+    out.print(safe_text(f"exported snapshot {snapshot} to {out_dir} ({len(files)} files, manifest.json)"))
 
 
 @app.command()
@@ -470,30 +472,42 @@ def report(
 def serve(
     inbox: Path = typer.Option(..., help="Directory where new reports land"),
     cron: str = typer.Option("0 6 * * *", help="When to run, as a cron expression (default: 06:00 every day)"),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Run every this many seconds instead of on the cron"),
     timezone: str = typer.Option("UTC", help="Time zone of the cron expression (IANA name, e.g. Asia/Shanghai)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
     name: str = typer.Option("govfacts-daily", help="Deployment name"),
+    port: int = typer.Option(4200, "--port", help="Port of the local Prefect server (API and UI) when PREFECT_API_URL is not set"),
+    ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Prefect UI from the local server"),
+    catch_up: bool = typer.Option(True, "--catch-up/--no-catch-up",
+                                  help="Run once at start when the schedule fired since the deployment's last run (or it never ran)"),
     task_runner: Optional[str] = TASK_RUNNER_OPT,
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
 ) -> None:
-    """Serve the flow as a Prefect deployment on a cron schedule; each run loads only what is new in the inbox.
+    """Serve the flow as a Prefect deployment on a schedule; each run loads only what is new in the inbox.
 
-    Uses PREFECT_API_URL when set; otherwise starts a local Prefect server (with its scheduler) while serving.
+    Uses the Prefect server at PREFECT_API_URL when set; otherwise starts one on 127.0.0.1:--port (API, scheduler
+    and UI) for as long as it serves. Prints each run as it starts and ends. Ctrl-C or SIGTERM stops cleanly.
     """
     settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
                              dask_address=dask_address, max_workers=max_workers)
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; create it (reports dropped there are picked up on schedule)")
     configure_prefect()
-    from flows.deploy import serve as serve_flow  # noqa: PLC0415 (Prefect must be configured first)
+    from flows.deploy import schedule_for  # noqa: PLC0415 (Prefect must be configured first)
+    from flows.serve import ServeError, serve as serve_flow  # noqa: PLC0415
 
-    out.print(f"serving [bold]govfacts-ingest/{name}[/] on {cron!r} ({timezone}): {settings.inbox} -> {settings.warehouse}; Ctrl-C stops")
+    def say(text: str, style: str) -> None:
+        out.print(Text(f"{datetime.now():%H:%M:%S} {text}", style=style), soft_wrap=True)
+
     try:
-        serve_flow(settings, cron=cron, timezone=timezone, name=name)
-    except (ValueError, RuntimeError) as exc:
-        _fail(str(exc))
+        schedule_for(None if interval is not None else cron, timezone, interval)
+        serve_flow(settings, say, cron=None if interval is not None else cron, timezone_=timezone, interval=interval,
+                   name=name, port=port, ui=ui, catch_up_missed=catch_up)
+    except (ValueError, ServeError) as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        raise typer.Exit(1) from None
 
 
 @app.command()

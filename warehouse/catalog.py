@@ -72,6 +72,10 @@ def sql_str(text: str) -> str:
 
 def _attach_options(settings: Settings, read_only: bool, at: int | None, at_time: str | None) -> list[str]:
     options = [f"DATA_PATH {sql_str(settings.lake_path)}"]
+    if not settings.data_path and settings.catalog != "postgres":
+        # The lake is <warehouse>/lake/ and DuckLake stores file paths relative to it: a warehouse directory that was
+        # moved, copied or restored from a backup elsewhere opens where it now is (the catalog keeps the old path).
+        options.append("OVERRIDE_DATA_PATH true")
     if settings.catalog == "sqlite":
         options.append(f"META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}")
         if not read_only:
@@ -112,6 +116,9 @@ def connect(settings: Settings, read_only: bool = False, at: int | None = None, 
     """
     travelling = at is not None or at_time is not None
     read_only = read_only or travelling
+    if at is not None and not 0 <= at < 2**63:
+        raise SnapshotNotFound(f"snapshot {at} cannot exist: snapshot ids are whole numbers from 0 up; "
+                               "`govfacts snapshots` lists the ones you can query")
     sandboxed = read_only if sandboxed is None else sandboxed
     if not read_only:
         settings.warehouse.mkdir(parents=True, exist_ok=True)
@@ -134,6 +141,14 @@ def _open(settings: Settings, read_only: bool, at: int | None, at_time: str | No
         try:
             con.execute(f"ATTACH {sql_str(uri)} AS {ALIAS} ({', '.join(_attach_options(settings, read_only, at, at_time))})")
         except duckdb.Error as exc:
+            if at_time is not None and "no snapshot found" in str(exc).lower():
+                raise SnapshotNotFound(f"the warehouse at {settings.warehouse} has no snapshot as early as {at_time} (its first "
+                                       "snapshot is later, or older ones were expired by `govfacts compact`); "
+                                       "`govfacts snapshots` lists the times you can query") from exc
+            if "does not match existing data path" in str(exc):
+                stored = str(exc).split('existing data path in the catalog "', 1)[-1].split('"', 1)[0]
+                raise ValueError(f"the catalog's data files are at {stored}, but this session was given {settings.lake_path}: "
+                                 f"set GOVFACTS_DATA_PATH={stored} (or move the files there and set it to the new place)") from exc
             if at_time is not None and "timestamp" in str(exc).lower():
                 raise ValueError(f"--at-time {at_time!r} is not a time: write it like '2025-03-01 12:00:00+00' "
                                  "(`govfacts snapshots` shows the snapshot times, in UTC)") from exc
