@@ -56,7 +56,7 @@ def run(
     problem = prefect_api_problem()
     if problem:
         _fail(problem)
-    with out.status(f"running the govfacts flow on {settings.inbox} …"):
+    with out.status(safe_text(f"running the govfacts flow on {settings.inbox} …")):
         from flows.ingest import flow_for  # noqa: PLC0415 (Prefect must be configured first)
 
         try:
@@ -78,13 +78,15 @@ def _write_run_report(settings) -> None:
     try:
         paths = write_report(settings, settings.reports_dir / "latest")
     except Exception as exc:  # noqa: BLE001 (reported, not swallowed: the data is safe and the report can be rebuilt)
-        err.print(f"[yellow]report not written[/] ({exc}); rebuild it with `govfacts report --warehouse {settings.warehouse}`")
+        err.print(Text.assemble(("report not written", "yellow"),
+                                safe_text(f" ({exc}); rebuild it with `govfacts report --warehouse {settings.warehouse}`")))
         return
-    out.print(f"data-quality report: {paths.index.as_uri()}")
+    out.print(safe_text(f"data-quality report: {paths.index.as_uri()}"))
 
 
 def _print_summary(s: dict) -> None:
-    t = Table(title=f"govfacts run {s['run_id']} (flow run {s['flow_run_id']})", show_header=False)
+    """The run's figures; file names and reasons as text (never markup; control characters and newlines spelled out)."""
+    t = Table(title=safe_text(f"govfacts run {s['run_id']} (flow run {s['flow_run_id']})"), show_header=False)
     t.add_row("files in", str(s["files_in"]))
     t.add_row("documents staged", f"{s['staged']} distinct ({s['duplicates']} duplicate names)")
     t.add_row("already loaded (skipped)", str(s["skipped"]))
@@ -94,15 +96,15 @@ def _print_summary(s: dict) -> None:
     t.add_row("facts published / quarantined / warned", f"{s['facts_published']} / {s['facts_quarantined']} / {s['facts_warned']}")
     t.add_row("expectations passed / failed", f"{s['expectations_passed']} / {s['expectations_failed']}")
     t.add_row("snapshot", f"{s['snapshot_id']}" + ("" if s["changed"] else " (unchanged: nothing new to load)"))
-    t.add_row("warehouse", s["warehouse"])
+    t.add_row("warehouse", safe_text(s["warehouse"]))
     if s.get("seconds"):
         t.add_row("time", f"{s['seconds']:.1f} s ({s.get('batches', 0)} batches, {s.get('task_runner', '')})")
     t.add_row("counts reconcile", "yes" if s["files_in"] == s["documents"] + s["skipped"] + s["duplicates"] + s["files_quarantined"] else "NO")
     out.print(t)
     for q in s["quarantined"]:
-        out.print(f"[yellow]quarantined[/] {q['reason']}: {q['detail']}")
+        out.print(Text.assemble(("quarantined ", "yellow"), safe_text(f"{q['reason']}: {q['detail']}")))
     for d in s.get("without_facts", []):
-        out.print(Text.assemble(("no facts ", "yellow"), (f"{d['source_path']} ({d['doc_type']}): {d['reason']}", "")))
+        out.print(Text.assemble(("no facts ", "yellow"), safe_text(f"{d['source_path']} ({d['doc_type']}): {d['reason']}")))
 
 
 @app.command()
@@ -232,9 +234,11 @@ def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
         w.writerow(names)
         w.writerows(rows)
     else:
-        t = Table(*names)
+        t = Table()
+        for n in names:
+            t.add_column(safe_text(n))
         for r in rows:
-            t.add_row(*["" if v is None else str(v) for v in r])
+            t.add_row(*[safe_text("" if v is None else v) for v in r])
         out.print(t)
 
 
@@ -256,7 +260,7 @@ def snapshots(
         return
     t = Table("snapshot", "time (UTC)", "what", "docs", "facts", "published")
     for s in snaps:
-        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], s["summary"],
+        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], safe_text(s["summary"]),
                   *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published")])
     out.print(t)
 
@@ -362,8 +366,8 @@ def diff(
         new = "" if c["new_value"] is None else f"{c['new_value']:g}{c['new_unit'] or ''}"
         if c["change"] == "changed" and c["changed_columns"] != ["value"]:
             new += f" ({', '.join(c['changed_columns'])})"
-        t.add_row(c["change"], c["region"] or "", c["indicator"], c["measure"], c["period"], c["kind"], f"{old} → {new}",
-                  c["new_evidence"] or c["old_evidence"] or "")
+        t.add_row(*[safe_text(v) for v in (c["change"], c["region"] or "", c["indicator"], c["measure"], c["period"], c["kind"],
+                                            f"{old} → {new}", c["new_evidence"] or c["old_evidence"] or "")])
     out.print(t)
     out.print(f"snapshot {a} → {b}: {counts['added']} added, {counts['removed']} removed, {counts['changed']} changed")
 
