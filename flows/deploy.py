@@ -21,15 +21,10 @@ current pipeline version are processed.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-import httpx
 import yaml
 
 from govfacts.settings import PROJECT_ROOT, Settings
@@ -55,24 +50,42 @@ def runner_env(settings: Settings) -> dict[str, str]:
     return {f"GOVFACTS_{k.upper()}": str(getattr(settings, k)) for k in RUNNER_ENV if getattr(settings, k) not in ("", None)}
 
 
-def build_deployment(settings: Settings, cron: str = DEFAULT_CRON, timezone: str = "UTC", name: str = DEPLOYMENT_NAME):
-    """The ingest flow as a Prefect deployment with a cron schedule and the settings' parameters.
+def schedule_for(cron: str | None = DEFAULT_CRON, timezone: str = "UTC", interval: float | None = None):
+    """A Prefect schedule: every ``interval`` seconds when given, else the cron expression in ``timezone``."""
+    from prefect.schedules import Cron, Interval  # noqa: PLC0415
 
-    One run at a time (``concurrency_limit=1``): two overlapping runs would process the
-    same new files twice (harmless, the load replaces rows by content hash, but wasted).
+    if interval is not None:
+        if interval < 1:
+            raise ValueError(f"invalid interval {interval!r}: give a number of seconds of at least 1, e.g. --interval 900")
+        return Interval(interval, timezone=timezone)
+    _check_cron(cron, timezone)
+    return Cron(cron, timezone=timezone)
+
+
+def describe_schedule(cron: str | None, timezone: str, interval: float | None) -> str:
+    return f"every {interval:g} s" if interval is not None else f"{cron!r} ({timezone})"
+
+
+def build_deployment(settings: Settings, cron: str | None = DEFAULT_CRON, timezone: str = "UTC", name: str = DEPLOYMENT_NAME,
+                     interval: float | None = None):
+    """The ingest flow as a Prefect deployment on a schedule (cron, or an interval in seconds), with the settings' parameters.
+
+    One run at a time (``concurrency_limit=1``, Prefect's default ENQUEUE strategy): a run
+    triggered while another is in progress waits for it rather than staging the same new
+    files twice. The slot is a lease on the server (see ``flows/serve.py`` for the lease
+    storage the local server uses); the flow-run engine renews it while the run works.
     """
     from prefect.deployments.runner import EntrypointType  # noqa: PLC0415
-    from prefect.schedules import Cron  # noqa: PLC0415
 
     from flows.ingest import ingest  # noqa: PLC0415
 
-    _check_cron(cron, timezone)
     return ingest.to_deployment(
         name=name,
-        schedules=[Cron(cron, timezone=timezone)],
+        schedules=[schedule_for(cron, timezone, interval)],
         parameters=parameters(settings),
         concurrency_limit=1,
-        description=f"govfacts: ingest new reports from {settings.inbox} into {settings.warehouse} ({cron}, {timezone})",
+        description=f"govfacts: ingest new reports from {settings.inbox} into {settings.warehouse} "
+                    f"({describe_schedule(cron, timezone, interval)})",
         tags=["govfacts"],
         entrypoint_type=EntrypointType.MODULE_PATH,  # importable wherever govfacts is installed, whatever the cwd
     )
@@ -89,81 +102,8 @@ def _check_cron(cron: str, timezone: str = "UTC") -> None:
                          "\"0 6 * * *\" for 06:00 every day, and an IANA time zone such as Asia/Shanghai") from None
 
 
-def make_runner(*deployments, limit: int | None = 1, query_seconds: float | None = None):
-    """A Prefect Runner serving ``deployments`` (what ``prefect.serve`` builds), for serve and tests."""
-    from prefect.runner import Runner  # noqa: PLC0415
-
-    runner = Runner(name="govfacts", limit=limit, query_seconds=query_seconds, pause_on_shutdown=False)
-    for d in deployments:
-        runner.add_deployment(d)
-    return runner
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def prefect_server(timeout: float = 180.0) -> Iterator[str]:
-    """The Prefect API to schedule against: ``PREFECT_API_URL`` if set, else a local ``prefect server start``.
-
-    The local server (scheduler included) lives as long as the context; its database is
-    in ``PREFECT_HOME``, so deployments and run history survive a restart of ``serve``.
-    """
-    from prefect.settings import PREFECT_API_URL  # noqa: PLC0415
-
-    if PREFECT_API_URL.value():
-        yield PREFECT_API_URL.value()
-        return
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    log = Path(os.environ.get("PREFECT_HOME", ".prefect")) / "server.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port), "--no-ui", "--analytics-off"], stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(url, proc, timeout, log)
-        os.environ["PREFECT_API_URL"] = url
-        yield url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the local Prefect server exited with code {proc.returncode}; see {log}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the local Prefect server did not answer at {url} within {timeout:.0f} s; see {log}")
-
-
-def serve(settings: Settings, cron: str = DEFAULT_CRON, timezone: str = "UTC", name: str = DEPLOYMENT_NAME) -> None:
-    """Serve the ingest flow on a cron schedule until interrupted (Ctrl-C), with Prefect's ``serve``."""
-    from prefect import serve as prefect_serve  # noqa: PLC0415
-
-    os.environ.update(runner_env(settings))  # flow-run subprocesses inherit the task runner and batching
-    with prefect_server():
-        deployment = build_deployment(settings, cron, timezone, name)
-        prefect_serve(deployment, limit=1, pause_on_shutdown=False)
-
-
-def prefect_yaml(settings: Settings, cron: str = DEFAULT_CRON, timezone: str = "UTC", name: str = DEPLOYMENT_NAME,
-                 pool: str = WORK_POOL) -> dict:
+def prefect_yaml(settings: Settings, cron: str | None = DEFAULT_CRON, timezone: str = "UTC", name: str = DEPLOYMENT_NAME,
+                 pool: str = WORK_POOL, interval: float | None = None) -> dict:
     """The prefect.yaml document for a Prefect server with workers: a process pool runs the flow in the project."""
     return {
         "name": "govfacts",
@@ -177,7 +117,8 @@ def prefect_yaml(settings: Settings, cron: str = DEFAULT_CRON, timezone: str = "
             "entrypoint": ENTRYPOINT,
             "tags": ["govfacts"],
             "parameters": parameters(settings),
-            "schedules": [{"cron": cron, "timezone": timezone, "active": True}],
+            "schedules": [{"interval": interval, "timezone": timezone, "active": True} if interval is not None
+                          else {"cron": cron, "timezone": timezone, "active": True}],
             "concurrency_limit": 1,
             "work_pool": {"name": pool, "work_queue_name": None, "job_variables": {"env": runner_env(settings)}},
         }],
@@ -190,15 +131,15 @@ def _prefect_version() -> str:
     return prefect.__version__
 
 
-def write_prefect_yaml(path: Path, settings: Settings, cron: str = DEFAULT_CRON, timezone: str = "UTC",
-                       name: str = DEPLOYMENT_NAME, pool: str = WORK_POOL) -> Path:
+def write_prefect_yaml(path: Path, settings: Settings, cron: str | None = DEFAULT_CRON, timezone: str = "UTC",
+                       name: str = DEPLOYMENT_NAME, pool: str = WORK_POOL, interval: float | None = None) -> Path:
     """Write prefect.yaml; return its path. Overwrites: the file is generated from the settings."""
-    _check_cron(cron, timezone)
+    schedule_for(cron, timezone, interval)  # refuse a bad schedule before writing anything
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     header = ("# Generated by `govfacts deploy`. Register with `govfacts deploy --apply` (or `prefect deploy --all`\n"
               f"# from {PROJECT_ROOT}); start a worker with `prefect worker start --pool {pool}`.\n")
-    path.write_text(header + yaml.safe_dump(prefect_yaml(settings, cron, timezone, name, pool), sort_keys=False, allow_unicode=True))
+    path.write_text(header + yaml.safe_dump(prefect_yaml(settings, cron, timezone, name, pool, interval), sort_keys=False, allow_unicode=True))
     return path
 
 
