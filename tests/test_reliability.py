@@ -393,3 +393,199 @@ def test_unreachable_prefect_server_is_one_clear_message(tmp_path):
     assert "PREFECT_API_URL" in text and "Traceback" not in text, text
     assert not (tmp_path / "wh").exists(), "nothing may be written when the run cannot start"
     LEDGER.faults.append("Prefect server unreachable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14: what a user of `govfacts sql` can rely on (limits, Ctrl-C, streaming, text), a movable
+# warehouse and a safe export. Each CLI output is searched for raw tracebacks (the ledger counts them).
+
+
+@pytest.fixture(scope="module")
+def small_wh(tmp_path_factory):
+    """A warehouse of two crafted loads on the default catalog (no flow needed)."""
+    from govfacts.settings import load_settings
+    from tests.warehouse_batches import fact, make_batch
+    from warehouse.load import load_batch
+
+    settings = load_settings(warehouse=tmp_path_factory.mktemp("sqlwh") / "wh", catalog="sqlite", postgres_dsn="", data_path="")
+    load_batch(settings, make_batch("run1", [fact("docA", 6.6, 10), fact("docA", 7.0, 50, kind="target", period="2024")]))
+    load_batch(settings, make_batch("run2", [fact("docA", 6.8, 10)]))
+    return settings
+
+
+def _cli(argv: list[str], name: str):
+    from typer.testing import CliRunner
+
+    from govfacts.cli import app
+
+    got = CliRunner().invoke(app, argv, env={"COLUMNS": "250"})
+    assert LEDGER.output(name, got.stdout, got.stderr if got.stderr_bytes is not None else "", repr(got.exception or "")), got.output
+    if got.exception and not isinstance(got.exception, SystemExit):
+        raise got.exception
+    return got
+
+
+def _spawn(argv: list[str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([PYTHON, "-m", "govfacts.cli", *argv], cwd=Path(__file__).parent.parent,
+                            env=clean_env(COLUMNS="250"), text=True, **kw)
+
+
+LONG_QUERY = "SELECT count(*) FROM range(100000000000000) a"
+
+
+def test_ctrl_c_cancels_a_running_query_at_once(small_wh):
+    import time
+
+    p = _spawn(["sql", LONG_QUERY, "--warehouse", str(small_wh.warehouse), "--timeout", "0"],
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(6)  # imports, attach, and the query well under way
+    assert p.poll() is None, p.communicate()
+    sent = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    waited = time.monotonic() - sent
+    LEDGER.bad_inputs.add("Ctrl-C during a runaway query")
+    assert LEDGER.output("sql Ctrl-C", out, err), err
+    assert p.returncode == 130 and "cancelled (Ctrl-C)" in err, (p.returncode, err)
+    assert waited < 3, f"Ctrl-C took {waited:.1f} s to stop the query"
+
+
+def test_a_query_stops_at_its_timeout_with_a_message(small_wh):
+    import time
+
+    start = time.monotonic()
+    got = _cli(["sql", LONG_QUERY, "--warehouse", str(small_wh.warehouse), "--timeout", "1"], "sql timeout")
+    took = time.monotonic() - start
+    LEDGER.bad_inputs.add("runaway query (timeout)")
+    text = " ".join(got.output.split())
+    assert got.exit_code == 1 and "ran longer than 1 s and was cancelled" in text and "--timeout" in text, text
+    assert took < 10, took
+
+
+def _peak_rss_mb(argv: list[str]) -> float:
+    p = _spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    err = p.stderr.read()
+    assert p.returncode == 0 and LEDGER.output("sql stream", err), err
+    return usage.ru_maxrss / 1024
+
+
+def test_results_stream_so_memory_does_not_grow_with_the_result(small_wh):
+    """csv and jsonl go out batch by batch: 3,000,000 rows take about the memory of 3,000."""
+    w = ["--warehouse", str(small_wh.warehouse)]
+    rows = "SELECT i, repeat('x', 100) AS pad FROM range({n}) t(i)"
+    small = _peak_rss_mb(["sql", rows.format(n=3000), "--format", "csv", *w])
+    big = _peak_rss_mb(["sql", rows.format(n=3_000_000), "--format", "jsonl", *w])
+    LEDGER.bad_inputs.add("3,000,000-row result")
+    print(f"peak RSS: {small:.0f} MB for 3,000 rows, {big:.0f} MB for 3,000,000 rows (~330 MB of output)")
+    assert big - small < 80, (small, big)
+
+
+def test_table_output_is_capped_and_a_closed_pipe_is_quiet(small_wh):
+    w = ["--warehouse", str(small_wh.warehouse)]
+    got = _cli(["sql", "SELECT i FROM range(5000) t(i)", *w], "sql max rows")
+    assert got.exit_code == 0
+    assert "│ 999 " in got.stdout and "│ 1000 " not in got.stdout
+    assert "showing the first 1,000 rows" in " ".join(got.stdout.split())
+    assert _cli(["sql", "SELECT i FROM range(5000) t(i)", "--max-rows", "0", *w], "sql all rows").stdout.count("│ 4999 ") == 1
+    p = _spawn(["sql", "SELECT i FROM range(10000000) t(i)", "--format", "csv", *w], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline().strip() == "i"
+    p.stdout.close()  # like `| head -1`
+    err = p.stderr.read()
+    p.wait(timeout=60)
+    assert LEDGER.output("sql | head", err) and p.returncode == 0, (p.returncode, err)
+
+
+MARKUP = {"closing tag": "a [/b] c", "tag": "[x] y", "style": "[bold red]loud[/]", "escape": "e\x1b[31mred\x1b[0m",
+          "newline": "line1\nfiles quarantined │ 0", "bell and backspace": "a\x07b\x08c", "bidi override": "abc\u202edcba",
+          "carriage return": "x\rforged", "osc link": "\x1b]8;;http://evil/\x07click\x1b]8;;\x07"}
+
+
+def test_data_is_printed_as_text_never_markup_or_control_sequences(small_wh):
+    from govfacts.safe_text import printable
+
+    w = ["--warehouse", str(small_wh.warehouse)]
+    for name, value in MARKUP.items():
+        literal = "'" + value.replace("'", "''") + "'"
+        got = _cli(["sql", f"SELECT {literal} AS v, {literal} AS \"{value.replace(chr(34), '')}\"", *w], f"sql markup {name}")
+        LEDGER.bad_inputs.add(f"data with {name}")
+        assert got.exit_code == 0, got.output
+        shown = printable(value)
+        assert shown in got.stdout, (name, got.stdout)
+        assert "\x1b" not in got.stdout and "\x07" not in got.stdout and "\u202e" not in got.stdout, (name, got.stdout)
+        body = [line for line in got.stdout.splitlines() if shown in line]
+        assert body, got.stdout
+    # an error message carrying a file name is text too
+    bad = _cli(["sql", "SELECT 1", "--warehouse", str(small_wh.warehouse.parent / "no [/b] such\x1b[2J")], "sql missing warehouse")
+    assert bad.exit_code == 1 and "no [/b] such\\x1b[2J" in bad.output and "\x1b[2J" not in bad.output, bad.output
+
+
+def test_time_travel_out_of_range_says_what_to_do(small_wh):
+    w = ["--warehouse", str(small_wh.warehouse)]
+    for name, args, expect in (("negative", ["--at", "-1"], "cannot exist"), ("huge", ["--at", str(10**20)], "cannot exist"),
+                               ("missing", ["--at", "999"], "is not in the warehouse"),
+                               ("too early", ["--at-time", "1999-01-01"], "no snapshot as early as 1999-01-01"),
+                               ("not a time", ["--at-time", "yesterday"], "is not a time")):
+        got = _cli(["sql", "SELECT 1", *args, *w], f"sql --at {name}")
+        LEDGER.bad_inputs.add(f"--at {name}")
+        text = " ".join(got.output.split())
+        assert got.exit_code == 1 and expect in text and "govfacts snapshots" in text or "write it like" in text, (name, text)
+    typo = _cli(["sql", "SELECT 1", "--at", "1e20", *w], "sql --at 1e20")
+    assert typo.exit_code == 2 and "valid integer" in typo.output
+
+
+def test_a_warehouse_can_be_moved_copied_and_run_again(prefect_harness, tmp_path):
+    """run, move, query, run again; and a copy opens on its own."""
+    from flows.ingest import ingest
+
+    inbox = tmp_path / "inbox"
+    _copy_samples(inbox, ["000"])
+    first = tmp_path / "first" / "wh"
+    summary = ingest(inbox=str(inbox), warehouse=str(first))
+    LEDGER.run(summary)
+    facts = sql(first, "SELECT count(*) FROM facts")[0][0]
+    moved = tmp_path / "elsewhere" / "renamed-wh"
+    moved.parent.mkdir()
+    shutil.move(str(first), str(moved))
+    LEDGER.bad_inputs.add("warehouse moved to another directory")
+    got = _cli(["sql", "SELECT count(*) AS n FROM facts_published", "--warehouse", str(moved), "--format", "csv"], "sql after move")
+    assert got.exit_code == 0 and int(got.stdout.split()[1]) > 0, got.output
+    assert sql(moved, "SELECT count(*) FROM facts")[0][0] == facts
+    _copy_samples(inbox, ["001"])
+    again = ingest(inbox=str(inbox), warehouse=str(moved))
+    LEDGER.run(again)
+    assert again["documents"] == 1 and again["skipped"] == 1 and again["changed"], again
+    copy = tmp_path / "copy"
+    shutil.copytree(moved, copy)
+    LEDGER.bad_inputs.add("warehouse copied")
+    assert sql(copy, "SELECT count(*) FROM documents") == [(2,)]
+    assert not any(p.name.startswith("ducklake-") for p in (tmp_path / "first").rglob("*")) if (tmp_path / "first").exists() else True
+
+
+def test_export_never_mixes_two_snapshots(small_wh, tmp_path):
+    import pyarrow.parquet as pq
+
+    w = ["--warehouse", str(small_wh.warehouse)]
+    target = tmp_path / "out"
+    assert _cli(["export", str(target), "--at", "1", *w], "export").exit_code == 0
+    stale = target / "facts.parquet"
+    (target / "notes.txt").write_text("mine")
+    refused = _cli(["export", str(target), "--at", "2", "--table", "facts", *w], "export non-empty")
+    assert refused.exit_code == 1 and "not empty" in refused.output and "--overwrite" in refused.output
+    assert pq.read_metadata(stale).metadata[b"govfacts.snapshot_id"] == b"1"
+    done = _cli(["export", str(target), "--at", "2", "--table", "facts", "--overwrite", *w], "export overwrite")
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in target.iterdir()) == ["facts.parquet", "manifest.json"], "--overwrite replaces the whole export"
+    assert pq.read_metadata(target / "facts.parquet").metadata[b"govfacts.snapshot_id"] == b"2"
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("x")
+    kept = _cli(["export", str(other), "--overwrite", *w], "export overwrite foreign")
+    assert kept.exit_code == 1 and "not a govfacts export" in kept.output and (other / "thesis.tex").exists()
+    a_file = tmp_path / "file.parquet"
+    a_file.write_text("x")
+    as_file = _cli(["export", str(a_file), *w], "export to a file")
+    assert as_file.exit_code == 1 and "is a file, not a directory" in " ".join(as_file.output.split())
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob(".*old*"))
+    LEDGER.bad_inputs.update({"export into a non-empty directory", "export onto a file"})
