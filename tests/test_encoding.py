@@ -123,7 +123,7 @@ def test_common_share_tells_right_from_wrong_reading():
     (b"PK\x03\x04\x14\x00\x06\x00", "binary"),
     (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
     (b"\x00\x01abc\x00\x00\xffz" * 50, "binary"),
-    (b"a\x00b\x00c\x00" * 50, "undecodable"),  # UTF-16 without a BOM: asked to re-save
+    (b"a\x00\x01\x00\x02\x00" * 50, "undecodable"),  # UTF-16 pattern without a BOM, but not text in it: asked to re-save
     (bytes(range(1, 32)) * 40, "binary"),
     ("政府工作报告".encode("utf-8") + b"\xe5\xb7", "truncated"),
     (codecs.BOM_UTF16_LE + "政府工作报告".encode("utf-16-le")[:-1], "truncated"),
@@ -189,3 +189,29 @@ def test_broken_html_never_crashes(page):
 
     norm = normalize_text("<html><body>" + page, html=True)
     assert len(norm.offsets) == len(norm.text)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-be", "utf-16-le"])
+def test_utf16_without_bom_is_read(codec):
+    """Issue 14: a UTF-16 file saved without a byte-order mark is text, not a binary file."""
+    text = "2023年全区地区生产总值达到425.16亿元，增长一点五个百分点。\n一、过去一年的工作回顾\n" * 20
+    got = decode_report(text.encode(codec), "inbox/x.txt")
+    assert got.encoding == codec and got.text == text
+
+
+def test_a_few_stray_nuls_do_not_make_a_report_binary():
+    text = "2023年全区地区生产总值达到425.16亿元，增长6.5%。\n" * 100
+    data = text.encode("utf-8")
+    cut = data.index(b"\n") + 1
+    got = decode_report(data[:cut] + b"\x00" + data[cut:5 * cut] + b"\x00\x00" + data[5 * cut:], "inbox/x.txt")
+    assert got.encoding == "utf-8" and got.text.replace("\x00", "") == text
+
+
+def test_a_declared_charset_that_lies_is_checked_like_a_detected_one():
+    """Issue 14: a page declaring gb2312 that holds Big5 bytes is read as Big5, not as GB18030 mojibake."""
+    body = "政府工作報告：全區地區生產總值達到四百二十五億元，比上年增長百分之六點五。" * 30
+    page = f'<html><head><meta charset="gb2312"></head><body><p>{body}</p></body></html>'
+    got = decode_report(page.encode("big5"), "inbox/x.html")
+    assert got.encoding in ("big5", "big5hkscs", "cp950") and body in got.text
+    honest = decode_report(page.encode("gb18030"), "inbox/y.html")
+    assert honest.encoding == "gb18030" and body in honest.text

@@ -55,6 +55,8 @@ _CHINESE = ("gb18030", "big5", "big5hkscs")
 _STRAY_BYTES_SHARE = 0.001  # UTF-8 with at most this share of bad bytes is still UTF-8
 _MAX_REPLACEMENT_SHARE = 0.005  # more U+FFFD than this after a lenient decode: undecodable
 _MIN_COMMON_SHARE = 0.35  # a non-UTF-8 decode whose non-ASCII text is less common Chinese than this is noise
+_DECLARED_SURE = 0.9  # a declared charset whose text is at least this common Chinese is taken without a second look
+_DECLARED_MARGIN = 0.1  # another encoding must read this much more common Chinese to overrule the declared one
 _BYTE_CONTENT = re.compile(rb"[^ \t\r\n\x00\x0b\x0c]")
 _TEXT_CONTENT = re.compile(r"\S")
 _NON_ASCII = re.compile(r"[^\x00-\x7f\s]+")
@@ -91,6 +93,9 @@ def _decode(data: bytes, name: str, html: bool) -> Decoded:
     for bom, enc in _BOMS:
         if data.startswith(bom):
             return Decoded(_strict_or_reject(data[len(bom):], enc, name), "utf-8-sig" if enc == "utf-8" else enc, 1.0, html)
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return Decoded(utf16[1], utf16[0], 0.95, html)
     _reject_binary(data, name)
     try:
         return Decoded(data.decode("utf-8"), "utf-8", 1.0, html)
@@ -102,15 +107,34 @@ def _decode(data: bytes, name: str, html: bool) -> Decoded:
         # Valid UTF-8 but for a few stray bytes (a bad copy or a bad merge): keep
         # the text, the stray bytes show as U+FFFD, the confidence says so.
         return Decoded(lenient, "utf-8", 0.9, html)
+    declared = None
     if html:
         declared = declared_charset(data)
         codec = _ALIASES.get(declared or "", declared)
         if codec:
             try:
-                return Decoded(data.decode(codec), codec, 0.99, html)
+                text = data.decode(codec)
             except (UnicodeDecodeError, LookupError):
-                pass
-    return _detect(data, name, html)
+                text = None
+            # A declared charset is evidence, not proof: pages copied from one site to another keep a meta tag
+            # that no longer matches their bytes (gb2312 declared, Big5 inside). Its text must pass the same
+            # Chinese-text check a detected encoding passes, and no other reading may be clearly more Chinese.
+            share = common_share(text) if text is not None else 0.0
+            if share >= _DECLARED_SURE:
+                return Decoded(text, codec, 0.99, html)
+            try:
+                detected = _detect(data, name, html, codec)
+            except InputRejected:
+                detected = None
+            if detected is not None and _family(detected.encoding) != _family(codec) and \
+                    common_share(detected.text) > share + _DECLARED_MARGIN:
+                return detected
+            if share >= _MIN_COMMON_SHARE:
+                return Decoded(text, codec, round(0.5 + share / 2, 3), html)
+            if detected is not None:
+                return detected
+            declared = codec
+    return _detect(data, name, html, declared)
 
 
 def _strict_or_reject(body: bytes, enc: str, name: str) -> str:
@@ -136,23 +160,51 @@ def _truncated(data: bytes, exc: UnicodeDecodeError) -> bool:
     return len(data) - exc.start <= 3
 
 
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """(codec, text) when ``data`` is UTF-16 without a byte-order mark: its NULs (the high bytes of ASCII
+    characters) sit on one parity only, and read that way it is clean text (Chinese text, or mostly ASCII)."""
+    head = data[:8192]
+    nuls = head.count(0)
+    if nuls < 4 or len(data) % 2:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if min(even, odd) > 0.25 * max(even, odd):  # CJK characters such as 一 (U+4E00) have a NUL low byte too
+        return None
+    codec = "utf-16-be" if even > odd else "utf-16-le"
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    controls = sum(1 for c in text[:4096] if ord(c) < 32 and c not in "\t\r\n\x0c")
+    if controls > 0.01 * min(len(text), 4096) or common_share(text) < _MIN_COMMON_SHARE:
+        return None
+    return codec, text
+
+
+# Stray NULs (a bad copy, a padded download) in otherwise good text: up to this share of the first 8 KB.
+_STRAY_NUL_SHARE = 0.01
+
+
 def _reject_binary(data: bytes, name: str) -> None:
     for magic, kind, todo in _MAGIC:
         if data.startswith(magic):
             raise InputRejected("binary", f"{name}: this is {kind}, not text; {todo}, then put it back in the inbox.")
     head = data[:8192]
-    if b"\x00" in head:
+    nuls = head.count(0)
+    if nuls > _STRAY_NUL_SHARE * len(head):
         even, odd = head[0::2].count(0), head[1::2].count(0)
         if max(even, odd) > 0.3 * (len(head) / 2) and min(even, odd) < 0.05 * (len(head) / 2):
-            raise InputRejected("undecodable", f"{name}: looks like UTF-16 without a byte-order mark; re-save it as UTF-8 (or UTF-16 with BOM) and put it back in the inbox.")
-        raise InputRejected("binary", f"{name}: contains NUL bytes, so it is a binary file, not text; save the report as plain text or HTML and put it back in the inbox.")
-    controls = len(head) - len(head.translate(None, _CONTROL))
+            raise InputRejected("undecodable", f"{name}: looks like UTF-16 without a byte-order mark, but does not read as text in it; re-save it as UTF-8 (or UTF-16 with BOM) and put it back in the inbox.")
+        raise InputRejected("binary", f"{name}: {nuls} NUL bytes in the first {len(head)}: a binary file, not text; save the report as plain text or HTML and put it back in the inbox.")
+    controls = len(head) - len(head.translate(None, _CONTROL)) - nuls
     if controls > 0.05 * len(head):
         raise InputRejected("binary", f"{name}: {controls} control bytes in the first {len(head)}: a binary file, not text; save the report as plain text or HTML and put it back in the inbox.")
 
 
-def _detect(data: bytes, name: str, html: bool) -> Decoded:
+def _detect(data: bytes, name: str, html: bool, declared: str | None = None) -> Decoded:
     candidates = list(_CHINESE)
+    if declared and declared not in candidates:
+        candidates.append(declared)
     for enc in _charset_normalizer_guesses(data):
         if enc not in candidates:
             candidates.append(enc)
@@ -185,7 +237,9 @@ def _detect(data: bytes, name: str, html: bool) -> Decoded:
         except UnicodeDecodeError as exc:
             if _truncated(data, exc) and common_share(data[: exc.start].decode(enc, errors="replace")) >= _MIN_COMMON_SHARE:
                 raise InputRejected("truncated", f"{name}: the file ends in the middle of a {enc} character: it was cut short. Download or copy it again and put it back in the inbox.") from None
-    raise InputRejected("undecodable", f"{name}: the bytes are not text in UTF-8, UTF-16 (with BOM), GB18030/GBK or Big5 that we can read with confidence; convert the file to UTF-8 and put it back in the inbox.")
+    if declared:
+        raise InputRejected("undecodable", f"{name}: the page declares the charset {declared}, but its bytes read as {declared} are not Chinese text, and neither are they in UTF-8, GB18030/GBK or Big5; open it in a browser, check the text, save it as UTF-8 and put it back in the inbox.")
+    raise InputRejected("undecodable", f"{name}: the bytes are not text in UTF-8, UTF-16, GB18030/GBK or Big5 that we can read with confidence; convert the file to UTF-8 and put it back in the inbox.")
 
 
 _FAMILIES = {"gb2312": "gb", "gbk": "gb", "gb18030": "gb", "cp936": "gb", "hz": "gb",
