@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from transforms.extract.reference import Reference, Region
+from transforms.extract.reference import Reference, Region, trie_pattern
 from transforms.extract.regions import ReportRegion
 
 LOCAL = "local_work_report"
@@ -81,26 +81,10 @@ class Identity:
                 "year": self.year, "region_source": self.region_source, "year_source": self.year_source, "reason": self.reason}
 
 
-def _trie_regex(node: dict) -> str:
-    """A regex for the words of a trie, longest alternative first (a flat alternation of 3,500 names is 10x slower)."""
-    branches = [re.escape(ch) + _trie_regex(sub) for ch, sub in sorted(node.items()) if ch != ""]
-    if not branches:
-        return ""
-    if "" in node:  # a word ends here: what follows is optional, and greedy, so the longest name wins
-        return "(?:" + "|".join(branches) + ")?"
-    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-
-
 @lru_cache(maxsize=64)
 def _name_pattern(names: tuple[str, ...]) -> re.Pattern:
     """Whole names, the longest one wherever several start at the same place (a trie, greedy)."""
-    trie: dict = {}
-    for n in set(names):
-        node = trie
-        for ch in n:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-    return re.compile(_trie_regex(trie))
+    return trie_pattern(names)
 
 
 _DIVISION_PATTERNS: dict[int, re.Pattern] = {}
@@ -112,6 +96,55 @@ def division_pattern(ref: Reference) -> re.Pattern:
     if pat is None:
         pat = _DIVISION_PATTERNS[id(ref)] = _name_pattern(tuple(sorted(ref.divisions)))
     return pat
+
+
+class NameScanner:
+    """Whole names in a long text, read exactly as ``_name_pattern(names).finditer`` reads them: the leftmost
+    name first, the longest one where several start at the same place, never two that overlap.
+
+    Why not the trie regex over a whole report: at every position it still tries the alternatives of the first
+    character one by one (about 950 first characters for the division names), 20 ms a report. Names end in few
+    characters (县, 区, 市 … for divisions), so one C-level pass finds where a name may end, a dict of the last
+    two characters says which names may end there, and Python only looks at those places. Names have at least
+    two characters (regions.csv and the short names of ``_build_short_names`` have none shorter).
+    """
+
+    def __init__(self, names):
+        by_tail: dict[str, list[str]] = {}
+        for n in set(names):
+            by_tail.setdefault(n[-2:], []).append(n)
+        self._by_tail = {tail: tuple(ns) for tail, ns in by_tail.items()}
+        last_chars = sorted({tail[-1] for tail in by_tail})
+        self._ends = re.compile("[" + "".join(re.escape(c) for c in last_chars) + "]")
+
+    def finditer(self, text: str) -> list[tuple[int, str]]:
+        """(start, name) of every name read, in text order."""
+        found = []
+        by_tail = self._by_tail
+        for m in self._ends.finditer(text, 1):
+            end = m.end()
+            for name in by_tail.get(text[end - 2:end], ()):
+                start = end - len(name)
+                if start >= 0 and text.startswith(name, start):
+                    found.append((start, -len(name), name))
+        found.sort()  # by start, the longest first
+        out, reached = [], 0
+        for start, minus_len, name in found:
+            if start >= reached:
+                out.append((start, name))
+                reached = start - minus_len
+        return out
+
+
+_DIVISION_SCANNERS: dict[int, NameScanner] = {}
+
+
+def division_scanner(ref: Reference) -> NameScanner:
+    """``division_pattern`` for whole reports (cached per reference)."""
+    scanner = _DIVISION_SCANNERS.get(id(ref))
+    if scanner is None:
+        scanner = _DIVISION_SCANNERS[id(ref)] = NameScanner(ref.divisions)
+    return scanner
 
 
 def _candidates(name: str, ref: Reference) -> tuple[Region, ...]:
@@ -172,24 +205,24 @@ def scope_level(scan: str) -> str | None:
     return counts.most_common(1)[0][0] if counts else None
 
 
-_SHORT_CACHE: dict[tuple[int, str], tuple[re.Pattern | None, dict[str, tuple[Region, ...]]]] = {}
+_SHORT_CACHE: dict[tuple[int, str], tuple[NameScanner | None, dict[str, tuple[Region, ...]]]] = {}
 
 
-def _short_names(ref: Reference, word: str | None) -> tuple[re.Pattern | None, dict[str, tuple[Region, ...]]]:
-    """Short names (新安, 广东) of the divisions that may call themselves 全<word>, as one pattern (cached per reference)."""
+def _short_names(ref: Reference, word: str | None) -> tuple[NameScanner | None, dict[str, tuple[Region, ...]]]:
+    """Short names (新安, 广东) of the divisions that may call themselves 全<word>, as one scanner (cached per reference)."""
     key = (id(ref), word)
     if key not in _SHORT_CACHE:
         _SHORT_CACHE[key] = _build_short_names(ref, word)
     return _SHORT_CACHE[key]
 
 
-def _build_short_names(ref: Reference, word: str | None) -> tuple[re.Pattern | None, dict[str, tuple[Region, ...]]]:
+def _build_short_names(ref: Reference, word: str | None) -> tuple[NameScanner | None, dict[str, tuple[Region, ...]]]:
     by_short: dict[str, tuple[Region, ...]] = {}
     for divs in ref.divisions.values():
         for d in divs:
             if len(d.short) >= 2 and d.short != d.name and (word is None or _fits_level(d, word)):
                 by_short[d.short] = (*by_short.get(d.short, ()), d)
-    return (_name_pattern(tuple(by_short)) if by_short else None), by_short
+    return (NameScanner(by_short) if by_short else None), by_short
 
 
 def _most_named(scan: str, word: str | None, ref: Reference) -> tuple[Region | None, str]:
@@ -204,15 +237,15 @@ def _most_named(scan: str, word: str | None, ref: Reference) -> tuple[Region | N
     """
     score: Counter = Counter()
     words = (word,) if word else tuple(_LEVEL_WORDS)
-    for m in division_pattern(ref).finditer(scan):
-        if _whole_word(scan, m.start(), m.group()):
-            for d in _candidates(m.group(), ref):
+    for start, name in division_scanner(ref).finditer(scan):
+        if _whole_word(scan, start, name):
+            for d in _candidates(name, ref):
                 if any(_fits_level(d, w) for w in words):
                     score[d] += 3
 
-    pattern, by_short = _short_names(ref, None)
-    if pattern is not None:
-        hits = Counter(m.group() for m in pattern.finditer(scan))
+    scanner, by_short = _short_names(ref, None)
+    if scanner is not None:
+        hits = Counter(name for _start, name in scanner.finditer(scan))
         for short, n in hits.items():
             for d in by_short[short]:
                 if any(_fits_level(d, w) for w in words):
