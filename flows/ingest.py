@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -60,6 +61,7 @@ from transforms.extract import Identity, identify_and_extract
 from transforms.normalize import Normalized, normalize_report
 from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table, with_fact_ids
 from transforms.stage import StageResult, process_alive, stage_inbox
+from warehouse.copies import SameText, known_texts
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
 from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, write_part
@@ -91,6 +93,7 @@ class RunSummary:
     without_facts: list[dict] = field(default_factory=list)  # documents loaded with no facts: source_path, doc_type, reason
     processed: list[str] = field(default_factory=list)  # source paths (first name) of the documents this run processed
     renamed: int = 0  # already-loaded documents seen under a new file name (names recorded, not re-processed)
+    copies: list[dict] = field(default_factory=list)  # files whose normalized text equals a document's: recorded as its copies, not loaded (counted in duplicates)
     batches: int = 0
     task_runner: str = ""
     seconds: float = 0.0  # wall time of the flow body
@@ -218,6 +221,7 @@ class Plan:
     known: set[str]  # content hashes loaded as documents or quarantined files
     names: dict[str, list[str]]  # doc_id -> recorded file names
     stage_rejects: set[tuple[str, str]]  # (source_path, reason) already quarantined at staging
+    texts: dict = field(default_factory=dict)  # text_sha256 -> (doc_id, copies) of the documents loaded (warehouse/copies.py)
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -226,7 +230,8 @@ def plan(settings: Settings, version: str) -> Plan:
     with _timed("plan"), writer_lock(settings):
         con = open_for_write(settings)
         try:
-            return Plan(known_documents(con, version), known_source_names(con, version), known_stage_rejects(con, version))
+            return Plan(known_documents(con, version), known_source_names(con, version), known_stage_rejects(con, version),
+                        known_texts(con, version))
         finally:
             con.close()
 
@@ -285,7 +290,9 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
             write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejected))
     without = [dict(source_path=r["source_path"], doc_type=r["doc_type"], reason=r["no_facts_reason"])
                for r in docs.select(["source_path", "doc_type", "no_facts_reason"]).to_pylist() if r["no_facts_reason"]]
-    return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done], without_facts=without,
+    texts = [dict(r, names=names.get(r["doc_id"], [r["source_path"]])) for r in
+             docs.select(["doc_id", "text_sha256", "source_path", "n_bytes", "encoding", "staged_path"]).to_pylist()] if docs.num_rows else []
+    return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done], without_facts=without, texts=texts,
                 rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
 
 
@@ -308,7 +315,7 @@ def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table,
                          confidence=report.get("confidence"), region=region, region_level=level, report_year=year,
                          n_facts=len(mine), doc_type=ident.doc_type, identity=json.dumps(ident.describe(), ensure_ascii=False),
                          no_facts_reason=reason, normalization_report=json.dumps(report, ensure_ascii=False),
-                         pipeline_version=version, run_id=run_id))
+                         pipeline_version=version, run_id=run_id, text_sha256=hashlib.sha256(norm.text.encode("utf-8")).hexdigest()))
     return pa.Table.from_pylist(rows)
 
 
@@ -375,11 +382,11 @@ def spill_facts(checked: dict, parts: str, label: str, version: str, run_id: str
 
 @task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def load(settings: Settings, run: dict, parts: str, processed: list[str], dq_results: list[dict],
-         renamed: dict[str, list[str]]) -> int | None:
-    """Write the run's parts as one snapshot (nothing when nothing changed)."""
+         renamed: dict[str, list[str]], copies: dict[str, list[dict]] | None = None, dropped: set[str] | None = None) -> int | None:
+    """Write the run's parts as one snapshot (nothing when nothing changed); copies of a document are recorded, not loaded."""
     with _timed("load"):
         dq = pa.Table.from_pylist(dq_results) if dq_results else pa.table({"snapshot_id": pa.array([], pa.int64())})
-        return load_parts(settings, run, Path(parts), processed, dq, renamed)
+        return load_parts(settings, run, Path(parts), processed, dq, renamed, copies, dropped)
 
 
 @task(cache_policy=NO_CACHE)
@@ -501,6 +508,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         r.update(pipeline_version=version, run_id=summary.run_id)
 
     parts = open_spill(settings, summary.run_id)
+    same = SameText.from_warehouse(known.texts)  # one report under other bytes is one document (warehouse/copies.py)
     remote = _validator_for(ctx, len(todo))
     if remote is not None:
         _VALIDATORS[summary.flow_run_id] = remote
@@ -529,11 +537,13 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             """Take a finished batch's counts and facts; validate once enough documents have gathered."""
             result = future.result()
             _release_finished_batches()
-            summary.documents += result["documents"]
+            facts, n_copies = same.take(result.get("texts", []), result["facts"], summary.run_id)
+            copy_paths = {c["source_path"] for c in same.found[len(same.found) - n_copies:]} if n_copies else set()
+            summary.documents += result["documents"] - n_copies
             summary.processed.extend(result["processed"])
-            summary.without_facts.extend(result.get("without_facts", []))
+            summary.without_facts.extend(d for d in result.get("without_facts", []) if d["source_path"] not in copy_paths)
             rejected.extend(result["rejected"])
-            group.append(result["facts"])
+            group.append(facts)
             group_texts.append(str(part_path(parts, "document_text", label)))
             if len(group) * settings.batch_size >= settings.validate_batch_size:
                 validate_group()
@@ -567,6 +577,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         summary.files_quarantined = len(file_rejects)
         quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
         summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
+        summary.duplicates += len(same.found)  # each copy's first name; its other names are counted above
+        summary.copies = [{k: c[k] for k in ("source_path", "names", "same_as")} for c in same.found]
         results = merge_result_rows(dq_groups)
         summary.expectations_passed = sum(r["success"] for r in results)
         summary.expectations_failed = sum(not r["success"] for r in results)
@@ -580,7 +592,9 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
                    expectations_failed=summary.expectations_failed)
         processed = sorted({f.sha256 for f in todo} | quarantined_shas)
         dq_rows = [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else []
-        snap = load(settings, run, str(parts), processed, dq_rows, renamed) if processed or rejected or renamed else None
+        copies = same.updates()
+        snap = load(settings, run, str(parts), processed, dq_rows, renamed, copies, same.dropped) \
+            if processed or rejected or renamed or copies else None
     finally:
         _VALIDATORS.pop(summary.flow_run_id, None)
         if remote is not None:

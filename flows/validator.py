@@ -161,7 +161,22 @@ def check_group_anywhere(remote: ValidatorProcess | None, facts: pa.Table, publi
 
 
 def _serve() -> None:
-    """The validator process: warm up, then answer each group until stdin closes."""
+    """The validator process: warm up, then answer each group until stdin closes.
+
+    Ctrl-C at the terminal reaches the whole process group: the flow decides what happens, and this
+    process ends when its input closes. A parent killed outright (``kill -9``) closes the pipes: the
+    process then leaves quietly, since its answers have nobody to go to (no traceback for the user).
+    """
+    import signal  # noqa: PLC0415
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _answer()
+    except (BrokenPipeError, ConnectionResetError, EOFError, pickle.UnpicklingError, struct.error):
+        os._exit(0)
+
+
+def _answer() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() and library chatter go to stderr, never into the channel
     sys.stdout = sys.stderr

@@ -56,6 +56,9 @@ def run(
     problem = prefect_api_problem()
     if problem:
         _fail(problem)
+    from govfacts.prefect_env import start_embedded_server  # noqa: PLC0415
+
+    start_embedded_server()  # dies with this run, even a killed one
     with out.status(safe_text(f"running the govfacts flow on {settings.inbox} …")):
         from flows.ingest import flow_for  # noqa: PLC0415 (Prefect must be configured first)
 
@@ -105,6 +108,9 @@ def _print_summary(s: dict) -> None:
         out.print(Text.assemble(("quarantined ", "yellow"), safe_text(f"{q['reason']}: {q['detail']}")))
     for d in s.get("without_facts", []):
         out.print(Text.assemble(("no facts ", "yellow"), safe_text(f"{d['source_path']} ({d['doc_type']}): {d['reason']}")))
+    for c in s.get("copies", []):
+        out.print(Text.assemble(("same report ", "yellow"), safe_text(f"{c['source_path']}: its text equals that of {c['same_as']} "
+                                                                      "(other bytes): recorded as a copy of it, loaded once")))
 
 
 @app.command()

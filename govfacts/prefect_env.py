@@ -21,3 +21,51 @@ def configure_prefect(home: Path | None = None) -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     # The embedded server is a subprocess; on a busy machine it takes longer than Prefect's default 20 s to answer.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a freshly forked child: ask Linux for SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return  # not Linux: the server is stopped at exit as Prefect does it
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def start_embedded_server() -> None:
+    """Start Prefect's ephemeral server for this run now, in the calling (main) thread, tied to this process.
+
+    Prefect starts it on first use and stops it at exit; a run killed with SIGKILL never reaches
+    exit, and the server (uvicorn, ≈225 MB) would run on forever, one per killed run. Started here,
+    its process carries a parent-death signal: whatever ends the run ends its server. (The signal
+    follows the thread that started the child, hence the main thread.) Nothing to do when
+    PREFECT_API_URL names a server of its own.
+    """
+    import subprocess  # noqa: PLC0415
+
+    from prefect.server.api import server as prefect_server  # noqa: PLC0415
+    from prefect.settings import get_current_settings  # noqa: PLC0415
+
+    if get_current_settings().api.url:
+        return
+    parent = os.getpid()
+
+    class DiesWithParent(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("preexec_fn", lambda: _die_with_parent(parent))
+            super().__init__(*args, **kwargs)
+
+    class Subprocess:
+        """The ``subprocess`` module as Prefect's server module sees it: Popen with the parent-death signal."""
+
+        Popen = DiesWithParent
+
+        def __getattr__(self, name: str):
+            return getattr(subprocess, name)
+
+    prefect_server.subprocess = Subprocess()
+    prefect_server.SubprocessASGIServer().start()

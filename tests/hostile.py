@@ -231,10 +231,11 @@ class Item:
 
     kind: str  # short label (ledger, test ids)
     name: str | bytes  # path relative to the inbox (bytes for a name that is not UTF-8)
-    expect: str  # document | quarantine | duplicate | document_or_quarantine
+    expect: str  # document | quarantine | duplicate | document_or_quarantine | copy | document_or_copy
     reasons: frozenset[str] = frozenset()  # acceptable quarantine reasons (empty: any specific reason)
     facts_like: str | None = None  # sample whose facts the document must yield (same keys)
     no_facts: bool = False  # a document that must yield no facts
+    has_facts: bool = False  # a document (or the document it is a copy of) that must yield facts
 
     def path(self, inbox: Path) -> Path:
         return Path(os.fsdecode(os.fsencode(inbox) + b"/" + (self.name if isinstance(self.name, bytes) else self.name.encode())))
@@ -322,6 +323,21 @@ def build_corpus(inbox: Path, outside: Path, *, large: int = 20_000_000, huge: i
                          (Item("symlink inside the inbox", "alias.txt", "duplicate"), inbox / "gbk.txt")):
         item.path(inbox).symlink_to(target)
         items.append(item)
+    # Issue 14: the same report under other bytes is one document (copies recorded), a declared charset that lies,
+    # UTF-16 without a byte-order mark, stray NULs, a DTD the old byte search missed, names that are markup or terminal codes
+    t002 = s002.decode("utf-8")
+    put(Item("same report re-saved as GBK", "resaved/gbk copy.txt", "document_or_copy", has_facts=True), t002.encode("gb18030"))
+    put(Item("same report with CRLF line ends", "resaved/crlf.txt", "document_or_copy", has_facts=True), t002.replace("\n", "\r\n").encode())
+    put(Item("same report with a UTF-8 BOM", "resaved/bom.txt", "document_or_copy", has_facts=True), codecs_bom() + s002)
+    put(Item("same report saved as an HTML page", "resaved/page.html", "document_or_copy", has_facts=True), html_page(t002).encode("utf-8"))
+    put(Item("UTF-16BE without a BOM", "utf16be.txt", "document_or_copy", has_facts=True), s003.decode("utf-8").encode("utf-16-be"))
+    put(Item("UTF-16LE without a BOM", "utf16le.txt", "document_or_copy", has_facts=True), s004.decode("utf-8").encode("utf-16-le"))
+    put(Item("stray NULs in the first 8 KB", "nuls.txt", "document_or_copy", has_facts=True), with_stray_nuls(s001))
+    put(Item("declared gb2312, Big5 inside", "lying charset.html", "document_or_copy", has_facts=True), lying_charset_page(s000))
+    put(Item("DTD in a UTF-16 .docx", "entities.docx", "quarantine", frozenset({"damaged_docx"})), docx_with_utf16_dtd())
+    put(Item("markup in the name", "[/b] [bold red]report[/].txt", "duplicate"), s002)
+    put(Item("terminal codes and a newline in the name", "e\x1b[31mred\x1b]8;;x\x07\nfiles quarantined │ 0.txt", "duplicate"), s002)
+    put(Item("escaped spelling of the raw-bytes name", "\\xb8\\xdb\\xc8\\xaa 2024.txt", "duplicate"), s002)
     if with_fifo:
         fifo = Item("named pipe (FIFO)", "pipe.txt", "quarantine", frozenset({"not_a_file"}))
         os.mkfifo(fifo.path(inbox))
@@ -329,9 +345,44 @@ def build_corpus(inbox: Path, outside: Path, *, large: int = 20_000_000, huge: i
     return items
 
 
+def codecs_bom() -> bytes:
+    return b"\xef\xbb\xbf"
+
+
+def html_page(text: str, charset: str = "utf-8") -> str:
+    """The report as a web page: one paragraph per line, a title, the site's navigation around it."""
+    body = "".join(f"<p>{line}</p>\n" for line in text.split("\n") if line.strip())
+    return (f'<!DOCTYPE html><html><head><meta charset="{charset}"><title>政府工作报告</title></head>'
+            f"<body>\n{body}</body></html>\n")
+
+
+def with_stray_nuls(data: bytes) -> bytes:
+    """``data`` with NUL bytes after its first lines (a padded download): few, but in the first 8 KB."""
+    lines = data.split(b"\n")
+    return b"\n".join(line + (b"\x00" if i in (1, 3, 4) else b"") for i, line in enumerate(lines))
+
+
+def lying_charset_page(data: bytes) -> bytes:
+    """The report in traditional characters as Big5 bytes, in a page whose meta tag says gb2312."""
+    from opencc import OpenCC
+
+    text = OpenCC("s2t").convert(data.decode("utf-8"))
+    return html_page(text, charset="gb2312").encode("big5", errors="ignore")
+
+
+def docx_with_utf16_dtd() -> bytes:
+    """A .docx whose document.xml is UTF-16 and declares entities (the byte search for b'<!DOCTYPE' misses it)."""
+    xml = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE w [<!ENTITY a "政府工作报告"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+           '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>&b;</w:t>'
+           '</w:r></w:p></w:body></w:document>').encode("utf-16")
+    return zip_bytes({"[Content_Types].xml": b"<Types/>", "word/document.xml": xml})
+
+
 def display(path: Path) -> str:
-    """How govfacts records a path (see transforms.stage.display_path)."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    """How govfacts records a path (transforms.stage.display_path: undecodable bytes as \\xNN, reversibly)."""
+    from transforms.stage import display_path
+
+    return display_path(path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def test_a_few_stray_nuls_do_not_make_a_report_binary():
     data = text.encode("utf-8")
     cut = data.index(b"\n") + 1
     got = decode_report(data[:cut] + b"\x00" + data[cut:5 * cut] + b"\x00\x00" + data[5 * cut:], "inbox/x.txt")
-    assert got.encoding == "utf-8" and got.text.replace("\x00", "") == text
+    assert got.encoding == "utf-8" and got.text == text
 
 
 def test_a_declared_charset_that_lies_is_checked_like_a_detected_one():

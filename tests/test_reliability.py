@@ -66,6 +66,23 @@ def _outcomes(wh: Path) -> tuple[dict[str, tuple[str, list[str]]], dict[str, tup
     return docs, quarantined
 
 
+def _copies(wh: Path) -> dict[str, str]:
+    """name -> doc_id of the document it is a recorded copy of (same normalized text, other bytes)."""
+    out = {}
+    for doc_id, copies in sql(wh, "SELECT doc_id, copies FROM documents WHERE copies IS NOT NULL"):
+        for c in json.loads(copies):
+            for n in c["names"]:
+                out[n] = doc_id
+    return out
+
+
+def _facts_held_twice(wh: Path) -> int:
+    """Facts the warehouse holds more than once for one report text (same text, same fact at the same place)."""
+    return sql(wh, "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM facts f JOIN document_text t USING (doc_id) "
+                   "GROUP BY sha256(t.text), f.region, f.indicator, f.measure, f.period, f.kind, f.value, f.unit, f.qualifier, "
+                   "f.evidence, f.start) WHERE n > 1")[0][0]
+
+
 def test_hostile_run_completes_and_counts_reconcile(hostile_run):
     items, summary, root = hostile_run
     assert summary["files_in"] == len(items), (summary["files_in"], len(items))
@@ -77,11 +94,18 @@ def test_every_hostile_file_is_processed_or_quarantined_with_a_reason_naming_it(
     items, summary, root = hostile_run
     wh, inbox = root / "wh", root / "inbox"
     docs, quarantined = _outcomes(wh)
+    copies = _copies(wh)
     facts_by_doc: dict[str, int] = dict(sql(wh, "SELECT doc_id, count(*) FROM facts GROUP BY doc_id"))
     wrong = []
     for item in items:
         name = display(item.path(inbox))
         base = name.rsplit("/", 1)[-1]
+        if item.has_facts and not facts_by_doc.get(docs.get(name, (copies.get(name),))[0]):
+            wrong.append(f"{item.kind}: the report (or the document it is a copy of) yielded no facts")
+        if name in copies:
+            if item.expect not in ("copy", "document_or_copy"):
+                wrong.append(f"{item.kind}: recorded as a copy of another document but expected {item.expect}")
+            continue
         if name in quarantined:
             reason, detail, _ = quarantined[name]
             if item.expect not in ("quarantine", "document_or_quarantine"):
@@ -94,7 +118,7 @@ def test_every_hostile_file_is_processed_or_quarantined_with_a_reason_naming_it(
                 wrong.append(f"{item.kind}: the message does not name the file and what to do: {detail!r}")
         elif name in docs:
             doc_id, names = docs[name]
-            if item.expect not in ("document", "duplicate", "document_or_quarantine"):
+            if item.expect not in ("document", "duplicate", "document_or_quarantine", "document_or_copy"):
                 wrong.append(f"{item.kind}: loaded as a document but expected {item.expect}")
             elif item.expect == "duplicate" and len(names) < 2:
                 wrong.append(f"{item.kind}: expected as one more name of an existing document, got names {names}")
@@ -105,6 +129,41 @@ def test_every_hostile_file_is_processed_or_quarantined_with_a_reason_naming_it(
     assert not wrong, "\n".join(wrong)
     shown = {q["source_path"] for q in summary["quarantined"]}
     assert shown == set(quarantined), "the run summary must list every quarantined file"
+    assert {c["source_path"] for c in summary["copies"]} == {n for n in copies if n in {display(i.path(inbox)) for i in items}}, \
+        "the run summary must name every copy"
+
+
+def test_one_report_under_other_bytes_is_one_document_with_its_copies_recorded(hostile_run):
+    """Issue 14: GBK, CRLF, BOM, HTML, UTF-16 without BOM and stray-NUL copies of a report are recorded, not loaded again."""
+    items, summary, root = hostile_run
+    wh, inbox = root / "wh", root / "inbox"
+    docs, _ = _outcomes(wh)
+    copies = _copies(wh)
+    copy_like = [i for i in items if i.expect == "document_or_copy"]
+    assert copy_like
+    for item in copy_like:
+        name = display(item.path(inbox))
+        assert name in copies or name in docs, f"{item.kind}: neither a document nor a recorded copy"
+    assert sum(display(i.path(inbox)) in copies for i in copy_like) >= 6, "most re-saved copies have a document already"
+    texts = sql(wh, "SELECT count(*), count(DISTINCT text_sha256) FROM documents")[0]
+    assert texts[0] == texts[1], f"{texts[0] - texts[1]} documents share their normalized text with another"
+    held_twice = _facts_held_twice(wh)
+    LEDGER.facts_duplicated += held_twice
+    assert held_twice == 0
+    # the raw copies stay findable: staged at their own content address, named in the document's record
+    for doc_id, recorded in sql(wh, "SELECT doc_id, copies FROM documents WHERE copies IS NOT NULL"):
+        for c in json.loads(recorded):
+            assert Path(c["staged_path"]).is_file() and c["sha256"] != doc_id and c["names"]
+
+
+def test_raw_bytes_name_and_its_escaped_spelling_are_two_names(hostile_run):
+    items, _, root = hostile_run
+    inbox = root / "inbox"
+    raw = display(next(i for i in items if i.kind == "non-UTF-8 file name").path(inbox))
+    spelled = display(next(i for i in items if i.kind == "escaped spelling of the raw-bytes name").path(inbox))
+    assert raw != spelled
+    docs, _ = _outcomes(root / "wh")
+    assert raw in docs and spelled in docs and docs[raw][0] == docs[spelled][0], "both names recorded for the same bytes"
 
 
 def test_hostile_run_loses_no_fact_of_the_reports_hidden_in_it(hostile_run):
@@ -589,3 +648,98 @@ def test_export_never_mixes_two_snapshots(small_wh, tmp_path):
     assert as_file.exit_code == 1 and "is a file, not a directory" in " ".join(as_file.output.split())
     assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob(".*old*"))
     LEDGER.bad_inputs.update({"export into a non-empty directory", "export onto a file"})
+
+
+def _processes_with(marker: str) -> list[str]:
+    """Live processes whose environment or command line holds ``marker`` (pid and command)."""
+    found = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit() or int(p.name) == os.getpid():
+            continue
+        try:
+            blob = (p / "environ").read_bytes() + (p / "cmdline").read_bytes()
+            state = (p / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in blob and state != "Z":
+            command = (p / "cmdline").read_bytes()[:80].replace(bytes(1), b" ").decode(errors="replace")
+            found.append(f"{p.name} {command}")
+    return found
+
+
+def test_a_killed_run_takes_its_prefect_server_with_it(tmp_path):
+    """Issue 14: `kill -9` of a run used to leave its embedded Prefect server (uvicorn, ~225 MB) running forever."""
+    import time
+
+    inbox = tmp_path / "inbox"
+    _copy_samples(inbox, ["000", "001"])
+    home = tmp_path / "prefect-home-of-this-run"
+    env = clean_env(PREFECT_HOME=str(home), GOVFACTS_FAULT="extract", COLUMNS="250")
+    env.pop("PREFECT_API_URL", None)  # the run starts its own server, as `govfacts run` does on a user's machine
+    got = run_cli(["run", "--inbox", str(inbox), "--warehouse", str(tmp_path / "wh")], env, timeout=300)
+    assert got.exitcode == -signal.SIGKILL, got
+    LEDGER.faults.append("SIGKILL of a run with its own Prefect server")
+    deadline = time.monotonic() + 15
+    while (left := _processes_with(str(home))) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    LEDGER.processes_leaked.extend(left)
+    assert left == [], f"processes outlived the killed run: {left}"
+    assert LEDGER.output("killed run", got.stdout, got.stderr)
+
+
+def test_a_validator_whose_run_died_leaves_quietly(tmp_path):
+    """The validator process, its parent gone mid-answer: no BrokenPipe traceback reaches the terminal."""
+    import pickle
+    import struct
+    import time
+
+    err = tmp_path / "validator.err"
+    with open(err, "wb") as errfh:
+        p = subprocess.Popen([PYTHON, "-m", "flows.validator"], cwd=Path(__file__).parent.parent, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=errfh, env=clean_env())
+    head = p.stdout.read(8)
+    assert pickle.loads(p.stdout.read(struct.unpack("!Q", head)[0]))[0] == "ready"
+    from tests.hostile import expected_facts
+
+    import pyarrow as pa
+
+    from transforms.schema import facts_to_table, with_fact_ids
+    from transforms.extract import extract_document
+    from transforms.normalize import normalize_report
+
+    data = sample_bytes("000")
+    facts = with_fact_ids(facts_to_table(extract_document(normalize_report(data, "x"), "x")))
+    assert expected_facts(data) and isinstance(facts, pa.Table)
+    job = pickle.dumps((facts, None, None), protocol=pickle.HIGHEST_PROTOCOL)
+    p.stdin.write(struct.pack("!Q", len(job)) + job)
+    p.stdin.flush()
+    p.stdout.close()  # the run is gone: nobody reads the answer
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)  # and Ctrl-C reached the process group
+    p.stdin.close()
+    code = p.wait(timeout=120)
+    text = err.read_text(errors="replace")
+    LEDGER.faults.append("validator's parent gone mid-answer")
+    assert LEDGER.output("validator without its run", text), text
+    assert code == 0, (code, text[-2000:])
+
+
+def test_run_prints_hostile_file_names_as_text(zygote, tmp_path):
+    """Names with markup, ESC sequences and newlines, through a real `govfacts run` and its summary."""
+    inbox = tmp_path / "in [/b] box"  # '/' separates: the path reads "in [/b] box" all the same
+    inbox.mkdir(parents=True)
+    (inbox / "[/b] [bold red]report[/].txt").parent.mkdir(parents=True)
+    (inbox / "[/b] [bold red]report[/].txt").write_bytes(sample_bytes("000"))
+    (inbox / "e\x1b[31mred\x1b]8;;x\x07\nfiles quarantined │ 0.pdf").write_bytes(b"%PDF-1.4 not a report")
+    (inbox / "[x] copy.html").write_bytes(("<html><body><p>" + sample_bytes("000").decode("utf-8").replace("\n", "</p><p>")
+                                           + "</p></body></html>").encode("gb18030").replace(b"<html>", b'<html><meta charset="gbk">'))
+    got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(tmp_path / "wh [/i]")])
+    LEDGER.bad_inputs.update({"file name with markup", "file name with ESC and newline", "inbox path with markup"})
+    assert LEDGER.output("run with hostile names", got.stdout, got.stderr), got.stderr[-3000:]
+    assert got.exitcode == 0, got
+    assert "\x1b" not in got.stdout + got.stderr and "\x07" not in got.stdout
+    out = got.stdout
+    assert "[/b] [bold red]report[/].txt" in out and "e\\x1b[31mred\\x1b]8;;x\\x07\\nfiles quarantined │ 0.pdf" in " ".join(out.split())
+    assert sum(line.strip().startswith("│ files quarantined") for line in out.splitlines()) == 1, "a name forged a summary line"
+    assert "same report" in out and "[x] copy.html" in out, out
+    assert "counts reconcile │ yes" in " ".join(out.split())

@@ -97,6 +97,10 @@ def _decode(data: bytes, name: str, html: bool) -> Decoded:
     if utf16 is not None:
         return Decoded(utf16[1], utf16[0], 0.95, html)
     _reject_binary(data, name)
+    if b"\x00" in data:
+        # Stray NULs (few enough to pass _reject_binary) are not text: no encoding we read uses a NUL inside a
+        # character, so dropping them leaves the report as it was written (and equal to a clean copy of it).
+        data = data.replace(b"\x00", b"")
     try:
         return Decoded(data.decode("utf-8"), "utf-8", 1.0, html)
     except UnicodeDecodeError as exc:

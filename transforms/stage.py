@@ -66,14 +66,33 @@ class StageResult:
         return h.hexdigest()
 
 
+_ESCAPE_LOOKALIKE = re.compile(r"x[0-9a-fA-F]{2}")
+
+
 def display_path(path: Path | str) -> str:
-    """The path as storable, printable text.
+    """The path as storable, printable text, one text per name (the mapping is reversible).
 
     File names are bytes on Linux; a name that is not UTF-8 (a GBK name from a
     Windows zip) decodes to lone surrogates, which Arrow, DuckDB and terminals
-    reject. Undecodable bytes are shown as ``\\xNN`` instead.
+    reject. Undecodable bytes are shown as ``\\xNN`` instead; a backslash the name
+    really holds is doubled where it would otherwise read as such an escape (before
+    ``xNN``, another backslash or an undecodable byte), so the raw-bytes name
+    ``b"\\xb8"`` and a name spelled ``\\xb8`` stay two names.
     """
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    text = os.fsencode(str(path)).decode("utf-8", "surrogateescape")
+    if "\\" not in text and not any("\udc80" <= ch <= "\udcff" for ch in text):
+        return text
+    out = []
+    for i, ch in enumerate(text):
+        if "\udc80" <= ch <= "\udcff":
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif ch == "\\":
+            nxt = text[i + 1:i + 2]
+            ambiguous = nxt == "\\" or ("\udc80" <= nxt <= "\udcff" if nxt else False) or _ESCAPE_LOOKALIKE.match(text, i + 1)
+            out.append("\\\\" if ambiguous else "\\")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,9 +197,32 @@ def docx_text(data: bytes | io.BufferedIOBase, name: str, max_bytes: int = DEFAU
                 xml = fh.read(max_bytes + 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
         raise InputRejected("damaged_docx", f"{name}: looks like a Word .docx/zip file but cannot be opened ({exc}); re-save it from Word or WPS, or export it as plain text.") from exc
-    if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
-        raise InputRejected("damaged_docx", f"{name}: the Word document declares a DTD, which a real .docx never does; re-save it from Word or WPS, or export it as plain text.")
+    _refuse_dtd(xml, name)
     return _wordml_text(xml, name)
+
+
+class _DTD(Exception):
+    """The XML declares a document type or an entity."""
+
+
+def _refuse_dtd(xml: bytes, name: str) -> None:
+    """Refuse a document type or entity declaration, found by the XML parser itself (expat), so no spelling of it —
+    UTF-16, another declared encoding, parameter entities — gets past; a real .docx never declares one."""
+    from xml.parsers import expat  # noqa: PLC0415
+
+    def refuse(*_args) -> None:
+        raise _DTD
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse
+    try:
+        parser.Parse(xml, True)
+    except _DTD:
+        raise InputRejected("damaged_docx", f"{name}: the Word document declares a DTD or entities, which a real .docx never does; re-save it from Word or WPS, or export it as plain text.") from None
+    except expat.ExpatError as exc:
+        raise InputRejected("damaged_docx", f"{name}: the Word document's XML is damaged ({exc}); re-save it from Word or WPS, or export it as plain text.") from None
 
 
 def _wordml_text(xml: bytes, name: str) -> str:

@@ -147,13 +147,15 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def known_documents(con: duckdb.DuckDBPyConnection, version: str) -> set[str]:
-    """Content hashes already loaded (as documents or quarantined files) by this code version."""
+    """Content hashes already loaded (as documents, copies of a document, or quarantined files) by this code version."""
+    from warehouse.copies import known_copies  # noqa: PLC0415
+
     rows = con.execute(
         "SELECT doc_id FROM documents WHERE pipeline_version = ? "
         "UNION SELECT sha256 FROM quarantine WHERE item = 'file' AND pipeline_version = ? AND sha256 IS NOT NULL",
         [version, version],
     ).fetchall()
-    return {r[0] for r in rows}
+    return {r[0] for r in rows} | known_copies(con, version)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:

@@ -121,16 +121,19 @@ def bounded_write_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str], dq_results: pa.Table,
-               renamed: dict[str, list[str]] | None = None) -> int | None:
+               renamed: dict[str, list[str]] | None = None, copies: dict[str, list[dict]] | None = None,
+               dropped: set[str] | None = None) -> int | None:
     """Load a run's Parquet parts (and name updates) as one snapshot; return its id, or None when nothing changed.
 
     ``processed``: content hashes this run (re)processed — their previous rows (documents,
     text, facts and quarantine records of any earlier code version) are replaced.
     ``renamed``: doc_id -> full list of names, for already-loaded documents seen under a new name.
+    ``copies``: doc_id -> its full list of copies, for documents this run found copies of, and
+    ``dropped``: those copies' hashes, whose rows in the parts are not loaded (warehouse/copies.py).
     """
     files = {name: part_files(parts, name) for name in PART_TABLES}
-    renamed = renamed or {}
-    if not processed and not any(files.values()) and not renamed:
+    renamed, copies, dropped = renamed or {}, copies or {}, sorted(dropped or ())
+    if not processed and not any(files.values()) and not renamed and not copies:
         return None
 
     def write(con: duckdb.DuckDBPyConnection) -> None:
@@ -138,8 +141,12 @@ def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str],
             for name, found in files.items():
                 if found:
                     cols = ", ".join(f'"{c.name}"' for c in _TABLE[name].columns)
-                    con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?)", [found])
+                    keep = " WHERE doc_id NOT IN (SELECT unnest(?::VARCHAR[]))" if dropped and name != "quarantine" else ""
+                    con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?){keep}",
+                                [found, dropped] if keep else [found])
         for doc_id, names in renamed.items():
             con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
+        for doc_id, recorded in copies.items():
+            con.execute("UPDATE documents SET copies = ? WHERE doc_id = ?", [json.dumps(recorded, ensure_ascii=False), doc_id])
 
     return write_run(settings, run, dq_results, processed, processed, write)

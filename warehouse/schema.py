@@ -80,6 +80,10 @@ TABLES: tuple[Table, ...] = (
         C("normalization_report", "VARCHAR", "JSON: encoding, pinyin removed, mojibake found/repaired/left, furniture removed, characters converted"),
         C("pipeline_version", "VARCHAR", "Hash of the code and reference data that processed the document"),
         C("run_id", "VARCHAR", "The run that loaded the document"),
+        C("text_sha256", "VARCHAR", "sha256 of the normalized text: two files whose normalized text is equal are one report (migration 8)"),
+        C("copies", "VARCHAR", "JSON list of the other raw files holding this same report (equal normalized text, other bytes: "
+          "another encoding, line ending, BOM, HTML): sha256, names, bytes, encoding, staged path, run; recorded here and "
+          "loaded once (migration 8)"),
     )),
     Table("document_text", "Normalized (canonical) text of each document, so evidence can be checked in SQL", (
         C("doc_id", "VARCHAR", "sha256 of the raw bytes"),
@@ -177,6 +181,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (5, "views indicator_panel and targets_vs_actuals (v5): the same rows, computed by aggregation instead of windows"),
     (6, "view targets_vs_actuals back to its v4 SQL (windows), measured faster than v5 for whole-view and per-region queries"),
     (7, "documents: doc_type, identity and no_facts_reason (what a document is, and why it yields no facts)"),
+    (8, "documents: text_sha256 and copies (one report saved with different bytes is one document, its copies recorded)"),
 )
 
 
@@ -222,6 +227,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
             sync_region_reference(con)
         if version == 7:
             _add_missing_columns(con, "documents")
+        if version == 8:
+            _add_missing_columns(con, "documents")
+            con.execute("UPDATE documents SET text_sha256 = t.h FROM (SELECT doc_id, sha256(text) AS h FROM document_text) t "
+                        "WHERE documents.doc_id = t.doc_id AND documents.text_sha256 IS NULL")
         if 5 <= version <= 6:  # migrations 5 and later (re)define views only; warehouse/views.py declares them
             from warehouse.views import create_views  # noqa: PLC0415
 
