@@ -17,9 +17,12 @@ What runs where:
 * **What the user sees.** ``watch_runs`` prints every flow run of the deployment as it
   starts and ends (the warehouse's counts and snapshot, or the error and where its log
   is) and any ERROR line the local server writes to its log.
-* **Stopping.** SIGINT or SIGTERM stop polling, cancel a run in progress through Prefect
-  (the load is one transaction, so the warehouse stays at its last snapshot and the next
-  run loads those files), pause the schedule, stop the local server, and exit 0.
+* **Stopping.** SIGTERM or SIGINT stop taking runs and let a run in progress finish (up
+  to ``stop_timeout`` seconds; a second signal, or the timeout, cancels it through Prefect:
+  the load is one transaction, so the warehouse keeps its last snapshot and the next run
+  loads those files), then pause the schedule, stop the local server, and exit 0. Ctrl-C
+  in a terminal also reaches the flow-run subprocess (the terminal signals the whole
+  process group), which then ends at once, rolled back the same way.
 """
 
 from __future__ import annotations
@@ -97,7 +100,12 @@ def local_server(home: Path, port: int = DEFAULT_PORT, ui: bool = True, timeout:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_") and k != "PREFECT_UI_API_URL"}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
                PREFECT_SERVER_UI_ENABLED="true" if ui else "false", PREFECT_UI_API_URL=f"{base}/api",
-               PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=FILE_LEASES, PREFECT_LOGGING_LEVEL="WARNING")
+               PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=FILE_LEASES, PREFECT_LOGGING_LEVEL="WARNING",
+               # Prefect 3.8.8's late-runs service marks a run Late in a deferred SQLite transaction (read, then write),
+               # which fails with "database is locked" whenever another write commits in between (a flow run's state,
+               # its logs): errors in the server log on every busy minute. Off on this SQLite-backed server: runs are
+               # not labelled Late in the UI, and nothing else changes (a run starts when the Runner is free either way).
+               PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false")
     with open(log, "ab") as out:
         out.write(f"\n--- govfacts serve: prefect server start on {base} at {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC ---\n".encode())
         out.flush()
@@ -288,17 +296,43 @@ def _runner_class():
     return GovfactsRunner
 
 
+async def _drain(client, deployment_id, timeout: float, cancel_now: asyncio.Event) -> None:
+    """Wait until no run of the deployment is pending or running, for at most ``timeout`` s or until ``cancel_now``."""
+    from prefect.client.schemas.filters import (  # noqa: PLC0415
+        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType)
+    from prefect.client.schemas.objects import StateType  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not cancel_now.is_set():
+        active = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]))), limit=1)
+        if not active:
+            return
+        try:
+            await asyncio.wait_for(cancel_now.wait(), timeout=0.5)
+        except asyncio.TimeoutError:
+            pass
+
+
 async def _serve(settings: Settings, server: Server, say: Say, deployment, schedule_text: str, poll_seconds: float,
-                 catch_up_missed: bool, ready: Callable[[], None] | None = None) -> None:
+                 catch_up_missed: bool, stop_timeout: float, ready: Callable[[], None] | None = None) -> None:
     from prefect.client.orchestration import get_client  # noqa: PLC0415
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
     def request_stop() -> None:
-        if not stop.is_set():
-            say("stopping: no new runs; a run in progress is cancelled (the warehouse keeps its last snapshot) …", "yellow")
-        loop.call_soon_threadsafe(stop.set)
+        if stop.is_set():
+            say("second stop signal: cancelling the run in progress (the warehouse keeps its last snapshot) …", "yellow")
+            loop.call_soon_threadsafe(cancel_now.set)
+        else:
+            say(f"stopping: no new runs; a run in progress may finish (up to {stop_timeout:.0f} s; signal again to cancel it) …",
+                "yellow")
+            loop.call_soon_threadsafe(stop.set)
+
+    cancel_now = asyncio.Event()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
@@ -323,7 +357,9 @@ async def _serve(settings: Settings, server: Server, say: Say, deployment, sched
         done, _ = await asyncio.wait({runner_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         try:
             if runner_task not in done:
-                await runner.astop()  # stop polling, cancel a run in progress (Prefect marks it Cancelled)
+                runner.stopping = runner._scheduled_run_poller.stopping = True  # what Runner.astop does first: take no new run
+                await _drain(client, deployment_id, stop_timeout, cancel_now)
+                await runner.astop()  # cancels what is still running (Prefect marks it Cancelled), ends the loops
             await runner_task
         finally:
             stopper.cancel()
@@ -340,19 +376,23 @@ async def _serve(settings: Settings, server: Server, say: Say, deployment, sched
 
 def serve(settings: Settings, say: Say, cron: str | None = None, timezone_: str = "UTC", interval: float | None = None,
           name: str = DEPLOYMENT_NAME, port: int = DEFAULT_PORT, ui: bool = True, poll_seconds: float = 2.0,
-          catch_up_missed: bool = True, ready: Callable[[], None] | None = None) -> None:
+          catch_up_missed: bool = True, stop_timeout: float = 300.0, ready: Callable[[], None] | None = None) -> None:
     """Serve the ingest flow on its schedule until SIGINT/SIGTERM; see the module docstring."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: PLC0415
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_LEVEL, temporary_settings  # noqa: PLC0415
 
     os.environ.update(runner_env(settings))  # flow-run subprocesses inherit the task runner and batching
+    # Flow runs send their INFO logs to the API (the UI's Logs tab), and only warnings to the terminal of serve,
+    # where the run's start and end are printed by watch_runs.
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
     before = os.environ.get("PREFECT_API_URL")
     with _server(port, ui) as server:
         os.environ["PREFECT_API_URL"] = server.api_url  # for the flow-run subprocesses
         try:
-            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):  # for this process (settings are frozen at import)
+            # the Runner passes its own settings to each flow-run subprocess, so they are set here, for both
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_LOGGING_LEVEL: "INFO"}):
                 deployment = build_deployment(settings, cron, timezone_, name, interval)
                 asyncio.run(_serve(settings, server, say, deployment, describe_schedule(cron, timezone_, interval), poll_seconds,
-                                   catch_up_missed, ready))
+                                   catch_up_missed, stop_timeout, ready))
         finally:
             if before is None:
                 os.environ.pop("PREFECT_API_URL", None)
