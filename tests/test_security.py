@@ -374,3 +374,50 @@ def test_configure_prefect_switches_off_analytics_and_binds_loopback():
     got = json.loads(subprocess.run([PYTHON, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True, check=True).stdout)
     assert got == {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "PREFECT_SERVER_API_HOST": "127.0.0.1",
                    "PREFECT_SERVER_UI_ENABLED": "false", "GX_ANALYTICS_ENABLED": "False"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14: the printed side of the sandbox, and names that stay distinct
+
+
+def test_display_names_are_reversible_so_two_files_never_share_a_name():
+    from transforms.stage import display_path
+
+    raw = os.fsdecode(b"/in/\xb8\xdb 2024.txt")
+    spelled = "/in/\\xb8\\xdb 2024.txt"
+    names = [raw, spelled, "/in/a\\b.txt", "/in/a\\\\b.txt", os.fsdecode(b"/in/a\\\xb8"), "/in/a\\xb8", "/in/..\\..\\etc\\passwd..txt"]
+    shown = [display_path(n) for n in names]
+    assert len(set(shown)) == len(names), shown
+    assert shown[0] == "/in/\\xb8\\xdb 2024.txt" and shown[-1] == "/in/..\\..\\etc\\passwd..txt"  # unambiguous names are unchanged
+    for s in shown:
+        s.encode("utf-8")  # storable
+
+
+def test_ctrl_c_in_the_shell_cancels_the_query_and_keeps_the_session(tmp_path):
+    """Ctrl-C (KeyboardInterrupt in the main thread) during a statement: cancelled at once, the next statement runs."""
+    import _thread
+    import io
+    import threading
+    import time
+
+    from govfacts.settings import load_settings
+    from tests.warehouse_batches import fact, make_batch
+    from warehouse.load import load_batch
+    from warehouse.shell import run_shell
+
+    settings = load_settings(warehouse=tmp_path / "wh", catalog="sqlite", postgres_dsn="", data_path="")
+    load_batch(settings, make_batch("run1", [fact("docA", 6.6, 10)]))
+    out = io.StringIO()
+    script = "SELECT count(*) FROM range(100000000000000);\nSELECT 'still here' AS s;\n"
+    timer = threading.Timer(2.0, _thread.interrupt_main)
+    start = time.monotonic()
+    timer.start()
+    try:
+        run_shell(settings, stdin=io.StringIO(script), out=out, timeout=None)
+    finally:
+        timer.cancel()
+    took = time.monotonic() - start
+    text = out.getvalue()
+    LEDGER.bad_inputs.add("Ctrl-C in the shell")
+    assert "cancelled (Ctrl-C)" in text and "still here" in text, text
+    assert took < 6, took
