@@ -33,7 +33,10 @@ CN_SMALL = {"十": 10, "百": 100, "千": 1000}
 CN_BIG = {"万": 10_000, "亿": 100_000_000}
 CN_CHARS = "".join(CN_DIGITS) + "".join(CN_SMALL) + "".join(CN_BIG) + "点"
 
-ARABIC_RE = re.compile(r"(?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d])|(?<![\d.])\d+(?:\.\d+)?")
+# (?<![\d.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?!\d)|(?<![\d.])\d+(?:\.\d+)? written to start with \d: a pattern that
+# starts with a look-behind has no first-character set, so the regex engine tried it at every position of the text;
+# (?<![\d.]\d) after the first digit looks at the character before it, as the look-behind did.
+ARABIC_RE = re.compile(r"\d(?<![\d.]\d)(?:\d{0,2}(?:,\d{3})+(?:\.\d+)?(?!\d)|\d*(?:\.\d+)?)")
 CHINESE_RE = re.compile(f"[{CN_CHARS}]+")
 MAGNITUDE_SUFFIXES = ("万亿", "万", "亿")
 
@@ -120,18 +123,34 @@ def find_numbers(scan: str) -> list[NumberToken]:
     it (两万人 -> 两 + 万人) so the unit reads as written; the caller decides whether
     a Chinese numeral is a quantity (it needs a unit right after it).
     """
-    tokens = [NumberToken(m.start(), m.end(), parse_arabic(m.group()), m.group()) for m in ARABIC_RE.finditer(scan)
-              if len(m.group()) <= MAX_NUMERAL_CHARS + 4]  # a 5000-digit run is not a figure
+    return sorted(arabic_numbers(scan) + chinese_numbers(scan), key=lambda t: t.start)
+
+
+def arabic_numbers(scan: str) -> list[NumberToken]:
+    """The Arabic numbers of ``scan`` in text order."""
+    return [NumberToken(m.start(), m.end(), parse_arabic(m.group()), m.group()) for m in ARABIC_RE.finditer(scan)
+            if len(m.group()) <= MAX_NUMERAL_CHARS + 4]  # a 5000-digit run is not a figure
+
+
+def chinese_numbers(scan: str, keep=None) -> list[NumberToken]:
+    """The Chinese numerals of ``scan`` in text order; with ``keep(start, end)``, only those it accepts.
+
+    ``keep`` is asked before the numeral is parsed: most runs of numeral characters
+    (一些, 万众, 十分) are words, and the quantity reader only wants a numeral that a
+    unit follows, so it can say no before the parse is paid for.
+    """
+    tokens = []
     for m in CHINESE_RE.finditer(scan):
         s, start = m.group(), m.start()
         for suf in MAGNITUDE_SUFFIXES:
             if s.endswith(suf) and len(s) > len(suf):
                 s = s[: -len(suf)]
                 break
+        if keep is not None and not keep(start, start + len(s)):
+            continue
         v = parse_chinese(s)
         if v is not None:
             tokens.append(NumberToken(start, start + len(s), v, s, chinese=True))
-    tokens.sort(key=lambda t: t.start)
     return tokens
 
 

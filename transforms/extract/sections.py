@@ -18,7 +18,9 @@ Markers and date patterns live in ``seeds/sections.csv``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from transforms.extract.reference import Reference
 
@@ -100,6 +102,104 @@ def _period(rule_period: str, m, year: int | None) -> tuple[str, bool] | None:
     return None
 
 
+# Two shapes of marker pattern in sections.csv that the regex engine cannot skip ahead for: a pattern that starts
+# with a look-behind (a heading at the start of a sentence) or with \d{4} has no first character to look for, so
+# the whole pattern is tried at every position of the text. For them a cheap pattern that does start with a
+# character class finds where a match can start, and the marker's own pattern is tried there only.
+_SENTENCE_START = re.compile(r"^\(\?:\(\?<=\[((?:[^\]\\]|\\.)+)\]\)\|\^\)")  # (?:(?<=[。\n!！?？;；])|^) at the start
+_YEAR_HEAD = re.compile(r"^\(\?P<y>\\d\{4\}\)([^\\()\[\]|?*+{}.^$])(?![?*+{])")  # (?P<y>\d{4})年: four digits, one character
+
+
+def _top_level_alternation(src: str) -> bool:
+    """Whether a pattern has a | outside every group (then its first part does not bind the rest)."""
+    depth, i, in_class = 0, 0, False
+    while i < len(src):
+        c = src[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if src.startswith("]", i + 1) or src.startswith("^]", i + 1):
+                i += 1 + (src[i + 1] == "^")  # a ] first in a class is a character
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return True
+        i += 1
+    return False
+
+
+_NAMED_GROUP = re.compile(r"(?<!\\)\(\?P<\w+>")
+
+
+def _start_finder(pattern: re.Pattern, siblings: tuple[re.Pattern, ...] = ()) -> tuple[re.Pattern, int] | None:
+    """(a pattern whose matches, shifted by the offset, are every place a match of ``pattern`` can start; the offset),
+    or None when ``pattern`` is searched as it is.
+
+    A sentence-start marker's finder looks for the rest of ``pattern`` and of its ``siblings`` of the same
+    shape at once, so one pass over the text serves them all (its places are a superset for each).
+    """
+    src = pattern.pattern
+    m = _SENTENCE_START.match(src)
+    if m and not _top_level_alternation(src):
+        rests = [src[m.end():]]
+        for other in siblings:
+            o = _SENTENCE_START.match(other.pattern)
+            if other is not pattern and other.flags == pattern.flags and o and o.group(1) == m.group(1) \
+                    and not _top_level_alternation(other.pattern):
+                rests.append(other.pattern[o.end():])
+        union = "|".join(f"(?:{_NAMED_GROUP.sub('(?:', rest)})" for rest in sorted(set(rests)))
+        try:
+            return re.compile(f"[{m.group(1)}\\n](?=(?:{union}))", pattern.flags), 1
+        except re.error:  # the rests do not combine: this pattern's own rest
+            return re.compile(f"[{m.group(1)}\\n](?=(?:{src[m.end():]}))", pattern.flags), 1
+    m = _YEAR_HEAD.match(src)
+    if m:  # the character after the year, a literal the engine finds fast, then the four digits before it
+        after = re.escape(m.group(1))
+        return re.compile(rf"{after}(?<=\d{{4}}{after})", pattern.flags), -4
+    return None
+
+
+@lru_cache(maxsize=None)
+def _start_finders(patterns: tuple[re.Pattern, ...]) -> dict[re.Pattern, tuple[re.Pattern, int] | None]:
+    """``_start_finder`` of each of ``patterns``, the others as its siblings (patterns compiled alike are shared)."""
+    return {p: _start_finder(p, patterns) for p in patterns}
+
+
+def marker_matches(pattern: re.Pattern, scan: str, finder: tuple[re.Pattern, int] | None = None,
+                   found: dict | None = None) -> list[re.Match]:
+    """``pattern.finditer(scan)``: the same matches, tried only where a match can start (see ``_start_finder``).
+
+    ``found`` keeps each finder's places for this ``scan``, for the markers that share a finder.
+    """
+    finder = finder or _start_finder(pattern)
+    if finder is None:
+        return list(pattern.finditer(scan))
+    found = {} if found is None else found
+    if finder not in found:
+        starts, offset = finder
+        found[finder] = [c.start() + offset for c in starts.finditer(scan)]
+        if offset == 1:  # a sentence start found after its delimiter: the text's own start has none
+            found[finder].insert(0, 0)
+    out: list[re.Match] = []
+    reached = 0
+    for pos in found[finder]:
+        if pos < reached:
+            continue
+        m = pattern.match(scan, pos)
+        if m is not None:
+            if m.end() == pos:  # an empty match: finditer's own rules for those apply
+                return list(pattern.finditer(scan))
+            out.append(m)
+            reached = m.end()
+    return out
+
+
 def find_sections(scan: str, year: int | None, ref: Reference) -> list[Section]:
     """Split the text at every section marker; text before the first marker is a review of Y-1.
 
@@ -107,10 +207,12 @@ def find_sections(scan: str, year: int | None, ref: Reference) -> list[Section]:
     for the year 2021, not a five-year marker).
     """
     marks = []
+    finders = _start_finders(tuple(r.pattern for r in ref.sections if r.role != "report_year"))
+    found: dict = {}
     for order, rule in enumerate(ref.sections):
         if rule.role == "report_year":
             continue
-        for m in rule.pattern.finditer(scan):
+        for m in marker_matches(rule.pattern, scan, finders[rule.pattern], found):
             p = _plan_span(m, rule.role, year, ref) if rule.period == "plan" else _period(rule.period, m, year)
             if p is not None:
                 marks.append((m.start(), m.end(), order, rule.role, p))

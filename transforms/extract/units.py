@@ -21,7 +21,7 @@ import re
 from decimal import Decimal
 from dataclasses import dataclass
 
-from transforms.extract.numbers import NumberToken, find_numbers
+from transforms.extract.numbers import NumberToken, arabic_numbers, chinese_numbers
 from transforms.extract.reference import Reference, term_pattern
 
 PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
@@ -148,7 +148,7 @@ def find_quantities(scan: str, ref: Reference, masked: list[tuple[int, int]] = (
     last_end = -1
     spans = sorted(masked)
     starts = [s for s, _e in spans]
-    for tok in find_numbers(scan):
+    for tok in _number_tokens(scan, ref):
         if tok.start < last_end:
             continue  # inside a ratio or range already read
         i = bisect.bisect_right(starts, tok.start) - 1
@@ -159,6 +159,18 @@ def find_quantities(scan: str, ref: Reference, masked: list[tuple[int, int]] = (
             out.append(q)
             last_end = q.end
     return out
+
+
+def _number_tokens(scan: str, ref: Reference) -> list[NumberToken]:
+    """The numbers that may start a quantity, in text order: every Arabic number, and the Chinese numerals
+    that ``read_quantity`` could accept — a unit right after them, or 百分之 before (it refuses every other
+    Chinese numeral, so leaving them unparsed changes nothing)."""
+    def may_be_quantity(start: int, end: int) -> bool:
+        return match_unit(scan, end, ref) is not None or (start >= len(_CN_PERCENT) and scan.startswith(_CN_PERCENT, start - len(_CN_PERCENT)))
+
+    chinese = chinese_numbers(scan, may_be_quantity)
+    arabic = arabic_numbers(scan)
+    return sorted(arabic + chinese, key=lambda t: t.start) if chinese else arabic
 
 
 def base_value(value: float, unit: str, ref: Reference) -> tuple[float, str]:
