@@ -286,12 +286,16 @@ def _runner_class():
     from prefect.runner import Runner  # noqa: PLC0415
 
     class GovfactsRunner(Runner):
-        """Prefect's Runner, with SIGTERM handled by ``serve`` (Prefect's handler calls the async stop without awaiting it)."""
+        """Prefect's Runner, with SIGTERM left to ``serve``'s event-loop handler.
 
-        on_sigterm: Callable[[], None] = staticmethod(lambda: None)
+        Prefect's own handler calls the async ``stop`` without awaiting it ("coroutine
+        'Runner.astop' was never awaited") and exits mid-loop. The loop's handler sees the
+        signal whatever Python-level handler ``Runner.start`` installs (asyncio's wakeup
+        fd), so this one does nothing.
+        """
 
         def handle_sigterm(self, *args, **kwargs) -> None:  # noqa: ARG002
-            self.on_sigterm()
+            return None
 
     return GovfactsRunner
 
@@ -337,7 +341,6 @@ async def _serve(settings: Settings, server: Server, say: Say, deployment, sched
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop)
     runner = _runner_class()(name=f"govfacts-serve-{os.getpid()}", limit=1, query_seconds=poll_seconds, pause_on_shutdown=True)
-    runner.on_sigterm = request_stop
     deployment_id = await runner.aadd_deployment(deployment)
     since = datetime.now(timezone.utc)
     async with get_client() as client:

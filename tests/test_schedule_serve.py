@@ -204,15 +204,13 @@ def test_sigterm_lets_the_run_in_progress_finish_and_serve_ends_cleanly(served: 
     with pytest.raises(httpx.HTTPError):  # the local server went with serve
         httpx.get(f"{served.api}/health", timeout=2)
 
-    # the run in progress finished and loaded the file, whole: every run snapshot has its runs row; no run started after it
-    (ended,) = [r for r in served.flow_runs(id={"any_": [running["id"]]})]
-    assert ended["state_type"] == "COMPLETED", ended["state"]
-    assert re.search(rf"run {re.escape(running['name'])} completed", out), out
-    assert served.loaded_by(running["id"]) in ([f"late-{SAMPLES[3].name}"], [])
+    # the run in progress finished and loaded the file, whole; nothing started after the signal (the API went with serve,
+    # so what serve printed and the warehouse are the record)
+    after_stop = out[out.index("stopping: no new runs"):]
+    assert re.search(rf"run {re.escape(running['name'])} completed in [\d.]+ s: (1 documents loaded|nothing new)", out), out
+    assert " started (" not in after_stop, after_stop
     _, late = query(served.settings, "SELECT count(*) FROM documents WHERE source_path LIKE ?", [f"%late-{SAMPLES[3].name}"])
     assert late == [(1,)]
     run_snaps = sorted(s["snapshot_id"] for s in list_snapshots(served.settings) if s["action"] == "run")
     _, run_rows = query(served.settings, "SELECT snapshot_id FROM runs ORDER BY 1")
     assert run_snaps == [r[0] for r in run_rows], "a snapshot of a run without its runs row (half-written)"
-    assert not [r for r in served.flow_runs() if datetime.fromisoformat(r["start_time"] or r["expected_start_time"]).timestamp()
-                > datetime.fromisoformat(ended["end_time"]).timestamp() and r["state_type"] != "CANCELLED"]
