@@ -38,7 +38,10 @@ UNIDENTIFIED = "unidentified_report"
 _HAN = r"[\u4e00-\u9fff]"
 _HEAD = 4000
 _LEVEL_WORDS = {"省": "province", "自治区": "province", "市": "city", "州": "city", "盟": "city", "区": "district", "县": "county", "旗": "county"}
-_MEETING = re.compile(rf"({_HAN}{{2,30}}?)第[一二三四五六七八九十百\d]{{1,5}}届(?:人民代表大会|人大)")
+_MEETING_TAIL = r"第[一二三四五六七八九十百\d]{1,5}届(?:人民代表大会|人大)"
+_MEETING_REACH = 30  # the name before the tail: at most this many Han characters
+_MEETING = re.compile(rf"({_HAN}{{2,{_MEETING_REACH}}}?){_MEETING_TAIL}")
+_MEETING_TAIL_RE = re.compile(_MEETING_TAIL)
 _TITLE = re.compile(rf"(?:^|标题[:：]\s*)(?:\d{{4}}年度?)?({_HAN}{{2,30}}?)(?:\d{{4}}年度?)?(?:人民)?政府工作报告", re.M)
 _SPEAKER = re.compile(rf"我代表({_HAN}{{1,30}}?)(?:人民政府|政府|管理委员会|管委会)")
 _SIGNATURE = re.compile(rf"^\s*({_HAN}{{2,30}}?)(?:人民政府|政府)(?:代理|代)?(?:省长|市长|区长|县长|旗长|州长|盟长|主任)", re.M)
@@ -110,29 +113,28 @@ class NameScanner:
     """
 
     def __init__(self, names):
-        by_tail: dict[str, list[str]] = {}
-        for n in set(names):
-            by_tail.setdefault(n[-2:], []).append(n)
-        self._by_tail = {tail: tuple(ns) for tail, ns in by_tail.items()}
-        last_chars = sorted({tail[-1] for tail in by_tail})
+        self._names = frozenset(names)
+        lengths: dict[str, set[int]] = {}
+        for n in self._names:
+            lengths.setdefault(n[-2:], set()).add(len(n))
+        self._lengths = {tail: tuple(sorted(ls)) for tail, ls in lengths.items()}  # names ending so: their lengths
+        last_chars = sorted({tail[-1] for tail in lengths})
         self._ends = re.compile("[" + "".join(re.escape(c) for c in last_chars) + "]")
 
     def finditer(self, text: str) -> list[tuple[int, str]]:
         """(start, name) of every name read, in text order."""
         found = []
-        by_tail = self._by_tail
-        for m in self._ends.finditer(text, 1):
-            end = m.end()
-            for name in by_tail.get(text[end - 2:end], ()):
-                start = end - len(name)
-                if start >= 0 and text.startswith(name, start):
-                    found.append((start, -len(name), name))
+        names, lengths = self._names, self._lengths
+        for end in [m.end() for m in self._ends.finditer(text, 1)]:
+            for n in lengths.get(text[end - 2:end], ()):
+                if n <= end and text[end - n:end] in names:
+                    found.append((end - n, -n))
         found.sort()  # by start, the longest first
         out, reached = [], 0
-        for start, minus_len, name in found:
+        for start, minus_len in found:
             if start >= reached:
-                out.append((start, name))
                 reached = start - minus_len
+                out.append((start, text[start:reached]))
         return out
 
 
@@ -289,11 +291,29 @@ def _short_of(name: str, ref: Reference) -> str:
     return divs[0].short if divs and len(divs[0].short) >= 2 else name
 
 
+def _meeting_lines(head: str) -> list[re.Match]:
+    """``_MEETING.finditer(head)``, searched from just before each session name (第十三届人民代表大会).
+
+    _MEETING starts with a run of Han characters, so the engine would try it at every position of the head;
+    a match ends in a session name at most ``_MEETING_REACH`` characters after its start, and the session
+    name starts with a literal the engine finds fast. Searching from that far before the first session name
+    at or after where the last match ended gives the same matches.
+    """
+    out, pos = [], 0
+    while (tail := _MEETING_TAIL_RE.search(head, pos)) is not None:
+        m = _MEETING.search(head, max(pos, tail.start() - _MEETING_REACH))
+        if m is None:
+            break
+        out.append(m)
+        pos = m.end()
+    return out
+
+
 def detect_region(scan: str, ref: Reference) -> tuple[Region | None, str, str | None]:
     """(division, how it was found, reason when not found)."""
     head = scan[:_HEAD]
     for label, pattern in (("meeting line", _MEETING), ("title", _TITLE), ("speaker line", _SPEAKER), ("signature", _SIGNATURE)):
-        for m in pattern.finditer(head):
+        for m in (_meeting_lines(head) if pattern is _MEETING else pattern.finditer(head)):
             raw = m.group(1)
             div = _path_region(raw, scan, ref)
             if div is not None:

@@ -61,7 +61,7 @@ def detect_report_year(scan: str, ref: Reference) -> int | None:
     for rule in ref.sections:
         if rule.role != "report_year":
             continue
-        for m in rule.pattern.finditer(scan):
+        for m in marker_matches(rule.pattern, scan):
             y = _year_from(rule.period, m)
             if y is not None:
                 return y
