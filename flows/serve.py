@@ -413,3 +413,65 @@ def _server(port: int, ui: bool) -> Iterator[Server]:
         return
     with local_server(Path(os.environ.get("PREFECT_HOME", ".prefect")), port=port, ui=ui) as server:
         yield server
+
+
+def run_history(settings: Settings, limit: int = 50, with_prefect: bool = True) -> list[dict]:
+    """Past runs, newest first: Prefect's flow runs of the ingest flow (state, times) beside what each left in the warehouse.
+
+    A run that changed nothing, or failed, has no row in the warehouse's ``runs``; Prefect
+    knows its state. Without a Prefect API (``with_prefect=False``, or none answers) the
+    warehouse's rows alone are listed.
+    """
+    from warehouse.snapshots import query  # noqa: PLC0415
+
+    try:
+        _, rows = query(settings, """
+            SELECT r.flow_run_id, r.started_at, r.files_in, r.documents, r.files_skipped, r.files_quarantined, r.facts_extracted,
+                   r.facts_published, r.facts_quarantined, r.expectations_passed, r.expectations_failed, r.snapshot_id
+            FROM runs r ORDER BY r.snapshot_id DESC""")
+    except Exception:  # noqa: BLE001 (no warehouse yet)
+        rows = []
+    keys = ("flow_run_id", "started", "files_in", "documents", "skipped", "files_quarantined", "facts", "published",
+            "facts_quarantined", "expectations_passed", "expectations_failed", "snapshot")
+    loaded = {r[0]: dict(zip(keys, r)) for r in rows}
+    history: list[dict] = []
+    if with_prefect:
+        from prefect.client.orchestration import get_client  # noqa: PLC0415
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName  # noqa: PLC0415
+        from prefect.client.schemas.sorting import FlowRunSort  # noqa: PLC0415
+
+        with get_client(sync_client=True) as client:
+            runs = [r for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+                                                     sort=FlowRunSort.START_TIME_DESC, limit=limit * 3) if r.start_time][:limit]
+        for r in runs:
+            row = loaded.pop(str(r.id), None) or {"flow_run_id": str(r.id)}
+            history.append({**row, "name": r.name, "state": r.state.name if r.state else "", "started": r.start_time,
+                            "seconds": r.total_run_time.total_seconds() if r.total_run_time else None,
+                            "message": (r.state.message or "") if r.state and not r.state.is_completed() else ""})
+    history += [{**row, "name": "", "state": "Completed", "seconds": None, "message": ""} for row in loaded.values()]
+    history.sort(key=lambda h: str(h.get("started") or ""), reverse=True)
+    return history[:limit]
+
+
+def flow_run_logs(flow_run_id: str) -> list[tuple]:
+    """(time, level name, message) of every log line a flow run sent to the Prefect API, oldest first."""
+    import logging  # noqa: PLC0415
+    from uuid import UUID  # noqa: PLC0415
+
+    from prefect.client.orchestration import get_client  # noqa: PLC0415
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId  # noqa: PLC0415
+    from prefect.client.schemas.sorting import LogSort  # noqa: PLC0415
+
+    try:
+        run_id = UUID(flow_run_id)
+    except ValueError:
+        raise ServeError(f"{flow_run_id!r} is not a flow run id: take one from `govfacts runs`") from None
+    lines, offset = [], 0
+    with get_client(sync_client=True) as client:
+        while True:
+            batch = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+                                     sort=LogSort.TIMESTAMP_ASC, limit=200, offset=offset)
+            lines += [(log.timestamp, logging.getLevelName(log.level), log.message) for log in batch]
+            if len(batch) < 200:
+                return lines
+            offset += 200

@@ -521,6 +521,49 @@ def serve(
 
 
 @app.command()
+def runs(
+    warehouse: Optional[Path] = WAREHOUSE_OPT,
+    limit: int = typer.Option(20, "--limit", help="How many runs, newest first"),
+    logs: Optional[str] = typer.Option(None, "--logs", help="Print the log of this flow run (an id from the list) instead"),
+    prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Ask Prefect for every run's state (--no-prefect: the warehouse's runs only)"),
+) -> None:
+    """Past runs with their state, time, files in, facts, snapshot and data-quality outcome; or one run's log."""
+    settings = load_settings(warehouse=warehouse)
+    configure_prefect()
+    from flows.serve import ServeError, flow_run_logs, run_history  # noqa: PLC0415 (Prefect must be configured first)
+
+    try:
+        if logs:
+            lines = flow_run_logs(logs)
+            if not lines:
+                err.print(Text(f"no log lines of flow run {logs} on this Prefect server (PREFECT_API_URL, or the one under "
+                               "./.prefect): run this where `govfacts serve` ran, or with its PREFECT_API_URL"))
+                raise typer.Exit(1)
+            for ts, level, message in lines:
+                out.print(Text(f"{ts:%Y-%m-%d %H:%M:%S} {level:<8} {message}"), soft_wrap=True)
+            return
+        history = run_history(settings, limit=limit, with_prefect=prefect)
+    except ServeError as exc:
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        raise typer.Exit(1) from None
+    t = Table("started (UTC)", "flow run", "state", "s", "files in", "loaded / skipped", "facts (published / quarantined)",
+              "expectations passed / failed", "snapshot")
+    for h in history:
+        has = h.get("snapshot") is not None
+        t.add_row(Text(str(h.get("started") or "")[:19]), Text(f"{h.get('name') or ''} {str(h['flow_run_id'])[:8]}".strip()),
+                  Text(h["state"] + (f": {h['message']}" if h.get("message") else "")),
+                  Text("" if h.get("seconds") is None else f"{h['seconds']:.1f}"),
+                  Text(str(h["files_in"]) if has else ""),
+                  Text(f"{h['documents']} / {h['skipped']}" if has else ("nothing new" if h["state"] == "Completed" else "")),
+                  Text(f"{h['facts']} ({h['published']} / {h['facts_quarantined']})" if has else ""),
+                  Text(f"{h['expectations_passed']} / {h['expectations_failed']}" if has else ""),
+                  Text(str(h["snapshot"]) if has else ""))
+    out.print(t)
+    if not history:
+        out.print(Text(f"no runs yet in {settings.warehouse}: `govfacts run` or `govfacts serve` makes the first"))
+
+
+@app.command()
 def deploy(
     inbox: Path = typer.Option(..., help="Directory where new reports land (as seen by the workers)"),
     cron: str = typer.Option("0 6 * * *", help="When to run, as a cron expression"),

@@ -161,6 +161,25 @@ def test_the_scheduler_starts_runs_that_load_the_inbox_then_a_new_file_once(serv
     assert added < datetime.fromisoformat(second["end_time"])
 
 
+def test_runs_lists_the_runs_with_state_counts_snapshot_and_quality_and_prints_a_runs_log(served: Served):
+    _, rows = query(served.settings, "SELECT flow_run_id, snapshot_id, facts_extracted, expectations_passed, expectations_failed "
+                                     "FROM runs ORDER BY snapshot_id DESC LIMIT 1")
+    flow_run_id, snapshot, facts, passed, failed = rows[0]
+    (run,) = served.flow_runs(id={"any_": [flow_run_id]})
+    env = clean_env(served.home, PREFECT_API_URL=served.api, COLUMNS="200")
+    cmd = [sys.executable, "-m", "govfacts.cli", "runs", "--warehouse", str(served.settings.warehouse)]
+    listed = subprocess.run(cmd, cwd=served.root, env=env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    line = next(ln for ln in listed.stdout.splitlines() if run["name"] in ln)
+    cells = [c.strip() for c in line.strip("│ ").split("│")]
+    assert cells[2] == "Completed" and cells[4] == "3" and cells[5] == "1 / 2" and cells[6].startswith(f"{facts} (")
+    assert cells[7] == f"{passed} / {failed}" and cells[8] == str(snapshot), line
+    assert "nothing new" in listed.stdout  # the scheduled runs that found nothing are listed too, with Prefect's state
+
+    logs = subprocess.run([*cmd, "--logs", flow_run_id], cwd=served.root, env=env, capture_output=True, text=True, timeout=120)
+    assert logs.returncode == 0 and "Finished in state Completed" in logs.stdout, logs.stdout + logs.stderr
+
+
 def test_the_ui_shows_the_latest_run_its_task_runs_logs_and_artifact(served: Served, tmp_path: Path):
     if chromium_path() is None:
         pytest.skip("Debian's chromium is not installed: apt-get update && apt-get install -y chromium (.ci/run does this)")
