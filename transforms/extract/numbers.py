@@ -14,7 +14,7 @@ keeps ``value`` exactly as written and lets ``value_base`` come from units.csv.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _FULLWIDTH = {ord(c): ord(c) - 0xFEE0 for c in "０１２３４５６７８９％．：～，＋－"}
 _FULLWIDTH.update({ord("∶"): ord(":"), ord("︰"): ord(":"), ord("﹪"): ord("%"), ord("﹒"): ord("."), ord("．"): ord(".")})
@@ -105,9 +105,11 @@ def parse_number(s: str) -> float | None:
     return parse_chinese(s)
 
 
-@dataclass(frozen=True)
-class NumberToken:
-    """A number in the scan text: [start, end) is the numeral itself, without magnitude suffix."""
+class NumberToken(NamedTuple):
+    """A number in the scan text: [start, end) is the numeral itself, without magnitude suffix.
+
+    A named tuple: immutable, and built 5x faster than a frozen dataclass (hundreds per report).
+    """
 
     start: int
     end: int
