@@ -257,10 +257,17 @@ def _most_named(scan: str, word: str | None, ref: Reference) -> tuple[Region | N
     scopes = Counter(m.group(1) for m in _SCOPE.finditer(scan))
     for d in list(score):
         score[d] += 2 * sum(n for w, n in scopes.items() if _fits_level(d, w))
+    named: dict[str, bool] = {}  # leaders share parents, and a name the text lacks costs a scan of all of it
+
+    def in_scan(name: str) -> bool:
+        if name not in named:
+            named[name] = name in scan or _short_of(name, ref) in scan
+        return named[name]
+
     for d in [d for d, _n in score.most_common(_CANDIDATES)]:  # the parents' bonus decides among the leaders only
-        if d.parent and (d.parent in scan or _short_of(d.parent, ref) in scan):
+        if d.parent and in_scan(d.parent):
             score[d] += 2
-        if d.province and d.province != d.parent and (d.province in scan or _short_of(d.province, ref) in scan):
+        if d.province and d.province != d.parent and in_scan(d.province):
             score[d] += 1
     best, n = score.most_common(1)[0]
     if n < 4:

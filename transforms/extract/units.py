@@ -53,8 +53,22 @@ class Quantity(NamedTuple):
     is_range: bool = False
 
 
+_UNIT_STARTS: dict[int, frozenset[str]] = {}
+
+
+def _unit_starts(ref: Reference) -> frozenset[str]:
+    """The characters a unit can start with (cached per reference): most numbers (years, list items) have
+    none after them, and one set lookup says so before two regex calls."""
+    starts = _UNIT_STARTS.get(id(ref))
+    if starts is None:
+        starts = _UNIT_STARTS[id(ref)] = frozenset(u[0] for u in (*PERCENT_ALIASES, *ref.units) if u)
+    return starts
+
+
 def match_unit(scan: str, pos: int, ref: Reference) -> tuple[str, int] | None:
     """The unit written at ``pos`` (canonical spelling, end offset), or None."""
+    if scan[pos:pos + 1] not in _unit_starts(ref):
+        return None
     m = _PERCENT_RE.match(scan, pos)
     if m:
         return PERCENT_ALIASES[m.group()], m.end()
@@ -76,6 +90,7 @@ def _qualifier_after(scan: str, pos: int) -> tuple[str | None, int]:
     return load_reference().terms("qualifier_after")[m.group()], m.end()
 
 
+_RANGE_BOUND = re.compile(r"\d+(?:\.\d+)?")
 _RATIO_TAIL = re.compile(r"(?: ?: ?\d+(?:\.\d+)?){1,4}")
 
 
@@ -93,7 +108,7 @@ def _range_end(scan: str, end: int, ref: Reference) -> tuple[int, str | None] | 
     j = joiners.match(scan, end)
     if not j:
         return None
-    m = re.compile(r"\d+(?:\.\d+)?").match(scan, j.end())
+    m = _RANGE_BOUND.match(scan, j.end())
     if not m:
         return None
     unit = match_unit(scan, m.end(), ref)
