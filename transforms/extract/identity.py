@@ -142,7 +142,7 @@ _DIVISION_SCANNERS: dict[int, NameScanner] = {}
 
 
 def division_scanner(ref: Reference) -> NameScanner:
-    """``division_pattern`` for whole reports (cached per reference)."""
+    """``division_pattern`` as a ``NameScanner`` (cached per reference): the same names, found faster in any text."""
     scanner = _DIVISION_SCANNERS.get(id(ref))
     if scanner is None:
         scanner = _DIVISION_SCANNERS[id(ref)] = NameScanner(ref.divisions)
@@ -177,7 +177,7 @@ def _pick(divs: tuple[Region, ...], scan: str) -> Region:
 
 def _path_region(raw: str, scan: str, ref: Reference) -> Region | None:
     """The last whole division name in ``raw`` (河北省保定市徐水区 -> 徐水区), checked against its parents."""
-    found = [m.group() for m in division_pattern(ref).finditer(raw)]
+    found = [name for _start, name in division_scanner(ref).finditer(raw)]
     if not found:
         return None
     name = found[-1]

@@ -134,15 +134,16 @@ def arabic_numbers(scan: str) -> list[NumberToken]:
             if len(m.group()) <= MAX_NUMERAL_CHARS + 4]  # a 5000-digit run is not a figure
 
 
-def chinese_numbers(scan: str, keep=None) -> list[NumberToken]:
+def chinese_numbers(scan: str, keep=None, runs: re.Pattern = CHINESE_RE) -> list[NumberToken]:
     """The Chinese numerals of ``scan`` in text order; with ``keep(start, end)``, only those it accepts.
 
     ``keep`` is asked before the numeral is parsed: most runs of numeral characters
     (一些, 万众, 十分) are words, and the quantity reader only wants a numeral that a
-    unit follows, so it can say no before the parse is paid for.
+    unit follows, so it can say no before the parse is paid for. ``runs`` may find fewer runs
+    than ``CHINESE_RE`` (the same runs, whole, skipping some) for the same reason.
     """
     tokens = []
-    for m in CHINESE_RE.finditer(scan):
+    for m in runs.finditer(scan):
         s, start = m.group(), m.start()
         for suf in MAGNITUDE_SUFFIXES:
             if s.endswith(suf) and len(s) > len(suf):

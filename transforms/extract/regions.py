@@ -181,11 +181,10 @@ def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> boo
     for term in scope_terms:
         if term in prefix and scope_is_foreign(term, region):
             return True
-    from transforms.extract.identity import division_pattern  # noqa: PLC0415 (identity imports this module)
+    from transforms.extract.identity import division_scanner  # noqa: PLC0415 (identity imports this module)
 
-    for m in division_pattern(ref).finditer(prefix):  # whole division names only: 米易县 is not 易县
-        name = m.group()
-        if name not in own and not (len(name) == 2 and m.start() > 0 and "\u4e00" <= prefix[m.start() - 1] <= "\u9fff"):
+    for start, name in division_scanner(ref).finditer(prefix):  # whole division names only: 米易县 is not 易县
+        if name not in own and not (len(name) == 2 and start > 0 and "\u4e00" <= prefix[start - 1] <= "\u9fff"):
             return True
     not_region = ref.terms("not_region")
     bare = prefix

@@ -21,7 +21,7 @@ import re
 from decimal import Decimal
 from typing import NamedTuple
 
-from transforms.extract.numbers import NumberToken, arabic_numbers, chinese_numbers
+from transforms.extract.numbers import CN_CHARS, MAGNITUDE_SUFFIXES, NumberToken, arabic_numbers, chinese_numbers
 from transforms.extract.reference import Reference, term_pattern
 
 PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
@@ -183,9 +183,30 @@ def _number_tokens(scan: str, ref: Reference) -> list[NumberToken]:
     def may_be_quantity(start: int, end: int) -> bool:
         return match_unit(scan, end, ref) is not None or (start >= len(_CN_PERCENT) and scan.startswith(_CN_PERCENT, start - len(_CN_PERCENT)))
 
-    chinese = chinese_numbers(scan, may_be_quantity)
+    chinese = chinese_numbers(scan, may_be_quantity, _quantity_runs(ref))
     arabic = arabic_numbers(scan)
-    return sorted(arabic + chinese, key=lambda t: t.start) if chinese else arabic
+    return sorted(arabic + chinese) if chinese else arabic  # tuples in start order: no two tokens start alike
+
+
+_QUANTITY_RUNS: dict[int, re.Pattern] = {}
+
+
+def _quantity_runs(ref: Reference) -> re.Pattern:
+    """The runs of numeral characters that ``may_be_quantity`` can accept, whole (cached per reference).
+
+    A run is read whole (``*+`` gives nothing back, so a run that fails at its start fails everywhere
+    inside it too) and kept when a unit's first character follows it, when it ends in 万/亿 (the unit
+    then starts there: 两万人), or after 百分之. Most runs (一些, 十分, 万众) are skipped in C.
+    """
+    pat = _QUANTITY_RUNS.get(id(ref))
+    if pat is None:
+        numeral = f"[{re.escape(CN_CHARS)}]"
+        starts = "".join(re.escape(c) for c in sorted(_unit_starts(ref)))
+        ends = "".join(re.escape(c) for c in sorted({suf[-1] for suf in MAGNITUDE_SUFFIXES}))
+        # one numeral character first, so the engine skips ahead to the next one
+        pat = _QUANTITY_RUNS[id(ref)] = re.compile(
+            f"{numeral}(?:(?<={re.escape(_CN_PERCENT)}{numeral}){numeral}*+|{numeral}*+(?:(?=[{starts}])|(?<=[{ends}])))")
+    return pat
 
 
 def base_value(value: float, unit: str, ref: Reference) -> tuple[float, str]:
