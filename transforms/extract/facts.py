@@ -634,15 +634,16 @@ def looks_like_report(scan: str, ref: Reference) -> bool:
     return report_language(scan, ref)[0]
 
 
-def identify(text: str, raw_text: str | None = None) -> Identity:
+def identify(text: str, raw_text: str | None = None, scan: str | None = None) -> Identity:
     """What a canonical text is (transforms/extract/identity.py): type, region, year, or why it yields nothing.
 
     ``raw_text`` (the decoded file before normalization) is only consulted for the
     report year when the canonical text names none: normalization drops page
-    furniture such as 发布日期: 2021-12-03, which dates a review article.
+    furniture such as 发布日期: 2021-12-03, which dates a review article. ``scan`` is ``scan_text(text)``
+    when the caller has it already.
     """
     ref = load_reference()
-    scan = scan_text(text)
+    scan = scan_text(text) if scan is None else scan
     own, cited = report_language(scan, ref)
     ident = identify_document(scan, ref, own, cited)
     if ident.doc_type == UNIDENTIFIED and ident.region is not None and ident.year is None:
@@ -679,10 +680,10 @@ def extract_records(text: str, doc_id: str, raw_text: str | None = None, identit
     cannot be told, yields no facts (its ``Identity.reason`` says why).
     """
     ref = load_reference()
-    ident = identity if identity is not None else identify(text, raw_text)
+    scan = scan_text(text)
+    ident = identity if identity is not None else identify(text, raw_text, scan)
     if not ident.yields_facts:
         return []
-    scan = scan_text(text)
     region, year = ident.region, ident.year
     ctx = Context(doc_id, region, year, find_sections(scan, year, ref))
     mentions = find_mentions(scan, ref)
