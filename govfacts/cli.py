@@ -516,7 +516,7 @@ def serve(
         serve_flow(settings, say, cron=None if interval is not None else cron, timezone_=timezone, interval=interval,
                    name=name, port=port, ui=ui, catch_up_missed=catch_up)
     except (ValueError, ServeError) as exc:
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)  # paths and log lines whole
         raise typer.Exit(1) from None
 
 

@@ -47,3 +47,32 @@ def test_deploy_apply_registers_the_yaml_with_the_server(prefect_harness, tmp_pa
         dep = client.read_deployment_by_name("govfacts-ingest/test-yaml")
     assert dep.work_pool_name == "govfacts-test" and dep.schedules[0].schedule.cron == "0 7 * * *"
     assert dep.parameters["inbox"] == str(tmp_path / "inbox")
+
+
+def test_serve_says_what_to_do_when_its_server_cannot_start(tmp_path: Path):
+    """A port taken by another program, and a server that exits at start: one message each, with the way out."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    (tmp_path / "inbox").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GOVFACTS_"))}
+    env.update(PREFECT_HOME=str(tmp_path / ".prefect"), PYTHONPATH=str(PROJECT_ROOT))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "govfacts.cli", "serve", "--inbox", "inbox", "--port", str(port)],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr and "--port" in done.stderr, done.stderr
+
+    # a database the server cannot open: it exits, and serve shows the end of its log
+    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path}/missing/dir/prefect.db"
+    done = subprocess.run([sys.executable, "-m", "govfacts.cli", "serve", "--inbox", "inbox", "--port", "0"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 1 and "Traceback" not in done.stderr.split("The end of its log")[0], done.stderr
+    unwrapped = "".join(done.stderr.split())  # rich wraps long lines to the terminal's width
+    assert "thePrefectservercouldnotstart" in unwrapped and str(tmp_path / ".prefect" / "server.log") in unwrapped, done.stderr
+    assert "unabletoopendatabasefile" in unwrapped, done.stderr
