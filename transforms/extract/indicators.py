@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import bisect
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
-from transforms.extract.reference import Reference, term_pattern
+from transforms.extract.reference import Reference, load_reference, term_pattern
 
 _ASCII_ALIAS = re.compile(r"[A-Za-z]")
 _SHARE_OPEN_WINDOW = 12  # how far back a 占 can open a share whose denominator is this alias
@@ -36,20 +37,31 @@ class Mention(NamedTuple):
     alias: str
 
 
+_OPEN_SHARE = re.compile(r"占[^,，;；。:：、\n]*\Z")  # a 占 after the last delimiter, up to where the search stops
+
+
+@lru_cache(maxsize=None)
+def _ending_at_stop(category: str) -> tuple[re.Pattern | None, int]:
+    """(a regex for the terms of ``category`` that end where the search stops, the longest term's length).
+
+    ``pattern.search(scan, start - longest, start)`` asks in one C call whether a term ends at ``start``,
+    for what was a Python loop of ``startswith`` over every term.
+    """
+    pat = term_pattern(category)
+    if pat is None:
+        return None, 0
+    return re.compile(f"(?:{pat.pattern})\\Z"), max(map(len, load_reference().terms(category)))
+
+
 def _negated(scan: str, start: int, end: int, ref: Reference) -> bool:
-    for term in ref.terms("alias_negative_prefix"):
-        if scan.startswith(term, start - len(term)) and start - len(term) >= 0:
-            return True
-    for term in ref.terms("alias_negative_suffix"):
-        if scan.startswith(term, end):
-            return True
-    # 占一般公共预算支出的 / 占GDP比重: an alias after an open 占 (same clause) is a denominator
-    window = scan[max(0, start - _SHARE_OPEN_WINDOW):start]
-    cut = max(window.rfind(c) for c in ",，;；。:：、\n")
-    window = window[cut + 1:]
-    if "占" in window:
+    before, longest = _ending_at_stop("alias_negative_prefix")
+    if before is not None and before.search(scan, max(0, start - longest), start):
         return True
-    return False
+    after = term_pattern("alias_negative_suffix")
+    if after is not None and after.match(scan, end):
+        return True
+    # 占一般公共预算支出的 / 占GDP比重: an alias after an open 占 (same clause) is a denominator
+    return _OPEN_SHARE.search(scan, max(0, start - _SHARE_OPEN_WINDOW), start) is not None
 
 
 _SENTENCE_BREAK = re.compile(r"[。！？!?;；\n]")
