@@ -37,7 +37,7 @@ from transforms.extract.indicators import Mention, find_mentions, unit_fits
 from transforms.extract.lists import distribute, group_quantities
 from transforms.extract.numbers import scan_text
 from transforms.extract.reference import Reference, load_reference, term_pattern
-from transforms.extract.identity import LOCAL, UNIDENTIFIED, Identity, detect_year, identify_document
+from transforms.extract.identity import LOCAL, UNIDENTIFIED, Identity, detect_year, identify_document, year_after_review
 from transforms.extract.regions import ReportRegion, names_other_region
 from transforms.extract.sections import Section, detect_report_year, find_sections, section_at, span_end
 from transforms.extract.units import Quantity, base_value, find_quantities
@@ -654,8 +654,8 @@ def identify(text: str, raw_text: str | None = None, scan: str | None = None) ->
 
             year, how = detect_year(scan_text(converter().convert(raw_text[:5000])), review_fallback=False)
             how = f"raw text: {how}" if year else ""
-        if year is None:
-            year, how = detect_year(scan)
+        if year is None:  # identify_document's detect_year found no dated line in this scan: the review's years
+            year, how = year_after_review(scan)
         if year is not None:
             ident = Identity(LOCAL, ident.region, year, ident.region_source, how)
     return ident

@@ -101,15 +101,19 @@ def division_pattern(ref: Reference) -> re.Pattern:
     return pat
 
 
+_FEW_LAST_CHARS = 32  # up to this many last characters, they alone find the places a name may end
+
+
 class NameScanner:
     """Whole names in a long text, read exactly as ``_name_pattern(names).finditer`` reads them: the leftmost
     name first, the longest one where several start at the same place, never two that overlap.
 
     Why not the trie regex over a whole report: at every position it still tries the alternatives of the first
-    character one by one (about 950 first characters for the division names), 20 ms a report. Names end in few
-    characters (县, 区, 市 … for divisions), so one C-level pass finds where a name may end, a dict of the last
-    two characters says which names may end there, and Python only looks at those places. Names have at least
-    two characters (regions.csv and the short names of ``_build_short_names`` have none shorter).
+    character one by one (about 950 first characters for the division names), 20 ms a report. Division names
+    end in few characters (县, 区, 市 …), so one C-level pass finds where a name may end (for short names, which
+    end in hundreds, the last two characters together), a dict of the last two characters gives the lengths of
+    the names that end so, and Python only looks at those places. Names have at least two characters
+    (regions.csv and the short names of ``_build_short_names`` have none shorter).
     """
 
     def __init__(self, names):
@@ -118,14 +122,19 @@ class NameScanner:
         for n in self._names:
             lengths.setdefault(n[-2:], set()).add(len(n))
         self._lengths = {tail: tuple(sorted(ls)) for tail, ls in lengths.items()}  # names ending so: their lengths
-        last_chars = sorted({tail[-1] for tail in lengths})
-        self._ends = re.compile("[" + "".join(re.escape(c) for c in last_chars) + "]")
+        last_chars = {tail[-1] for tail in lengths}
+        last = "".join(re.escape(c) for c in sorted(last_chars))
+        penult = "".join(re.escape(c) for c in sorted({tail[0] for tail in lengths}))
+        if len(last_chars) <= _FEW_LAST_CHARS:
+            self._ends, self._offset = re.compile(f"[{last}]"), 0  # 县, 区, 市 …: where a name may end
+        else:  # short names end in hundreds of characters: the last two, together, say more
+            self._ends, self._offset = re.compile(f"[{penult}](?=[{last}])"), 1
 
     def finditer(self, text: str) -> list[tuple[int, str]]:
         """(start, name) of every name read, in text order."""
         found = []
         names, lengths = self._names, self._lengths
-        for end in [m.end() for m in self._ends.finditer(text, 1)]:
+        for end in [m.end() + self._offset for m in self._ends.finditer(text, 1 - self._offset)]:
             for n in lengths.get(text[end - 2:end], ()):
                 if n <= end and text[end - n:end] in names:
                     found.append((end - n, -n))
@@ -261,7 +270,8 @@ def _most_named(scan: str, word: str | None, ref: Reference) -> tuple[Region | N
 
     def in_scan(name: str) -> bool:
         if name not in named:
-            named[name] = name in scan or _short_of(name, ref) in scan
+            short = _short_of(name, ref)  # inside the name (广东 of 广东省): where the name is, so is it
+            named[name] = short in scan if short in name else (name in scan or short in scan)
         return named[name]
 
     for d in [d for d, _n in score.most_common(_CANDIDATES)]:  # the parents' bonus decides among the leaders only
@@ -365,14 +375,14 @@ def detect_year(scan: str, review_fallback: bool = True) -> tuple[int | None, st
             if label == "publication date" and gd.get("m") and int(gd["m"]) > 6:
                 shift = 1  # a page published late in a year looks back on that year
             return y + shift, label
-    return _year_after_review(scan) if review_fallback else (None, "")
+    return year_after_review(scan) if review_fallback else (None, "")
 
 
 _PLAN_START = re.compile(r"^\s*(?:[一二三四五六七八九十]+[、.．])?\s*[^\n]{0,12}?(?:未来五年|今后五年|工作安排|主要任务|预期目标|总体要求|工作任务)", re.M)
 _PAST_YEAR = re.compile(r"(?<![\d到至])(?P<y>(?:19|20)\d{2})年(?!底前|前|后)")
 
 
-def _year_after_review(scan: str) -> tuple[int | None, str]:
+def year_after_review(scan: str) -> tuple[int | None, str]:
     """The year after the latest year the review section talks about (a five-year report with no dated heading)."""
     m = _PLAN_START.search(scan)
     review = scan[: m.start()] if m else ""
