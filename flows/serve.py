@@ -362,6 +362,11 @@ async def _serve(settings: Settings, server: Server, say: Say, deployment, sched
             if runner_task not in done:
                 runner.stopping = runner._scheduled_run_poller.stopping = True  # what Runner.astop does first: take no new run
                 await _drain(client, deployment_id, stop_timeout, cancel_now)
+                # a run's process outlives its final state by a moment; stopping the Runner before it exits would
+                # mark the finished run Cancelled
+                deadline = time.monotonic() + 30
+                while runner._process_manager.flow_run_ids() and time.monotonic() < deadline and not cancel_now.is_set():
+                    await asyncio.sleep(0.2)
                 await runner.astop()  # cancels what is still running (Prefect marks it Cancelled), ends the loops
             await runner_task
         finally:
