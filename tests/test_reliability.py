@@ -743,3 +743,35 @@ def test_run_prints_hostile_file_names_as_text(zygote, tmp_path):
     assert sum(line.strip().startswith("│ files quarantined") for line in out.splitlines()) == 1, "a name forged a summary line"
     assert "same report" in out and "[x] copy.html" in out, out
     assert "counts reconcile │ yes" in " ".join(out.split())
+
+
+def test_a_copy_seen_again_under_a_new_name_is_recorded_and_not_loaded(prefect_harness, tmp_path):
+    from flows.ingest import ingest
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "wh"
+    inbox.mkdir()
+    text = sample_bytes("000").decode("utf-8")
+    (inbox / "report.txt").write_text(text, encoding="utf-8")
+    (inbox / "report-crlf.txt").write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    first = ingest(inbox=str(inbox), warehouse=str(wh))
+    LEDGER.run(first)
+    assert first["documents"] == 1 and first["duplicates"] == 1 and len(first["copies"]) == 1, first
+    facts = sql(wh, "SELECT count(*) FROM facts")[0][0]
+    copy_name = first["copies"][0]["source_path"]  # whichever of the two came second: its bytes again, under a new name
+    (inbox / "report-crlf again.txt").write_bytes(Path(copy_name).read_bytes())
+    (inbox / "report-gbk.txt").write_bytes(text.encode("gb18030"))
+    second = ingest(inbox=str(inbox), warehouse=str(wh))
+    LEDGER.run(second)
+    LEDGER.bad_inputs.update({"a copy under a new name in a later run", "a new copy of an already loaded report"})
+    assert second["documents"] == 0 and second["files_in"] == 4, second
+    assert second["files_in"] == second["documents"] + second["skipped"] + second["duplicates"] + second["files_quarantined"]
+    assert sql(wh, "SELECT count(*) FROM documents") == [(1,)] and sql(wh, "SELECT count(*) FROM facts")[0][0] == facts
+    own, recorded = sql(wh, "SELECT source_names, copies FROM documents")[0]
+    names = sorted(n.rsplit("/", 1)[-1] for n in json.loads(own) + [n for c in json.loads(recorded) for n in c["names"]])
+    assert names == ["report-crlf again.txt", "report-crlf.txt", "report-gbk.txt", "report.txt"], names
+    again = next(c for c in json.loads(recorded) if c["sha256"] != json.loads(recorded)[-1]["sha256"])
+    assert any(n.endswith("report-crlf again.txt") for n in again["names"]), "the copy's new name is in its own record"
+    assert len(json.loads(recorded)) == 2, "two raw copies beside the document's own bytes"
+    LEDGER.facts_duplicated += _facts_held_twice(wh)
+    third = ingest(inbox=str(inbox), warehouse=str(wh))
+    assert not third["changed"], "an unchanged re-run with copies commits nothing"

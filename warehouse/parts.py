@@ -80,8 +80,12 @@ def known_source_names(con: duckdb.DuckDBPyConnection, version: str) -> dict[str
 
     Lets a run notice that already-loaded bytes arrived under a new name (and record it).
     """
-    rows = con.execute("SELECT doc_id, source_names FROM documents WHERE pipeline_version = ?", [version]).fetchall()
-    return {doc_id: json.loads(names or "[]") for doc_id, names in rows}
+    rows = con.execute("SELECT doc_id, source_names, copies FROM documents WHERE pipeline_version = ?", [version]).fetchall()
+    names = {doc_id: json.loads(names or "[]") for doc_id, names, _ in rows}
+    for _, _, copies in rows:  # a recorded copy's names too (warehouse/copies.py), so its new names are recorded
+        for c in json.loads(copies or "[]"):
+            names.setdefault(c["sha256"], list(c["names"]))
+    return names
 
 
 def known_stage_rejects(con: duckdb.DuckDBPyConnection, version: str) -> set[tuple[str, str]]:
@@ -144,9 +148,12 @@ def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str],
                     keep = " WHERE doc_id NOT IN (SELECT unnest(?::VARCHAR[]))" if dropped and name != "quarantine" else ""
                     con.execute(f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?){keep}",
                                 [found, dropped] if keep else [found])
-        for doc_id, names in renamed.items():
-            con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
         for doc_id, recorded in copies.items():
             con.execute("UPDATE documents SET copies = ? WHERE doc_id = ?", [json.dumps(recorded, ensure_ascii=False), doc_id])
+        for doc_id, names in renamed.items():
+            con.execute("UPDATE documents SET source_names = ? WHERE doc_id = ?", [json.dumps(names, ensure_ascii=False), doc_id])
+            for holder, recorded in con.execute("SELECT doc_id, copies FROM documents WHERE contains(copies, ?)", [doc_id]).fetchall():
+                updated = [dict(c, names=names) if c["sha256"] == doc_id else c for c in json.loads(recorded)]
+                con.execute("UPDATE documents SET copies = ? WHERE doc_id = ?", [json.dumps(updated, ensure_ascii=False), holder])
 
     return write_run(settings, run, dq_results, processed, processed, write)
