@@ -121,8 +121,29 @@ def _remove_terms(s: str, category: str) -> str:
     return pat.sub("", s) if pat is not None else s
 
 
+_CUES_SEEN: dict[str, tuple[Reference, Cues]] = {}
+_CUES_SEEN_MAX = 4096
+
+
 def read_cues(gap: str, ref: Reference) -> Cues:
-    """Classify the text between a subject (or previous number) and a group of numbers."""
+    """Classify the text between a subject (or previous number) and a group of numbers.
+
+    The same few gaps (增长, 达到, ,同比增长 …) come back in every report, so each gap's cues are read
+    once per reference and handed out as copies (the caller adds to them).
+    """
+    hit = _CUES_SEEN.get(gap)
+    if hit is None or hit[0] is not ref:
+        if len(_CUES_SEEN) >= _CUES_SEEN_MAX:
+            _CUES_SEEN.clear()
+        hit = _CUES_SEEN[gap] = (ref, _read_cues(gap, ref))
+    seen = hit[1]
+    cues = Cues.__new__(Cues)
+    cues.__dict__.update(seen.__dict__)  # every field is a scalar: a shallow copy is a copy
+    return cues
+
+
+def _read_cues(gap: str, ref: Reference) -> Cues:
+    """``read_cues`` itself."""
     c = Cues()
     gap = _PAREN.sub("", gap)  # 地区生产总值(GDP)…, 一般公共预算收入(不含土地出让)…
     if _HARD_BREAK.search(gap):

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from transforms.extract.reference import Reference, Region, trie_pattern
+from transforms.extract.reference import Reference, Region, per_reference, trie_pattern
 from transforms.extract.regions import ReportRegion
 
 LOCAL = "local_work_report"
@@ -147,15 +147,12 @@ class NameScanner:
         return out
 
 
-_DIVISION_SCANNERS: dict[int, NameScanner] = {}
+_DIVISION_SCANNERS: dict = {}
 
 
 def division_scanner(ref: Reference) -> NameScanner:
     """``division_pattern`` as a ``NameScanner`` (cached per reference): the same names, found faster in any text."""
-    scanner = _DIVISION_SCANNERS.get(id(ref))
-    if scanner is None:
-        scanner = _DIVISION_SCANNERS[id(ref)] = NameScanner(ref.divisions)
-    return scanner
+    return per_reference(_DIVISION_SCANNERS, ref, lambda r: NameScanner(r.divisions))
 
 
 def _candidates(name: str, ref: Reference) -> tuple[Region, ...]:

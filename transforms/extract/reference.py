@@ -205,6 +205,18 @@ def build_reference(seeds_dir: Path = SEEDS_DIR) -> Reference:
     )
 
 
+def per_reference(cache: dict, ref: Reference, build):
+    """``build(ref)``, made once per reference object and kept in ``cache``.
+
+    The entry holds the reference itself, so its ``id`` (the key: a Reference holds dicts and cannot
+    be hashed) is never reused by another reference while the entry lives.
+    """
+    hit = cache.get(id(ref))
+    if hit is None or hit[0] is not ref:
+        hit = cache[id(ref)] = (ref, build(ref))
+    return hit[1]
+
+
 @lru_cache(maxsize=1)
 def load_reference() -> Reference:
     """The reference data of ``seeds/``, loaded once per process."""

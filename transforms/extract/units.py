@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from transforms.extract.numbers import CN_CHARS, MAGNITUDE_SUFFIXES, NumberToken, arabic_numbers, chinese_numbers
-from transforms.extract.reference import Reference, term_pattern
+from transforms.extract.reference import Reference, per_reference, term_pattern
 
 PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
 _PERCENT_RE = re.compile(r"个百分点|百分点|%")
@@ -53,16 +53,13 @@ class Quantity(NamedTuple):
     is_range: bool = False
 
 
-_UNIT_STARTS: dict[int, frozenset[str]] = {}
+_UNIT_STARTS: dict = {}
 
 
 def _unit_starts(ref: Reference) -> frozenset[str]:
     """The characters a unit can start with (cached per reference): most numbers (years, list items) have
     none after them, and one set lookup says so before two regex calls."""
-    starts = _UNIT_STARTS.get(id(ref))
-    if starts is None:
-        starts = _UNIT_STARTS[id(ref)] = frozenset(u[0] for u in (*PERCENT_ALIASES, *ref.units) if u)
-    return starts
+    return per_reference(_UNIT_STARTS, ref, lambda r: frozenset(u[0] for u in (*PERCENT_ALIASES, *r.units) if u))
 
 
 def match_unit(scan: str, pos: int, ref: Reference) -> tuple[str, int] | None:
@@ -188,7 +185,7 @@ def _number_tokens(scan: str, ref: Reference) -> list[NumberToken]:
     return sorted(arabic + chinese) if chinese else arabic  # tuples in start order: no two tokens start alike
 
 
-_QUANTITY_RUNS: dict[int, re.Pattern] = {}
+_QUANTITY_RUNS: dict = {}
 
 
 def _quantity_runs(ref: Reference) -> re.Pattern:
@@ -198,15 +195,14 @@ def _quantity_runs(ref: Reference) -> re.Pattern:
     inside it too) and kept when a unit's first character follows it, when it ends in 万/亿 (the unit
     then starts there: 两万人), or after 百分之. Most runs (一些, 十分, 万众) are skipped in C.
     """
-    pat = _QUANTITY_RUNS.get(id(ref))
-    if pat is None:
+    def build(r: Reference) -> re.Pattern:
         numeral = f"[{re.escape(CN_CHARS)}]"
-        starts = "".join(re.escape(c) for c in sorted(_unit_starts(ref)))
+        starts = "".join(re.escape(c) for c in sorted(_unit_starts(r)))
         ends = "".join(re.escape(c) for c in sorted({suf[-1] for suf in MAGNITUDE_SUFFIXES}))
         # one numeral character first, so the engine skips ahead to the next one
-        pat = _QUANTITY_RUNS[id(ref)] = re.compile(
-            f"{numeral}(?:(?<={re.escape(_CN_PERCENT)}{numeral}){numeral}*+|{numeral}*+(?:(?=[{starts}])|(?<=[{ends}])))")
-    return pat
+        return re.compile(f"{numeral}(?:(?<={re.escape(_CN_PERCENT)}{numeral}){numeral}*+|{numeral}*+(?:(?=[{starts}])|(?<=[{ends}])))")
+
+    return per_reference(_QUANTITY_RUNS, ref, build)
 
 
 def base_value(value: float, unit: str, ref: Reference) -> tuple[float, str]:
