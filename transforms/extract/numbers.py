@@ -50,7 +50,7 @@ MAGNITUDE_SUFFIXES = ("万亿", "万", "亿")
 
 def parse_arabic(s: str) -> float:
     """``'1,234.5'`` -> 1234.5 (thousands separators dropped)."""
-    return float(s.replace(",", ""))
+    return float(s.replace(",", "") if "," in s else s)
 
 
 MAX_NUMERAL_CHARS = 16  # longer runs of numeral characters are text (一一一…), not quantities
@@ -137,8 +137,8 @@ def find_numbers(scan: str) -> list[NumberToken]:
 
 def arabic_numbers(scan: str) -> list[NumberToken]:
     """The Arabic numbers of ``scan`` in text order."""
-    return [NumberToken(m.start(), m.end(), parse_arabic(m.group()), m.group()) for m in ARABIC_RE.finditer(scan)
-            if len(m.group()) <= MAX_NUMERAL_CHARS + 4]  # a 5000-digit run is not a figure
+    return [NumberToken(m.start(), m.end(), parse_arabic(s), s) for m in ARABIC_RE.finditer(scan)
+            if len(s := m.group()) <= MAX_NUMERAL_CHARS + 4]  # a 5000-digit run is not a figure
 
 
 def chinese_numbers(scan: str, keep=None, runs: re.Pattern = CHINESE_RE) -> list[NumberToken]:

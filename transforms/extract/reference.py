@@ -224,6 +224,13 @@ def load_reference() -> Reference:
 
 
 @lru_cache(maxsize=None)
+def term_starts(category: str) -> frozenset[str]:
+    """The first characters of the terms of one lexicon category: where none is, ``term_pattern(category)``
+    cannot match, and a set lookup is cheaper than the regex call that would say so."""
+    return frozenset(t[0] for t in load_reference().terms(category) if t)
+
+
+@lru_cache(maxsize=None)
 def term_pattern(category: str) -> re.Pattern | None:
     """A longest-first regex over the terms of one lexicon category (None when empty)."""
     terms = load_reference().terms(category)

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from transforms.extract.numbers import CN_CHARS, MAGNITUDE_SUFFIXES, NumberToken, arabic_numbers, chinese_numbers
-from transforms.extract.reference import Reference, per_reference, term_pattern
+from transforms.extract.reference import Reference, per_reference, term_pattern, term_starts
 
 PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
 _PERCENT_RE = re.compile(r"个百分点|百分点|%")
@@ -76,6 +76,8 @@ def match_unit(scan: str, pos: int, ref: Reference) -> tuple[str, int] | None:
 
 
 def _qualifier_after(scan: str, pos: int) -> tuple[str | None, int]:
+    if scan[pos:pos + 1] not in term_starts("qualifier_after"):
+        return None, pos
     pat = term_pattern("qualifier_after")
     if pat is None:
         return None, pos
@@ -89,16 +91,21 @@ def _qualifier_after(scan: str, pos: int) -> tuple[str | None, int]:
 
 _RANGE_BOUND = re.compile(r"\d+(?:\.\d+)?")
 _RATIO_TAIL = re.compile(r"(?: ?: ?\d+(?:\.\d+)?){1,4}")
+_RATIO_STARTS = frozenset(" :")  # what _RATIO_TAIL can start with
 
 
 def _ratio_end(scan: str, end: int) -> int | None:
     """End of an a:b(:c…) ratio that starts with a number ending at ``end``, or None."""
+    if scan[end:end + 1] not in _RATIO_STARTS:
+        return None
     m = _RATIO_TAIL.match(scan, end)  # 3.6 : 48 : 48.4 (spaced) as well as 11.1:47.7:41.2
     return m.end() if m else None
 
 
 def _range_end(scan: str, end: int, ref: Reference) -> tuple[int, str | None] | None:
     """If a range joiner and a second number follow ``end``: (end of the range, unit after it)."""
+    if scan[end:end + 1] not in term_starts("range_joiner"):
+        return None
     joiners = term_pattern("range_joiner")
     if joiners is None:
         return None
