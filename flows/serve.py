@@ -445,9 +445,15 @@ def run_history(settings: Settings, limit: int = 50, with_prefect: bool = True) 
         from prefect.client.schemas.filters import FlowFilter, FlowFilterName  # noqa: PLC0415
         from prefect.client.schemas.sorting import FlowRunSort  # noqa: PLC0415
 
+        runs: list = []
         with get_client(sync_client=True) as client:
-            runs = [r for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
-                                                     sort=FlowRunSort.START_TIME_DESC, limit=limit * 3) if r.start_time][:limit]
+            for offset in range(0, 10_000, 200):  # the API serves at most 200 a page; runs not yet started come last
+                page = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+                                             sort=FlowRunSort.START_TIME_DESC, limit=200, offset=offset)
+                runs += [r for r in page if r.start_time]
+                if len(page) < 200 or len(runs) >= limit or not page[-1].start_time:
+                    break
+        runs = runs[:limit]
         for r in runs:
             row = loaded.pop(str(r.id), None) or {"flow_run_id": str(r.id)}
             history.append({**row, "name": r.name, "state": r.state.name if r.state else "", "started": r.start_time,
