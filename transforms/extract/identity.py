@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from transforms.extract.reference import Reference, Region, per_reference, trie_pattern
+from transforms.extract.reference import NameScanner, Reference, Region, per_reference, trie_pattern
 from transforms.extract.regions import ReportRegion
 
 LOCAL = "local_work_report"
@@ -99,52 +99,6 @@ def division_pattern(ref: Reference) -> re.Pattern:
     if pat is None:
         pat = _DIVISION_PATTERNS[id(ref)] = _name_pattern(tuple(sorted(ref.divisions)))
     return pat
-
-
-_FEW_LAST_CHARS = 32  # up to this many last characters, they alone find the places a name may end
-
-
-class NameScanner:
-    """Whole names in a long text, read exactly as ``_name_pattern(names).finditer`` reads them: the leftmost
-    name first, the longest one where several start at the same place, never two that overlap.
-
-    Why not the trie regex over a whole report: at every position it still tries the alternatives of the first
-    character one by one (about 950 first characters for the division names), 20 ms a report. Division names
-    end in few characters (县, 区, 市 …), so one C-level pass finds where a name may end (for short names, which
-    end in hundreds, the last two characters together), a dict of the last two characters gives the lengths of
-    the names that end so, and Python only looks at those places. Names have at least two characters
-    (regions.csv and the short names of ``_build_short_names`` have none shorter).
-    """
-
-    def __init__(self, names):
-        self._names = frozenset(names)
-        lengths: dict[str, set[int]] = {}
-        for n in self._names:
-            lengths.setdefault(n[-2:], set()).add(len(n))
-        self._lengths = {tail: tuple(sorted(ls)) for tail, ls in lengths.items()}  # names ending so: their lengths
-        last_chars = {tail[-1] for tail in lengths}
-        last = "".join(re.escape(c) for c in sorted(last_chars))
-        penult = "".join(re.escape(c) for c in sorted({tail[0] for tail in lengths}))
-        if len(last_chars) <= _FEW_LAST_CHARS:
-            self._ends, self._offset = re.compile(f"[{last}]"), 0  # 县, 区, 市 …: where a name may end
-        else:  # short names end in hundreds of characters: the last two, together, say more
-            self._ends, self._offset = re.compile(f"[{penult}](?=[{last}])"), 1
-
-    def finditer(self, text: str) -> list[tuple[int, str]]:
-        """(start, name) of every name read, in text order."""
-        found = []
-        names, lengths = self._names, self._lengths
-        for end in [m.end() + self._offset for m in self._ends.finditer(text, 1 - self._offset)]:
-            for n in lengths.get(text[end - 2:end], ()):
-                if n <= end and text[end - n:end] in names:
-                    found.append((end - n, -n))
-        found.sort()  # by start, the longest first
-        out, reached = [], 0
-        for start, minus_len in found:
-            if start >= reached:
-                reached = start - minus_len
-                out.append((start, text[start:reached]))
-        return out
 
 
 _DIVISION_SCANNERS: dict = {}

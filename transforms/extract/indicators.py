@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from transforms.extract.reference import Reference, load_reference, term_pattern
+from transforms.extract.reference import NameScanner, Reference, load_reference, per_reference, term_pattern
 
 _ASCII_ALIAS = re.compile(r"[A-Za-z]")
 _SHARE_OPEN_WINDOW = 12  # how far back a 占 can open a share whose denominator is this alias
@@ -115,19 +115,25 @@ def _elliptic_mentions(scan: str, found: list[Mention], ref: Reference) -> list[
     return out
 
 
+_ALIAS_SCANNERS: dict = {}
+
+
 def find_mentions(scan: str, ref: Reference) -> list[Mention]:
-    """Every alias occurrence that can be the subject of a number, in text order."""
+    """Every alias occurrence that can be the subject of a number, in text order.
+
+    The aliases are read as ``ref.alias_re.finditer`` reads them, by a ``NameScanner`` (faster over a whole report).
+    """
     out = []
-    for m in ref.alias_re.finditer(scan):
-        alias = m.group()
+    for start, alias in per_reference(_ALIAS_SCANNERS, ref, lambda r: NameScanner(r.alias_codes)).finditer(scan):
+        end = start + len(alias)
         if _ASCII_ALIAS.search(alias):
-            before = scan[m.start() - 1] if m.start() else " "
-            after = scan[m.end()] if m.end() < len(scan) else " "
+            before = scan[start - 1] if start else " "
+            after = scan[end] if end < len(scan) else " "
             if before.isascii() and before.isalnum() or after.isascii() and after.isalpha():
                 continue  # GDP inside a longer Latin word
-        if _negated(scan, m.start(), m.end(), ref):
+        if _negated(scan, start, end, ref):
             continue
-        out.append(Mention(m.start(), m.end(), ref.alias_codes[alias], alias))
+        out.append(Mention(start, end, ref.alias_codes[alias], alias))
     extra = _elliptic_mentions(scan, out, ref)
     return sorted(out + extra, key=lambda x: x.start) if extra else out
 
