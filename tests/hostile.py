@@ -335,6 +335,9 @@ def build_corpus(inbox: Path, outside: Path, *, large: int = 20_000_000, huge: i
     put(Item("stray NULs in the first 8 KB", "nuls.txt", "document_or_copy", has_facts=True), with_stray_nuls(s001))
     put(Item("declared gb2312, Big5 inside", "lying charset.html", "document_or_copy", has_facts=True), lying_charset_page(s000))
     put(Item("DTD in a UTF-16 .docx", "entities.docx", "quarantine", frozenset({"damaged_docx"})), docx_with_utf16_dtd())
+    put(Item("figures wrapped in BBCode (a forum copy)", "forum copy.txt", "document", facts_like="000", has_facts=True),
+        ("[size=2][color=gray]转帖：本文转自政府网站，仅供学习交流[/color][/size]\n"
+         + re.sub(r"(\d+(?:\.\d+)?)(亿元|%|万元)", r"[b][color=red]\1[/color][/b]\2", s000.decode("utf-8"))).encode("utf-8"))
     put(Item("markup in the name", "[/b] [bold red]report[/].txt", "duplicate"), s002)
     put(Item("terminal codes and a newline in the name", "e\x1b[31mred\x1b]8;;x\x07\nfiles quarantined │ 0.txt", "duplicate"), s002)
     put(Item("escaped spelling of the raw-bytes name", "\\xb8\\xdb\\xc8\\xaa 2024.txt", "duplicate"), s002)

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.hostile import (
-    INJECTION, LEDGER, PYTHON, SAMPLES, Zygote, build_corpus, clean_env, display, expected_facts, fact_keys,
+    FACT_KEY, INJECTION, LEDGER, PYTHON, SAMPLES, Zygote, build_corpus, clean_env, display, expected_facts, fact_keys,
     harness_api_url, report_reliability, run_cli, sample_bytes, snapshot_state, sql, staging_problems, warehouse_facts,
 )
 
@@ -775,3 +775,13 @@ def test_a_copy_seen_again_under_a_new_name_is_recorded_and_not_loaded(prefect_h
     LEDGER.facts_duplicated += _facts_held_twice(wh)
     third = ingest(inbox=str(inbox), warehouse=str(wh))
     assert not third["changed"], "an unchanged re-run with copies commits nothing"
+
+
+def test_figures_in_forum_markup_are_read_like_the_plain_report(hostile_run):
+    """Issue 14: `[b]425.16[/b]亿元` in a forum copy lost the figure; the BBCode is removed before extraction."""
+    items, _, root = hostile_run
+    wh, inbox = root / "wh", root / "inbox"
+    forum = next(i for i in items if i.kind.startswith("figures wrapped in BBCode"))
+    doc_id = _outcomes(wh)[0][display(forum.path(inbox))][0]
+    got = fact_keys([dict(zip(FACT_KEY, r)) for r in sql(wh, f"SELECT {', '.join(FACT_KEY)} FROM facts WHERE doc_id = ?", [doc_id])])
+    assert got == fact_keys(expected_facts(sample_bytes("000"))), "the forum copy must yield exactly the facts of the plain report"

@@ -124,12 +124,16 @@ def canonical_forms(doc: TrackedText, script: str | None, convert) -> tuple[int,
 
 
 _ESCAPED_BREAK = re.compile(r"\\r\\n|\\n|\\r")
+# Forum markup (BBCode) around figures in copies of reports posted to forums: [b]425.16[/b]亿元, [color=red]…[/color].
+_BBCODE = re.compile(r"\[/?(?:b|i|u|s|color|size|font|url|align|quote|backcolor|p|center|left|right|indent|sup|sub|"
+                     r"strong|em|hr|img|table|tr|td|list|\*)(?:=[^\]\n]{0,80})?\]", re.I)
+BBCODE_MIN = 3  # a text with one or two bracketed words ([b] as a footnote mark) is left alone
 _STRAY_ENTITY = re.compile(r"&(?:nbsp|ensp|emsp|amp|lt|gt|quot|ldquo|rdquo|lsquo|rsquo|mdash|hellip|middot);")
 ESCAPED_BREAKS_MIN = 3  # a text that merely mentions "\\n" once or twice is left alone
 
 
 def escaped_markup_edits(text: str) -> list[tuple[int, int, str]]:
-    """Line breaks stored as the characters ``\\r\\n`` and stray HTML entities, as edits to real characters.
+    """Line breaks stored as the characters ``\\r\\n``, stray HTML entities and forum markup (BBCode), as edits to real characters.
 
     A report exported from a spreadsheet cell or a database field often keeps its
     line breaks as the two-character escapes and its indents as ``&nbsp;``; read
@@ -140,6 +144,10 @@ def escaped_markup_edits(text: str) -> list[tuple[int, int, str]]:
     edits = [(m.start(), m.end(), "\n") for m in breaks] if len(breaks) >= ESCAPED_BREAKS_MIN else []
     if "&" in text:
         edits.extend((m.start(), m.end(), html.unescape(m.group()).replace("\xa0", " ")) for m in _STRAY_ENTITY.finditer(text))
+    if "[" in text:
+        tags = list(_BBCODE.finditer(text))
+        if len(tags) >= BBCODE_MIN:
+            edits.extend((m.start(), m.end(), "") for m in tags)
     return sorted(edits)
 
 
