@@ -627,6 +627,39 @@ def subscope_paragraph(scan: str, lo: int, region: ReportRegion) -> bool:
     return subscope is not None and subscope.search(lead) is not None
 
 
+class _ParagraphScope:
+    """Whether the current sentence lies in a sub-scope paragraph: ``subscope_paragraph`` at the paragraph's
+    start, until a later sentence names the report region again (``own_scope``).
+
+    Asked only for the sentences that are read (a handful a report): the paragraph's judgement, and the
+    sentences met since, wait until then, since most paragraphs hold no sentence that is read at all.
+    """
+
+    def __init__(self, scan: str, region: ReportRegion):
+        self.scan, self.region = scan, region
+        self.para, self.known, self.pending = 0, False, []
+
+    def sentence(self, lo: int, first: bool) -> None:
+        """Note the sentence starting at ``lo`` (``first``: it opens a paragraph)."""
+        if first:
+            self.para, self.known, self.pending = lo, None, []
+        elif self.known is None:
+            self.pending.append(lo)
+        elif self.known and own_scope(self.scan[lo:lo + 24], self.region):
+            self.known = False
+
+    def in_subscope(self) -> bool:
+        """The answer for the last sentence noted (as if every sentence had been judged as it came)."""
+        if self.known is None:
+            self.known = subscope_paragraph(self.scan, self.para, self.region)
+            for lo in self.pending:
+                if not self.known:
+                    break
+                self.known = not own_scope(self.scan[lo:lo + 24], self.region)
+            self.pending = []
+        return self.known
+
+
 def first_sentence(scan: str, lo: int) -> bool:
     """Whether the sentence at ``lo`` opens its paragraph (its own subjects are judged clause by clause)."""
     return lo == 0 or scan[lo - 1] == "\n"
@@ -712,12 +745,10 @@ def extract_records(text: str, doc_id: str, raw_text: str | None = None, identit
     quantities = find_quantities(scan, ref, masked)
     facts: list[dict] = []
     mi = qi = 0
-    in_subscope = False
+    scope = _ParagraphScope(scan, region)
     for lo, hi in _sentences(scan):
-        if lo == 0 or scan[lo - 1] == "\n":  # a new paragraph
-            in_subscope = subscope_paragraph(scan, lo, region)
-        elif in_subscope and own_scope(scan[lo:lo + 24], region):
-            in_subscope = False
+        first = lo == 0 or scan[lo - 1] == "\n"  # a new paragraph
+        scope.sentence(lo, first)
         while mi < len(mentions) and mentions[mi].start < lo:
             mi += 1
         while qi < len(quantities) and quantities[qi].start < lo:
@@ -728,7 +759,7 @@ def extract_records(text: str, doc_id: str, raw_text: str | None = None, identit
         while qj < len(quantities) and quantities[qj].end <= hi:
             qj += 1
         if qj > qi and mj > mi:
-            facts.extend(_SentenceReader(scan, lo, ctx, ref, in_subscope and not first_sentence(scan, lo))
+            facts.extend(_SentenceReader(scan, lo, ctx, ref, not first and scope.in_subscope())
                          .read(mentions[mi:mj], quantities[qi:qj]))
         mi, qi = mj, qj
     for f in facts:

@@ -26,6 +26,7 @@ from transforms.extract.reference import Reference, per_reference, term_pattern,
 
 PERCENT_ALIASES = {"%": "%", "个百分点": "个百分点", "百分点": "个百分点"}
 _PERCENT_RE = re.compile(r"个百分点|百分点|%")
+_PERCENT_STARTS = frozenset(a[0] for a in PERCENT_ALIASES)
 _RATIO_SEP = ":"
 _NOT_BEFORE_CHINESE = "第"
 _CN_PERCENT = "百分之"
@@ -64,9 +65,10 @@ def _unit_starts(ref: Reference) -> frozenset[str]:
 
 def match_unit(scan: str, pos: int, ref: Reference) -> tuple[str, int] | None:
     """The unit written at ``pos`` (canonical spelling, end offset), or None."""
-    if scan[pos:pos + 1] not in _unit_starts(ref):
+    c = scan[pos:pos + 1]
+    if c not in _unit_starts(ref):
         return None
-    m = _PERCENT_RE.match(scan, pos)
+    m = _PERCENT_RE.match(scan, pos) if c in _PERCENT_STARTS else None
     if m:
         return PERCENT_ALIASES[m.group()], m.end()
     m = ref.unit_re.match(scan, pos)
