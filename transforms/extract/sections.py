@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from transforms.extract.reference import Reference
+from transforms.extract.reference import Reference, per_reference
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,11 @@ def detect_report_year(scan: str, ref: Reference) -> int | None:
     published in the second half of a year (a review article) counts as the next
     year's report, so its "past year" is the publication year.
     """
-    for rule in ref.sections:
+    finders = per_reference(_SECTION_FINDERS, ref, _section_finders)
+    for rule, finder in zip(ref.sections, finders):
         if rule.role != "report_year":
             continue
-        for m in marker_matches(rule.pattern, scan):
+        for m in marker_matches(rule.pattern, scan, finder):
             y = _year_from(rule.period, m)
             if y is not None:
                 return y
@@ -181,14 +182,15 @@ def marker_matches(pattern: re.Pattern, scan: str, finder: tuple[re.Pattern, int
     if finder is None:
         return list(pattern.finditer(scan))
     found = {} if found is None else found
-    if finder not in found:
+    key = id(finder)  # finders live in a cache for the life of the process; hashing a compiled pattern costs more
+    if key not in found:
         starts, offset = finder
-        found[finder] = [c.start() + offset for c in starts.finditer(scan)]
+        found[key] = [c.start() + offset for c in starts.finditer(scan)]
         if offset == 1:  # a sentence start found after its delimiter: the text's own start has none
-            found[finder].insert(0, 0)
+            found[key].insert(0, 0)
     out: list[re.Match] = []
     reached = 0
-    for pos in found[finder]:
+    for pos in found[key]:
         if pos < reached:
             continue
         m = pattern.match(scan, pos)
@@ -200,6 +202,15 @@ def marker_matches(pattern: re.Pattern, scan: str, finder: tuple[re.Pattern, int
     return out
 
 
+_SECTION_FINDERS: dict = {}
+
+
+def _section_finders(ref: Reference) -> list[tuple[re.Pattern, int] | None]:
+    """The start finder of each rule of ``ref.sections`` (by position); sentence-start markers share theirs."""
+    finders = _start_finders(tuple(r.pattern for r in ref.sections))
+    return [finders[r.pattern] for r in ref.sections]
+
+
 def find_sections(scan: str, year: int | None, ref: Reference) -> list[Section]:
     """Split the text at every section marker; text before the first marker is a review of Y-1.
 
@@ -207,12 +218,12 @@ def find_sections(scan: str, year: int | None, ref: Reference) -> list[Section]:
     for the year 2021, not a five-year marker).
     """
     marks = []
-    finders = _start_finders(tuple(r.pattern for r in ref.sections if r.role != "report_year"))
+    finders = per_reference(_SECTION_FINDERS, ref, _section_finders)
     found: dict = {}
     for order, rule in enumerate(ref.sections):
         if rule.role == "report_year":
             continue
-        for m in marker_matches(rule.pattern, scan, finders[rule.pattern], found):
+        for m in marker_matches(rule.pattern, scan, finders[order], found):
             p = _plan_span(m, rule.role, year, ref) if rule.period == "plan" else _period(rule.period, m, year)
             if p is not None:
                 marks.append((m.start(), m.end(), order, rule.role, p))
