@@ -168,8 +168,10 @@ def _start_finder(pattern: re.Pattern, siblings: tuple[re.Pattern, ...] = ()) ->
 
 @lru_cache(maxsize=None)
 def _start_finders(patterns: tuple[re.Pattern, ...]) -> dict[re.Pattern, tuple[re.Pattern, int] | None]:
-    """``_start_finder`` of each of ``patterns``, the others as its siblings (patterns compiled alike are shared)."""
-    return {p: _start_finder(p, patterns) for p in patterns}
+    """``_start_finder`` of each of ``patterns``, the others as its siblings; equal finders are one object,
+    so ``marker_matches`` finds their places once per text."""
+    shared: dict = {}
+    return {p: (None if (f := _start_finder(p, patterns)) is None else shared.setdefault(f, f)) for p in patterns}
 
 
 def marker_matches(pattern: re.Pattern, scan: str, finder: tuple[re.Pattern, int] | None = None,
