@@ -36,6 +36,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterator
@@ -43,6 +44,7 @@ from typing import Callable, Iterator
 import httpx
 
 from flows.deploy import DEPLOYMENT_NAME, FLOW_NAME, build_deployment, describe_schedule, runner_env
+from govfacts.prefect_env import _die_with_parent
 from govfacts.settings import Settings
 
 DEFAULT_PORT = 4200  # Prefect's own default: the UI is where a Prefect user looks for it
@@ -111,7 +113,8 @@ def local_server(home: Path, port: int = DEFAULT_PORT, ui: bool = True, timeout:
         out.flush()
         proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
                                  "--ui" if ui else "--no-ui", "--analytics-off"],
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+                                preexec_fn=partial(_die_with_parent, os.getpid()))  # a serve killed with -9 takes it along
     try:
         _wait_healthy(f"{base}/api", proc, timeout, log)
         yield Server(api_url=f"{base}/api", ui_url=base if ui else None, log=log)
