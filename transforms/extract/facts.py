@@ -232,9 +232,15 @@ def apply_prefix_cues(prefix: str, c: Cues, sentence_before: str = "") -> None:
         pat = term_pattern(category)
         if pat is not None and pat.search(prefix):
             setattr(c, attr, True)
-    m = _CHANGE_VS_BASE.search(prefix) or _BASE_OPENER.search(sentence_before)
+    m = _CHANGE_VS_BASE.search(prefix) or _base_opener(sentence_before)
     if m and c.base_year is None:
         c.base_year = int(m.group("y"))
+
+
+def _base_opener(text: str):
+    """``_BASE_OPENER.search(text)``, tried only when ``text`` holds 相比 or 比较 (every match does, and the
+    pattern has no first character the engine could skip ahead to)."""
+    return _BASE_OPENER.search(text) if "相比" in text or "比较" in text else None
 
 
 def _clause_start(scan: str, lo: int, pos: int) -> int:
@@ -356,15 +362,15 @@ def _make_fact(code: str, q: Quantity, measure: str, sign: int, kind: str, perio
 def _sentences(scan: str):
     """Sentence spans: split at 。！？ and at line breaks, except inside hard-wrapped prose."""
     start = 0
-    for m in _SENTENCE_END.finditer(scan):
-        if m.group() == "\n" and m.start() > 0:
-            line_start = scan.rfind("\n", 0, m.start()) + 1
-            before = scan[m.start() - 1]
-            if m.start() - line_start >= _WRAP_MIN_LINE and before not in _CLAUSE_DELIMS and not before.isspace():
+    for end in [m.start() for m in _SENTENCE_END.finditer(scan)]:  # every delimiter is one character
+        if scan[end] == "\n" and end > 0:
+            line_start = scan.rfind("\n", 0, end) + 1
+            before = scan[end - 1]
+            if end - line_start >= _WRAP_MIN_LINE and before not in _CLAUSE_DELIMS and not before.isspace():
                 continue
-        if m.start() > start:
-            yield start, m.start()
-        start = m.end()
+        if end > start:
+            yield start, end
+        start = end + 1
     if start < len(scan):
         yield start, len(scan)
 

@@ -186,6 +186,8 @@ def names_other_region(prefix: str, region: ReportRegion, ref: Reference) -> boo
     for start, name in division_scanner(ref).finditer(prefix):  # whole division names only: 米易县 is not 易县
         if name not in own and not (len(name) == 2 and start > 0 and "\u4e00" <= prefix[start - 1] <= "\u9fff"):
             return True
+    if _SUFFIX_RE.search(prefix) is None:
+        return False  # no 县/区/市/旗 to end a name (taking the scope words out below adds none)
     not_region = ref.terms("not_region")
     bare = prefix
     for term in scope_terms:  # 去年全区…: a scope word is not part of a place name
