@@ -54,41 +54,121 @@ class Quantity(NamedTuple):
     is_range: bool = False
 
 
-_UNIT_STARTS: dict = {}
+class _Reader:
+    """The units, range joiners and qualifiers quantities are read with, looked up once per reference.
+
+    A report holds hundreds of numbers; fetching the same sets and patterns again for each one (cache
+    lookups, lexicon dicts) cost as much as reading the number. The module functions below ask this.
+    """
+
+    def __init__(self, ref: Reference):
+        self.ref = ref
+        self.units, self.unit_re = ref.units, ref.unit_re
+        # the characters a unit can start with: most numbers (years, list items) have none after them,
+        # and one set lookup says so before two regex calls
+        self.unit_starts = frozenset(u[0] for u in (*PERCENT_ALIASES, *ref.units) if u)
+        self.joiners, self.joiner_starts = term_pattern("range_joiner"), term_starts("range_joiner")
+        self.qualifiers, self.qualifier_starts = term_pattern("qualifier_after"), term_starts("qualifier_after")
+        from transforms.extract.reference import load_reference  # noqa: PLC0415 (cached)
+
+        self.qualifier_terms = load_reference().terms("qualifier_after")
+        self.more_than = ref.terms("more_than")
+        self.range_qualifier = ref.terms("range_qualifier").get("range") or None
+        u = ref.units.get(_RATIO_SEP)
+        self.ratio_family = u.family if u else "ratio"
+
+    def unit_at(self, scan: str, pos: int) -> tuple[str, int] | None:
+        """The unit written at ``pos`` (canonical spelling, end offset), or None."""
+        c = scan[pos:pos + 1]
+        if c not in self.unit_starts:
+            return None
+        m = _PERCENT_RE.match(scan, pos) if c in _PERCENT_STARTS else None
+        if m:
+            return PERCENT_ALIASES[m.group()], m.end()
+        m = self.unit_re.match(scan, pos)
+        if m:
+            return m.group(), m.end()
+        return None
+
+    def qualifier_at(self, scan: str, pos: int) -> tuple[str | None, int]:
+        """A qualifier written at ``pos`` (以上, 左右 …) and where it ends; (None, pos) when there is none."""
+        if self.qualifiers is None or scan[pos:pos + 1] not in self.qualifier_starts:
+            return None, pos
+        m = self.qualifiers.match(scan, pos)
+        if not m:
+            return None, pos
+        return self.qualifier_terms[m.group()], m.end()
+
+    def range_end(self, scan: str, end: int) -> tuple[int, str | None] | None:
+        """If a range joiner and a second number follow ``end``: (end of the range, unit after it)."""
+        if self.joiners is None or scan[end:end + 1] not in self.joiner_starts:
+            return None
+        j = self.joiners.match(scan, end)
+        if not j:
+            return None
+        m = _RANGE_BOUND.match(scan, j.end())
+        if not m:
+            return None
+        unit = self.unit_at(scan, m.end())
+        return (unit[1], unit[0]) if unit else (m.end(), None)
+
+    def read(self, scan: str, tok: NumberToken) -> Quantity | None:
+        """The quantity that starts with number ``tok``, or None when no unit follows it."""
+        chinese = tok.chinese
+        if chinese:
+            if tok.start > 0 and scan[tok.start - 1] in _NOT_BEFORE_CHINESE:
+                return None
+            if scan.startswith(_CN_PERCENT, tok.start - len(_CN_PERCENT)) and tok.start >= len(_CN_PERCENT):
+                q, q_end = self.qualifier_at(scan, tok.end)  # 百分之六点五: a percentage written in words
+                return Quantity(tok.start - len(_CN_PERCENT), q_end, tok.start, tok.end, tok.value, "%", "percent", q, tok.text, True)
+        end = tok.end
+        ratio = _ratio_end(scan, end) if not chinese else None
+        if ratio is not None:
+            return Quantity(tok.start, ratio, tok.start, tok.end, tok.value, _RATIO_SEP, self.ratio_family, None, tok.text)
+        qualifier, is_range = None, False
+        approx = None
+        if not chinese and end < len(scan) and scan[end] in _MORE_THAN:
+            nxt = self.unit_at(scan, end + 1)
+            if nxt is not None:  # 800多万人次, 300余个: "more than", kept as 以上
+                approx, end = self.more_than.get(scan[end]) or None, end + 1
+        unit = self.unit_at(scan, end)
+        if unit is None and not chinese:
+            rng = self.range_end(scan, end)  # 5-5.5%: the unit is written once, after the upper bound
+            if rng is not None and rng[1] is not None:
+                unit, is_range = (rng[1], rng[0]), True
+        if unit is None:
+            return None
+        unit_str, end = unit
+        if not is_range and not chinese:
+            rng = self.range_end(scan, end)  # 5%～5.5%
+            if rng is not None and (rng[1] is None or rng[1] == unit_str):
+                end, is_range = rng[0], True
+        if is_range:
+            qualifier = self.range_qualifier
+        if approx:
+            qualifier = approx
+        q, q_end = self.qualifier_at(scan, end)
+        if q is not None:
+            qualifier, end = q, q_end
+        family = self.units[unit_str].family if unit_str in self.units else ("percent" if unit_str == "%" else "percentage_point")
+        return Quantity(tok.start, end, tok.start, tok.end, tok.value, unit_str, family, qualifier, tok.text, chinese, is_range)
 
 
-def _unit_starts(ref: Reference) -> frozenset[str]:
-    """The characters a unit can start with (cached per reference): most numbers (years, list items) have
-    none after them, and one set lookup says so before two regex calls."""
-    return per_reference(_UNIT_STARTS, ref, lambda r: frozenset(u[0] for u in (*PERCENT_ALIASES, *r.units) if u))
+_READERS: dict = {}
+
+
+def _reader(ref: Reference) -> _Reader:
+    return per_reference(_READERS, ref, _Reader)
 
 
 def match_unit(scan: str, pos: int, ref: Reference) -> tuple[str, int] | None:
     """The unit written at ``pos`` (canonical spelling, end offset), or None."""
-    c = scan[pos:pos + 1]
-    if c not in _unit_starts(ref):
-        return None
-    m = _PERCENT_RE.match(scan, pos) if c in _PERCENT_STARTS else None
-    if m:
-        return PERCENT_ALIASES[m.group()], m.end()
-    m = ref.unit_re.match(scan, pos)
-    if m:
-        return m.group(), m.end()
-    return None
+    return _reader(ref).unit_at(scan, pos)
 
 
-def _qualifier_after(scan: str, pos: int) -> tuple[str | None, int]:
-    if scan[pos:pos + 1] not in term_starts("qualifier_after"):
-        return None, pos
-    pat = term_pattern("qualifier_after")
-    if pat is None:
-        return None, pos
-    m = pat.match(scan, pos)
-    if not m:
-        return None, pos
-    from transforms.extract.reference import load_reference  # noqa: PLC0415 (cached)
-
-    return load_reference().terms("qualifier_after")[m.group()], m.end()
+def _unit_starts(ref: Reference) -> frozenset[str]:
+    """The characters a unit can start with."""
+    return _reader(ref).unit_starts
 
 
 _RANGE_BOUND = re.compile(r"\d+(?:\.\d+)?")
@@ -104,63 +184,9 @@ def _ratio_end(scan: str, end: int) -> int | None:
     return m.end() if m else None
 
 
-def _range_end(scan: str, end: int, ref: Reference) -> tuple[int, str | None] | None:
-    """If a range joiner and a second number follow ``end``: (end of the range, unit after it)."""
-    if scan[end:end + 1] not in term_starts("range_joiner"):
-        return None
-    joiners = term_pattern("range_joiner")
-    if joiners is None:
-        return None
-    j = joiners.match(scan, end)
-    if not j:
-        return None
-    m = _RANGE_BOUND.match(scan, j.end())
-    if not m:
-        return None
-    unit = match_unit(scan, m.end(), ref)
-    return (unit[1], unit[0]) if unit else (m.end(), None)
-
-
 def read_quantity(scan: str, tok: NumberToken, ref: Reference) -> Quantity | None:
     """The quantity that starts with number ``tok``, or None when no unit follows it."""
-    if tok.chinese:
-        if tok.start > 0 and scan[tok.start - 1] in _NOT_BEFORE_CHINESE:
-            return None
-        if scan.startswith(_CN_PERCENT, tok.start - len(_CN_PERCENT)) and tok.start >= len(_CN_PERCENT):
-            q, q_end = _qualifier_after(scan, tok.end)  # 百分之六点五: a percentage written in words
-            return Quantity(tok.start - len(_CN_PERCENT), q_end, tok.start, tok.end, tok.value, "%", "percent", q, tok.text, True)
-    end = tok.end
-    ratio = _ratio_end(scan, end) if not tok.chinese else None
-    if ratio is not None:
-        u = ref.units.get(_RATIO_SEP)
-        return Quantity(tok.start, ratio, tok.start, tok.end, tok.value, _RATIO_SEP, u.family if u else "ratio", None, tok.text)
-    qualifier, is_range = None, False
-    approx = None
-    if not tok.chinese and end < len(scan) and scan[end] in _MORE_THAN:
-        nxt = match_unit(scan, end + 1, ref)
-        if nxt is not None:  # 800多万人次, 300余个: "more than", kept as 以上
-            approx, end = ref.terms("more_than").get(scan[end]) or None, end + 1
-    unit = match_unit(scan, end, ref)
-    if unit is None and not tok.chinese:
-        rng = _range_end(scan, end, ref)  # 5-5.5%: the unit is written once, after the upper bound
-        if rng is not None and rng[1] is not None:
-            unit, is_range = (rng[1], rng[0]), True
-    if unit is None:
-        return None
-    unit_str, end = unit
-    if not is_range and not tok.chinese:
-        rng = _range_end(scan, end, ref)  # 5%～5.5%
-        if rng is not None and (rng[1] is None or rng[1] == unit_str):
-            end, is_range = rng[0], True
-    if is_range:
-        qualifier = ref.terms("range_qualifier").get("range") or None
-    if approx:
-        qualifier = approx
-    q, q_end = _qualifier_after(scan, end)
-    if q is not None:
-        qualifier, end = q, q_end
-    family = ref.units[unit_str].family if unit_str in ref.units else ("percent" if unit_str == "%" else "percentage_point")
-    return Quantity(tok.start, end, tok.start, tok.end, tok.value, unit_str, family, qualifier, tok.text, tok.chinese, is_range)
+    return _reader(ref).read(scan, tok)
 
 
 def find_quantities(scan: str, ref: Reference, masked: list[tuple[int, int]] = ()) -> list[Quantity]:
@@ -169,13 +195,14 @@ def find_quantities(scan: str, ref: Reference, masked: list[tuple[int, int]] = (
     last_end = -1
     spans = sorted(masked)
     starts = [s for s, _e in spans]
+    read = _reader(ref).read
     for tok in _number_tokens(scan, ref):
         if tok.start < last_end:
             continue  # inside a ratio or range already read
         i = bisect.bisect_right(starts, tok.start) - 1
         if i >= 0 and spans[i][0] <= tok.start < spans[i][1]:
             continue
-        q = read_quantity(scan, tok, ref)
+        q = read(scan, tok)
         if q is not None:
             out.append(q)
             last_end = q.end
@@ -186,8 +213,10 @@ def _number_tokens(scan: str, ref: Reference) -> list[NumberToken]:
     """The numbers that may start a quantity, in text order: every Arabic number, and the Chinese numerals
     that ``read_quantity`` could accept — a unit right after them, or 百分之 before (it refuses every other
     Chinese numeral, so leaving them unparsed changes nothing)."""
+    unit_at = _reader(ref).unit_at
+
     def may_be_quantity(start: int, end: int) -> bool:
-        return match_unit(scan, end, ref) is not None or (start >= len(_CN_PERCENT) and scan.startswith(_CN_PERCENT, start - len(_CN_PERCENT)))
+        return unit_at(scan, end) is not None or (start >= len(_CN_PERCENT) and scan.startswith(_CN_PERCENT, start - len(_CN_PERCENT)))
 
     chinese = chinese_numbers(scan, may_be_quantity, _quantity_runs(ref))
     arabic = arabic_numbers(scan)
