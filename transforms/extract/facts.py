@@ -56,7 +56,10 @@ _TARGET_YEAR = re.compile(r"(?:到|至|预计到|力争到)(?P<y>(?:19|20)\d{2})
 _CLAUSE_YEAR = re.compile(r"(?<![较比\d])(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的)")
 _SENTENCE_YEAR = re.compile(r"^\s*(?P<y>(?:19|20)\d{2})年(?!度|以来|前|同期|的|[,，]?是)[,，]?")
 _BASE_OPENER = re.compile(r"(?:^|[,，;；:：])\s*(?:与|同|和|比|较)[^,，;；。\d]{0,6}?(?P<y>(?:19|20)\d{2})年(?:同期|底|末)?(?:相比|比较)\s*[,，]")
-_MONTH_SPAN = re.compile(r"(?<!\d)1?\d\s*[-—~至到]\s*1?\d月(?:份)?|前(?:\d{1,2}|[一二三四五六七八九十]{1,2})个月")  # 1-11月, 前三个月
+# 1-11月, 前三个月: (?<!\d)1?\d\s*[-—~至到]\s*1?\d月(?:份)?|前(?:\d{1,2}|[一二三四五六七八九十]{1,2})个月, written to start
+# with one character class (a look-behind first left the engine nothing to skip ahead to): the digit or 前 is read
+# first and the look-behinds after it check what the original checked before it
+_MONTH_SPAN = re.compile(r"[\d前](?:(?<=\d)(?<!\d\d)(?:(?<=1)\d)?\s*[-—~至到]\s*1?\d月(?:份)?|(?<=前)(?:\d{1,2}|[一二三四五六七八九十]{1,2})个月)")
 _PAREN = re.compile(r"[(（][^()（）]{0,20}[)）]")
 _WRAP_MIN_LINE = 40  # a line this long that stops mid-clause is hard-wrapped prose, not a heading
 _PUNCT = re.compile(r"[,，、\s]")
