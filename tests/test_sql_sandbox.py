@@ -99,6 +99,10 @@ def test_every_duckdb_function_is_refused_or_harmless(target):
     finally:
         con.close()
     assert len(functions) > 900, len(functions)
+    if settings.catalog == "postgres":
+        # the scalar functions were covered on the SQLite catalog; here every table function and procedure, and the
+        # postgres scanner's own functions, with the PostgreSQL catalog (and its scanner) attached
+        functions = [(n, k) for n, k in functions if k in ("table", "table_macro", "pragma") or n.startswith(("postgres", "pg_"))]
     allowed_tables, outcomes = [], {}
     for name, kind in functions:
         quoted = '"' + name.replace('"', '""') + '"'
