@@ -327,3 +327,17 @@ def test_catalog_functions_through_the_attached_warehouse_match_the_table_allow_
                  "delete_orphaned_files", "rewrite_data_files", "add_data_files", "set_commit_message", "commit"):
         with pytest.raises(SandboxViolation):
             check_query(f"SELECT * FROM wh.{name}()")
+
+
+def test_read_write_sql_refuses_the_call_that_crashes_duckdb(target):
+    """--read-write is not sandboxed, but `ducklake_set_option(..., 'data_inlining_row_limit', ...)` segfaults DuckDB 1.5.5's
+    DuckLake: refused with a message instead of killing the process without one."""
+    settings, outside, _, _ = target
+    before = _state(settings, outside)
+    for sql in ("CALL ducklake_set_option('wh', 'data_inlining_row_limit', 10)",
+                "CALL wh.set_option('data_inlining_row_limit', 5)",
+                "SELECT 1; CALL DUCKLAKE_SET_OPTION('wh',\n 'DATA_INLINING_ROW_LIMIT', 0)"):
+        with pytest.raises(SandboxViolation, match="crashes"):
+            query(settings, sql, read_only=False)
+        LEDGER.sql(f"read-write crash: {sql}", refused=True)
+    assert _state(settings, outside) == before

@@ -29,7 +29,7 @@ from govfacts.safe_text import text as safe_text
 from govfacts.sql_output import DEFAULT_MAX_ROWS, RowWriter
 from warehouse.catalog import ALIAS, ReadOnlyViolation, check_read_only, connect
 from warehouse.querying import DEFAULT_TIMEOUT, QueryCancelled, QueryTimeout, stream
-from warehouse.sandbox import parse_statements
+from warehouse.sandbox import check_read_write, parse_statements
 from warehouse.load import commit_message, writer_lock
 from warehouse.snapshots import rollback, writes
 
@@ -110,6 +110,7 @@ class Shell:
                 check_read_only(text)
                 statements = parse_statements(text)
             else:
+                check_read_write(text)
                 statements = duckdb.extract_statements(text)
                 if any(s.type.name == "TRANSACTION" for s in statements):
                     raise ReadOnlyViolation("in the read-write shell every statement commits on its own (one snapshot each); "

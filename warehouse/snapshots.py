@@ -19,6 +19,7 @@ from govfacts.settings import Settings
 from warehouse.catalog import ALIAS, SnapshotNotFound, check_read_only, connect
 from warehouse.load import commit_message, writer_lock
 from warehouse.querying import DEFAULT_TIMEOUT, stream
+from warehouse.sandbox import check_read_write
 
 
 def classify(message: str | None) -> tuple[str, dict]:
@@ -170,7 +171,9 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def refuse_transaction_statements(sql: str) -> None:
-    """A read-write command is one transaction (one snapshot); BEGIN/COMMIT inside it would split it."""
+    """A read-write command is one transaction (one snapshot); BEGIN/COMMIT inside it would split it.
+    Calls known to crash the process are refused too (warehouse/sandbox.py, KNOWN_CRASHES)."""
+    check_read_write(sql)
     if any(s.type.name == "TRANSACTION" for s in duckdb.extract_statements(sql)):
         raise ValueError("leave out BEGIN/COMMIT/ROLLBACK: `govfacts sql --read-write` runs the whole command as one "
                          "transaction (one snapshot), and rolls it back if any statement fails")
