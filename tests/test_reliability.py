@@ -684,7 +684,7 @@ def test_a_killed_run_takes_its_prefect_server_with_it(tmp_path):
         time.sleep(0.5)
     LEDGER.processes_leaked.extend(left)
     assert left == [], f"processes outlived the killed run: {left}"
-    assert LEDGER.output("killed run", got.stdout, got.stderr)
+    assert "Traceback (most recent call last)" not in got.stdout + got.stderr  # run_cli recorded it in the ledger
 
 
 def test_a_validator_whose_run_died_leaves_quietly(tmp_path):
@@ -735,7 +735,7 @@ def test_run_prints_hostile_file_names_as_text(zygote, tmp_path):
                                            + "</p></body></html>").encode("gb18030").replace(b"<html>", b'<html><meta charset="gbk">'))
     got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(tmp_path / "wh [/i]")])
     LEDGER.bad_inputs.update({"file name with markup", "file name with ESC and newline", "inbox path with markup"})
-    assert LEDGER.output("run with hostile names", got.stdout, got.stderr), got.stderr[-3000:]
+    assert "Traceback (most recent call last)" not in got.stdout + got.stderr, got.stderr[-3000:]  # the zygote recorded it
     assert got.exitcode == 0, got
     assert "\x1b" not in got.stdout + got.stderr and "\x07" not in got.stdout
     out = got.stdout
