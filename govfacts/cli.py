@@ -567,6 +567,7 @@ def runs(
 def deploy(
     inbox: Path = typer.Option(..., help="Directory where new reports land (as seen by the workers)"),
     cron: str = typer.Option("0 6 * * *", help="When to run, as a cron expression"),
+    interval: Optional[float] = typer.Option(None, "--interval", help="Run every this many seconds instead of on the cron"),
     timezone: str = typer.Option("UTC", help="Time zone of the cron expression (IANA name)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
@@ -585,7 +586,8 @@ def deploy(
     from flows.deploy import apply_prefect_yaml, write_prefect_yaml  # noqa: PLC0415
 
     try:
-        path = write_prefect_yaml(output, settings, cron=cron, timezone=timezone, name=name, pool=pool)
+        path = write_prefect_yaml(output, settings, cron=None if interval is not None else cron, timezone=timezone, name=name,
+                                  pool=pool, interval=interval)
         out.print(f"wrote {path}")
         if apply:
             apply_prefect_yaml(path, pool=pool)
