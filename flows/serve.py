@@ -424,7 +424,7 @@ def _server(port: int, ui: bool) -> Iterator[Server]:
 
 
 def run_history(settings: Settings, limit: int = 50, with_prefect: bool = True) -> list[dict]:
-    """Past runs, newest first: Prefect's flow runs of the ingest flow (state, times) beside what each left in the warehouse.
+    """Past runs, newest first: Prefect's flow runs of the ingest flow on this warehouse (state, times) beside what each left in it.
 
     A run that changed nothing, or failed, has no row in the warehouse's ``runs``; Prefect
     knows its state. Without a Prefect API (``with_prefect=False``, or none answers) the
@@ -453,7 +453,8 @@ def run_history(settings: Settings, limit: int = 50, with_prefect: bool = True) 
             for offset in range(0, 10_000, 200):  # the API serves at most 200 a page; runs not yet started come last
                 page = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
                                              sort=FlowRunSort.START_TIME_DESC, limit=200, offset=offset)
-                runs += [r for r in page if r.start_time]
+                # a shared server holds other warehouses' runs too: this one's are those that wrote (or would write) to it
+                runs += [r for r in page if r.start_time and (str(r.id) in loaded or _same_warehouse(settings, r.parameters))]
                 if len(page) < 200 or len(runs) >= limit or not page[-1].start_time:
                     break
         runs = runs[:limit]
@@ -465,6 +466,17 @@ def run_history(settings: Settings, limit: int = 50, with_prefect: bool = True) 
     history += [{**row, "name": "", "state": "Completed", "seconds": None, "message": ""} for row in loaded.values()]
     history.sort(key=lambda h: str(h.get("started") or ""), reverse=True)
     return history[:limit]
+
+
+def _same_warehouse(settings: Settings, params: dict | None) -> bool:
+    """Whether a flow run's parameters name this warehouse (its PostgreSQL catalog, or its directory)."""
+    params = params or {}
+    if settings.catalog == "postgres" or params.get("catalog") == "postgres":
+        return params.get("catalog") == settings.catalog and params.get("postgres_dsn") == settings.postgres_dsn
+    try:
+        return Path(str(params.get("warehouse"))).resolve() == Path(settings.warehouse).resolve()
+    except (OSError, ValueError):
+        return False
 
 
 def flow_run_logs(flow_run_id: str) -> list[tuple]:
