@@ -28,8 +28,6 @@ import gc
 import hashlib
 import json
 import os
-import shutil
-import socket
 import threading
 import time
 import uuid
@@ -60,11 +58,13 @@ from transforms.errors import InputRejected
 from transforms.extract import Identity, identify_and_extract
 from transforms.normalize import Normalized, normalize_report
 from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table, with_fact_ids
-from transforms.stage import StageResult, process_alive, stage_inbox
+from transforms.stage import StageResult, stage_inbox
 from warehouse.copies import SameText, known_texts
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
-from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, write_part
+from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, remove_spill, spill_root, write_part
+from warehouse.parts import open_spill as open_parts_dir, sweep_spills as sweep_parts_dirs
+from warehouse.storage import is_remote, join
 
 
 @dataclass
@@ -251,12 +251,14 @@ def _cpu_bound() -> threading.Lock:
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, label: str, version: str, run_id: str) -> dict:
+def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, label: str, version: str, run_id: str,
+              raw: dict[str, bytes] | None = None) -> dict:
     """Normalize and extract a batch of staged files; write its documents and texts as Parquet parts.
 
     One task per batch for both stages, so the normalized text and its offset maps (~200 KB a
     document) never leave the worker that made them: with processes or Dask nothing big is
-    pickled, and the flow process only ever holds the batch's facts and counts. Undecodable
+    pickled, and the flow process only ever holds the batch's facts and counts. ``raw``: the staged
+    bytes, sent along to a remote cluster's workers, which cannot read the flow's staging area. Undecodable
     files become quarantine records. Each stage keeps its own timing and fault point.
     """
     done: list[tuple[StagedFile, Normalized]] = []
@@ -265,7 +267,8 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
         with _timed("normalize"):
             for f in batch:
                 try:
-                    done.append((f, normalize_report(Path(f.staged_path).read_bytes(), f.source_path)))
+                    data = raw[f.sha256] if raw is not None else Path(f.staged_path).read_bytes()
+                    done.append((f, normalize_report(data, f.source_path)))
                 except InputRejected as exc:
                     rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None, stage="normalize",
                                          reason=exc.reason, detail=exc.message, evidence=None, pipeline_version=version, run_id=run_id))
@@ -402,34 +405,29 @@ def current(settings: Settings) -> int:
 # -- the run directory ------------------------------------------------------------------------------
 
 
-def spill_dir(settings: Settings, run_id: str) -> Path:
-    """Run-scoped directory of Parquet parts, beside the staging area (shared with remote workers)."""
-    return settings.warehouse / "spill" / run_id
+def shared_workers(task_runner) -> bool:
+    """Whether the run's workers may be on other machines (a Dask cluster given by address): then they get
+    the staged bytes with each batch and spill where every one of them can write (warehouse/parts.py)."""
+    return bool(getattr(task_runner, "address", None))
 
 
-def open_spill(settings: Settings, run_id: str) -> Path:
+def _as_path(where: str) -> Path | str:
+    return where if is_remote(where) else Path(where)
+
+
+def spill_dir(settings: Settings, run_id: str, shared: bool = False) -> Path | str:
+    """Run-scoped directory of Parquet parts: local (a Path), or on shared storage for a remote cluster (an s3:// URI)."""
+    return _as_path(join(spill_root(settings, shared), run_id))
+
+
+def open_spill(settings: Settings, run_id: str, shared: bool = False) -> Path | str:
     """Create this run's part directory, recording its owner so a crashed run's parts can be swept."""
-    sweep_spills(settings)
-    d = spill_dir(settings, run_id)
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "owner.json").write_text(json.dumps(dict(host=socket.gethostname(), pid=os.getpid())))
-    return d
+    return _as_path(open_parts_dir(spill_root(settings, shared), run_id))
 
 
-def sweep_spills(settings: Settings) -> list[Path]:
+def sweep_spills(settings: Settings, shared: bool = False) -> list[str]:
     """Remove part directories of runs that died on this host (their owner process is gone)."""
-    removed = []
-    root = settings.warehouse / "spill"
-    for d in sorted(root.glob("*")) if root.is_dir() else []:
-        try:
-            owner = json.loads((d / "owner.json").read_text())
-        except (OSError, ValueError):
-            owner = dict(host=socket.gethostname(), pid=-1)
-        if owner.get("host") != socket.gethostname() or process_alive(int(owner.get("pid", -1))):
-            continue
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d)
-    return removed
+    return [_as_path(d) for d in sweep_parts_dirs(spill_root(settings, shared))]
 
 
 def _artifact(summary: RunSummary, results: list[dict]) -> None:
@@ -507,7 +505,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     for r in rejected:
         r.update(pipeline_version=version, run_id=summary.run_id)
 
-    parts = open_spill(settings, summary.run_id)
+    shared = shared_workers(ctx.task_runner)
+    parts = open_spill(settings, summary.run_id, shared)
     same = SameText.from_warehouse(known.texts)  # one report under other bytes is one document (warehouse/copies.py)
     remote = _validator_for(ctx, len(todo))
     if remote is not None:
@@ -559,7 +558,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         for i, batch in enumerate(batches):
             label = f"b{i:06d}"
             names = {f.sha256: staged.names[f.sha256] for f in batch}
-            pending.append((label, transform.submit(batch, names, str(parts), label, version, summary.run_id)))
+            raw = {f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None
+            pending.append((label, transform.submit(batch, names, str(parts), label, version, summary.run_id, raw)))
             while len(pending) > _in_flight(settings):
                 absorb(*pending.popleft())
             while len(checks) > 1:
@@ -599,7 +599,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         _VALIDATORS.pop(summary.flow_run_id, None)
         if remote is not None:
             remote.close()
-        shutil.rmtree(parts, ignore_errors=True)
+        remove_spill(str(parts))
     summary.changed = snap is not None
     summary.snapshot_id = snap if snap is not None else current(settings)
     _artifact(summary, results)

@@ -24,7 +24,14 @@ class Settings:
     catalog: str = "sqlite"  # sqlite | duckdb | postgres
     postgres_dsn: str = ""  # libpq DSN, used when catalog == "postgres"
     snapshot_retention: str = "90 days"  # `govfacts compact` expires snapshots older than this ("never" keeps all)
-    data_path: str = ""  # DuckLake data path; default <warehouse>/lake/
+    data_path: str = ""  # DuckLake data path; default <warehouse>/lake/; s3://bucket/prefix/ for object storage
+    # Object storage (an s3:// data or spill path): where the S3-compatible server is. Credentials are never
+    # settings: DuckDB and pyarrow take them from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
+    # (or from a DuckDB persistent secret), see warehouse/storage.py.
+    s3_endpoint: str = ""  # http://minio:9000 or host:port; default $AWS_ENDPOINT_URL_S3 / $AWS_ENDPOINT_URL, else AWS
+    s3_region: str = ""  # default $AWS_REGION / $AWS_DEFAULT_REGION, else us-east-1
+    s3_url_style: str = ""  # path | vhost; default path with an endpoint (MinIO), vhost on AWS
+    spill_path: str = ""  # where batches write their Parquet parts; default <warehouse>/spill, or beside the lake for a remote Dask cluster
     task_runner: str = "threads"  # threads | processes | dask
     dask_address: str = ""  # scheduler address for task_runner == "dask"
     batch_size: int = 50  # documents per transform task (≈0.5 s of work): Prefect's ≈10 ms per task stays small next to it

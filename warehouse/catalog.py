@@ -31,6 +31,7 @@ import duckdb
 
 from govfacts.settings import Settings
 from warehouse.sandbox import READ_WRITE_HINT, SandboxViolation, check_query
+from warehouse.storage import configure_duckdb, is_remote
 
 ALIAS = "wh"
 METADATA = f"__ducklake_metadata_{ALIAS}"
@@ -53,15 +54,16 @@ def extension_path(name: str) -> str:
 
 
 def catalog_uri(settings: Settings) -> tuple[str, list[str]]:
-    """The DuckLake ATTACH target and the extensions it needs."""
+    """The DuckLake ATTACH target and the extensions it needs (``httpfs`` too when data or spilled parts are on S3)."""
+    remote = ["httpfs"] if is_remote(settings.lake_path) or is_remote(settings.spill_path) else []
     if settings.catalog == "sqlite":
-        return f"ducklake:sqlite:{settings.warehouse / 'catalog.sqlite'}", ["ducklake", "sqlite_scanner"]
+        return f"ducklake:sqlite:{settings.warehouse / 'catalog.sqlite'}", ["ducklake", "sqlite_scanner", *remote]
     if settings.catalog == "duckdb":
-        return f"ducklake:{settings.warehouse / 'catalog.duckdb'}", ["ducklake"]
+        return f"ducklake:{settings.warehouse / 'catalog.duckdb'}", ["ducklake", *remote]
     if settings.catalog == "postgres":
         if not settings.postgres_dsn:
             raise ValueError("catalog 'postgres' needs a DSN: set GOVFACTS_POSTGRES_DSN='dbname=... host=... port=... user=...'")
-        return f"ducklake:postgres:{settings.postgres_dsn}", ["ducklake", "postgres_scanner"]
+        return f"ducklake:postgres:{settings.postgres_dsn}", ["ducklake", "postgres_scanner", *remote]
     raise ValueError(f"unknown catalog {settings.catalog!r}: choose sqlite, duckdb or postgres (GOVFACTS_CATALOG)")
 
 
@@ -138,6 +140,8 @@ def _open(settings: Settings, read_only: bool, at: int | None, at_time: str | No
     try:
         for ext in extensions:
             con.execute(f"LOAD '{extension_path(ext)}'")
+        if "httpfs" in extensions:
+            configure_duckdb(con, settings)  # credentials as a temporary secret, never in settings or the catalog
         try:
             con.execute(f"ATTACH {sql_str(uri)} AS {ALIAS} ({', '.join(_attach_options(settings, read_only, at, at_time))})")
         except duckdb.Error as exc:

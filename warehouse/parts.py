@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +23,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
 from govfacts.settings import Settings
 from warehouse.load import write_run
+from transforms.stage import process_alive
 from warehouse.schema import TABLES
+from warehouse.storage import filesystem, is_remote, join
 from warehouse.texts import PartTexts  # noqa: F401 (its home is duckdb-free, for the validator process)
 
 PART_TABLES = ("documents", "document_text", "facts", "quarantine")
@@ -50,29 +54,107 @@ def conform(name: str, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def part_path(parts: Path, name: str, label: str) -> Path:
-    """Where batch ``label`` writes its rows of table ``name``."""
-    return parts / f"{name}-{label}.parquet"
+def part_path(parts: str | Path, name: str, label: str) -> str:
+    """Where batch ``label`` writes its rows of table ``name`` (a local path or an ``s3://`` URI)."""
+    return join(str(parts), f"{name}-{label}.parquet")
 
 
-def write_part(parts: Path, name: str, label: str, table: pa.Table) -> int:
+def write_part(parts: str | Path, name: str, label: str, table: pa.Table) -> int:
     """Write one batch's rows of table ``name`` as ``<parts>/<name>-<label>.parquet``; return the row count.
 
-    Written to a temporary name and renamed, so a killed task never leaves a torn part.
+    Locally it is written to a temporary name and renamed, so a killed task never leaves a torn part;
+    an object store makes an object visible only once its upload completes, so there it is written in place.
     """
     if table.num_rows == 0:
         return 0
-    parts.mkdir(parents=True, exist_ok=True)
-    target = part_path(parts, name, label)
-    tmp = parts / f".{name}-{label}.parquet.partial"
+    fs, root = filesystem(str(parts))
+    target = f"{root.rstrip('/')}/{name}-{label}.parquet"
+    if is_remote(str(parts)):
+        pq.write_table(conform(name, table), target, compression="zstd", filesystem=fs)
+        return table.num_rows
+    Path(root).mkdir(parents=True, exist_ok=True)
+    tmp = Path(root) / f".{name}-{label}.parquet.partial"
     pq.write_table(conform(name, table), tmp, compression="zstd")
     os.replace(tmp, target)
     return table.num_rows
 
 
-def part_files(parts: Path, name: str) -> list[str]:
+def part_files(parts: str | Path, name: str) -> list[str]:
     """The finished parts of table ``name`` in a run directory, in batch order."""
-    return [str(p) for p in sorted(parts.glob(f"{name}-*.parquet"))]
+    if not is_remote(str(parts)):
+        return [str(p) for p in sorted(Path(parts).glob(f"{name}-*.parquet"))]
+    fs, root = filesystem(str(parts))
+    infos = fs.get_file_info(pafs.FileSelector(root.rstrip("/"), allow_not_found=True))
+    found = sorted(i.base_name for i in infos if i.base_name.startswith(f"{name}-") and i.base_name.endswith(".parquet"))
+    return [join(str(parts), b) for b in found]
+
+
+def part_exists(path: str) -> bool:
+    """Whether a part was written (a batch whose files were all rejected writes no text part)."""
+    fs, inner = filesystem(path)
+    return fs.get_file_info(inner).type == pafs.FileType.File
+
+
+# -- where a run spills ---------------------------------------------------------------------------
+# Locally, <warehouse>/spill/<run id>/. With a remote Dask cluster every worker writes the parts, so
+# they go where every worker can reach: GOVFACTS_SPILL_PATH, or beside the lake (``s3://b/lake/`` ->
+# ``s3://b/lake-spill/``; a mounted lake likewise). Beside, not inside: `govfacts compact` deletes
+# files under the lake that no snapshot references, and a running run's parts are such files.
+
+
+def spill_root(settings: Settings, shared: bool) -> str:
+    """The directory (or ``s3://`` prefix) under which runs spill; ``shared``: the workers are not on this machine."""
+    if settings.spill_path:
+        return settings.spill_path.rstrip("/") + "/"
+    if not shared or not settings.data_path:
+        # A lake in <warehouse>/lake/ is on this machine's disk, and so is the warehouse its workers read: such a
+        # cluster's workers are on this machine too, and spill beside the warehouse like local workers.
+        return str(settings.warehouse / "spill") + "/"
+    lake = settings.lake_path.rstrip("/")
+    if lake.split("://", 1)[-1].strip("/").count("/") == 0 and is_remote(lake):
+        raise ValueError(f"the lake is a whole bucket ({settings.lake_path}): a remote cluster's parts need a place beside it; "
+                         "set GOVFACTS_SPILL_PATH (s3://bucket/spill/) or give the lake a prefix (s3://bucket/lake/)")
+    return lake + "-spill/"
+
+
+def open_spill(root: str, run_id: str) -> str:
+    """Create this run's part directory under ``root``, recording its owner so a crashed run's parts can be swept."""
+    sweep_spills(root)
+    d = join(root, run_id)
+    fs, inner = filesystem(d)
+    if not is_remote(d):  # an object store has no directories to make
+        fs.create_dir(inner, recursive=True)
+    with fs.open_output_stream(f"{inner}/owner.json") as out:
+        out.write(json.dumps(dict(host=socket.gethostname(), pid=os.getpid())).encode())
+    return d
+
+
+def sweep_spills(root: str) -> list[str]:
+    """Remove part directories of runs that died on this host (their owner process is gone)."""
+    fs, inner = filesystem(root)
+    removed = []
+    dirs = [i for i in fs.get_file_info(pafs.FileSelector(inner.rstrip("/"), allow_not_found=True))
+            if i.type == pafs.FileType.Directory]
+    for info in sorted(dirs, key=lambda i: i.path):
+        try:
+            with fs.open_input_stream(f"{info.path}/owner.json") as f:
+                owner = json.loads(f.read())
+        except (OSError, ValueError):
+            owner = dict(host=socket.gethostname(), pid=-1)
+        if owner.get("host") != socket.gethostname() or process_alive(int(owner.get("pid", -1))):
+            continue
+        remove_spill(join(root, info.base_name))
+        removed.append(join(root, info.base_name))
+    return removed
+
+
+def remove_spill(parts: str) -> None:
+    """Delete a run's part directory (the end of every run, success or not)."""
+    fs, inner = filesystem(parts)
+    try:
+        fs.delete_dir(inner.rstrip("/"))
+    except (OSError, FileNotFoundError):
+        pass
 
 
 def known_source_names(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, list[str]]:
@@ -124,7 +206,7 @@ def bounded_write_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("RESET threads")
 
 
-def load_parts(settings: Settings, run: dict, parts: Path, processed: list[str], dq_results: pa.Table,
+def load_parts(settings: Settings, run: dict, parts: str | Path, processed: list[str], dq_results: pa.Table,
                renamed: dict[str, list[str]] | None = None, copies: dict[str, list[dict]] | None = None,
                dropped: set[str] | None = None) -> int | None:
     """Load a run's Parquet parts (and name updates) as one snapshot; return its id, or None when nothing changed.

@@ -7,9 +7,11 @@ checks evidence offsets against these texts, does not import DuckDB for it (≈3
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import pyarrow.parquet as pq
+from pyarrow.fs import FileType
+
+from warehouse.storage import filesystem
 
 
 class PartTexts(Mapping):
@@ -23,8 +25,9 @@ class PartTexts(Mapping):
     def __init__(self, paths: list[str]):
         self._where: dict[str, str] = {}
         for p in paths:
-            if Path(p).exists():  # a batch whose files were all rejected wrote no part
-                for doc_id in pq.read_table(p, columns=["doc_id"]).column("doc_id").to_pylist():
+            fs, inner = filesystem(p)  # a local path, or an s3:// URI when a remote cluster spills to the object store
+            if fs.get_file_info(inner).type == FileType.File:  # a batch whose files were all rejected wrote no part
+                for doc_id in pq.read_table(inner, columns=["doc_id"], filesystem=fs).column("doc_id").to_pylist():
                     self._where[doc_id] = p
         self._path: str | None = None
         self._texts: dict[str, str] = {}
@@ -32,7 +35,8 @@ class PartTexts(Mapping):
     def __getitem__(self, doc_id: str) -> str:
         path = self._where[doc_id]
         if path != self._path:
-            t = pq.read_table(path, columns=["doc_id", "text"])
+            fs, inner = filesystem(path)
+            t = pq.read_table(inner, columns=["doc_id", "text"], filesystem=fs)
             self._texts = dict(zip(t.column("doc_id").to_pylist(), t.column("text").to_pylist()))
             self._path = path
         return self._texts[doc_id]
