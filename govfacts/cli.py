@@ -56,9 +56,10 @@ def run(
     problem = prefect_api_problem()
     if problem:
         _fail(problem)
-    from govfacts.prefect_env import start_embedded_server  # noqa: PLC0415
+    from govfacts.prefect_env import console_without_tracebacks, start_embedded_server  # noqa: PLC0415
 
     start_embedded_server()  # dies with this run, even a killed one
+    console_without_tracebacks()  # a failure is told once, in one line, below (the stack stays in the run's logs)
     with out.status(safe_text(f"running the govfacts flow on {settings.inbox} …")):
         from flows.ingest import flow_for  # noqa: PLC0415 (Prefect must be configured first)
 

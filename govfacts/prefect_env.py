@@ -69,3 +69,31 @@ def start_embedded_server() -> None:
 
     prefect_server.subprocess = Subprocess()
     prefect_server.SubprocessASGIServer().start()
+
+
+def console_without_tracebacks() -> None:
+    """Prefect's terminal log lines keep their message but lose their traceback.
+
+    When a run stops on a failure of the environment (disk full, a read-only warehouse), Prefect
+    logs the exception with its whole stack to the terminal, and then govfacts says in one line what
+    happened and what to do: the user saw a traceback first. The stack still goes to the run's
+    logs on the Prefect server (``govfacts runs --logs``), and an error govfacts cannot explain is
+    still raised in full by the CLI. Applied to the handler class, because Prefect sets its logging
+    up again when a run starts (new handler objects).
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler  # noqa: PLC0415
+
+    if getattr(PrefectConsoleHandler, "_govfacts_without_tracebacks", False):
+        return
+    original = PrefectConsoleHandler.format
+
+    def format(self, record):  # noqa: A001 (logging.Handler.format)
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return original(self, record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+    PrefectConsoleHandler.format = format
+    PrefectConsoleHandler._govfacts_without_tracebacks = True

@@ -339,6 +339,7 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
             got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env=env)
             text = _one_line(got.stderr)
             assert got.exitcode == 1, got
+            assert "Traceback (most recent call last)" not in got.stderr, got.stderr[-3000:]  # told once, in one line
             assert "disk is full" in text and "Nothing was committed" in text and f"snapshot {before[0]}" in text, text[-600:]
             assert snapshot_state(wh) == before
             LEDGER.faults.append("disk full during load")
@@ -348,6 +349,7 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
             got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env=env)
             text = _one_line(got.stderr)
             assert got.exitcode == 1, got
+            assert "Traceback (most recent call last)" not in got.stderr, got.stderr[-3000:]  # told once, in one line
             assert "not writable" in text and "Nothing was committed" in text, text[-600:]
             assert snapshot_state(wh) == before
             LEDGER.faults.append("warehouse not writable during load")
@@ -358,6 +360,7 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
                 got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(ro)], env={})
                 text = _one_line(got.stderr)
                 assert got.exitcode == 1 and "cannot write the staging area" in text and "writable" in text, text[-600:]
+                assert "Traceback (most recent call last)" not in got.stderr, got.stderr[-3000:]
                 assert "Nothing was loaded" in text
                 LEDGER.faults.append("warehouse directory read-only")
                 LEDGER.runs_failed_cleanly += 1
