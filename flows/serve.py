@@ -66,6 +66,33 @@ class Server:
         return f"{self.ui_url}/runs/flow-run/{flow_run_id}" if self.ui_url else None
 
 
+def __getattr__(name: str):
+    """``ConsoleWithoutTracebacks``, made on first use: it subclasses a Prefect class, and this module imports Prefect late."""
+    if name != "ConsoleWithoutTracebacks":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from prefect.logging.handlers import PrefectConsoleHandler  # noqa: PLC0415
+
+    class ConsoleWithoutTracebacks(PrefectConsoleHandler):
+        """Prefect's terminal log handler, each line without its traceback (the handler of a served flow run's terminal).
+
+        A failed run logs its exception, stack and all, twice; in the terminal of ``serve``, every
+        few seconds on a short schedule, that buried the one line saying what failed and where the
+        run's log is. The stack still reaches the run's logs on the server (UI, ``govfacts runs
+        --logs``): the record is only stripped while this handler formats it.
+        """
+
+        def format(self, record):  # noqa: A003
+            saved = record.exc_info, record.exc_text, record.stack_info
+            record.exc_info = record.exc_text = record.stack_info = None
+            try:
+                return super().format(record)
+            finally:
+                record.exc_info, record.exc_text, record.stack_info = saved
+
+    globals()[name] = ConsoleWithoutTracebacks
+    return ConsoleWithoutTracebacks
+
+
 def _port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -395,6 +422,8 @@ def serve(settings: Settings, say: Say, cron: str | None = None, timezone_: str 
     # Flow runs send their INFO logs to the API (the UI's Logs tab), and only warnings to the terminal of serve,
     # where the run's start and end are printed by watch_runs.
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+    # ... without their tracebacks: a failed run is told in one line by watch_runs, with where its log (and stack) is
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS"] = f"{__name__}.ConsoleWithoutTracebacks"
     before = os.environ.get("PREFECT_API_URL")
     with _server(port, ui) as server:
         os.environ["PREFECT_API_URL"] = server.api_url  # for the flow-run subprocesses

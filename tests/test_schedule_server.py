@@ -14,7 +14,7 @@ temporary directory, a free port) serves the module:
   (the UI's page of the run and ``govfacts runs --logs ID``, which prints the traceback),
   and the server's log holds no error.
 
-≈ 60-80 s in all on 2 busy cores (a server start, ``prefect deploy``, a worker, a serve).
+≈ 45-65 s in all on 2 busy cores (a server start, ``prefect deploy``, a worker, a serve).
 """
 
 from __future__ import annotations
@@ -259,5 +259,9 @@ def test_a_served_scheduled_run_that_fails_prints_its_error_and_where_its_log_is
     out = out_path.read_text(errors="replace")
     assert serve.returncode == 0 and out.rstrip().endswith("stopped"), out + err_path.read_text()[-3000:]
     assert f"Prefect API: {server.api}" in out
+    err = err_path.read_text(errors="replace")  # the failed runs' own log lines (WARNING and up)
+    assert "| ERROR   | Flow run" in err and "StagingError" in err, err[-3000:]  # the runs' own error lines, one line each ...
+    for bad in ("Traceback", "never awaited", "RuntimeWarning", "cannot read flow runs", "Prefect server:"):  # ... no stack
+        assert bad not in out and bad not in err, (out + err)[-3000:]
     assert "completed" not in out, out  # no run of this deployment got past staging
     assert server_errors(server.log) == [], server.log.read_text()[-3000:]
