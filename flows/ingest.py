@@ -286,11 +286,11 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
         _fault("extract")
     with _timed("spill"):
         docs = _documents_table(done, facts, identities, names, version, run_id)
-        write_part(Path(parts), "documents", label, docs)
-        write_part(Path(parts), "document_text", label, pa.table({
+        write_part(parts, "documents", label, docs)
+        write_part(parts, "document_text", label, pa.table({
             "doc_id": [f.sha256 for f, _ in done], "text": [n.text for _, n in done], "raw_text": [n.raw_text for _, n in done]}))
         if rejected:
-            write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejected))
+            write_part(parts, "quarantine", label, pa.Table.from_pylist(rejected))
     without = [dict(source_path=r["source_path"], doc_type=r["doc_type"], reason=r["no_facts_reason"])
                for r in docs.select(["source_path", "doc_type", "no_facts_reason"]).to_pylist() if r["no_facts_reason"]]
     texts = [dict(r, names=names.get(r["doc_id"], [r["source_path"]])) for r in
@@ -376,9 +376,9 @@ def spill_facts(checked: dict, parts: str, label: str, version: str, run_id: str
     """Write a validated group's facts and fact quarantine records as Parquet parts; return counts and GX results."""
     with _timed("spill"):
         facts, rejects = publish_facts(checked, version, run_id)
-        write_part(Path(parts), "facts", label, facts)
+        write_part(parts, "facts", label, facts)
         if rejects:
-            write_part(Path(parts), "quarantine", label, pa.Table.from_pylist(rejects))
+            write_part(parts, "quarantine", label, pa.Table.from_pylist(rejects))
         status = Counter(facts.column("dq_status").to_pylist())
     return dict(facts=facts.num_rows, quarantined=status["error"], warned=status["warning"], results=checked["results"])
 
@@ -389,7 +389,7 @@ def load(settings: Settings, run: dict, parts: str, processed: list[str], dq_res
     """Write the run's parts as one snapshot (nothing when nothing changed); copies of a document are recorded, not loaded."""
     with _timed("load"):
         dq = pa.Table.from_pylist(dq_results) if dq_results else pa.table({"snapshot_id": pa.array([], pa.int64())})
-        return load_parts(settings, run, Path(parts), processed, dq, renamed, copies, dropped)
+        return load_parts(settings, run, parts, processed, dq, renamed, copies, dropped)
 
 
 @task(cache_policy=NO_CACHE)

@@ -29,6 +29,7 @@ SECRET_KEY = "govfacts-SECRET-" + "x7Qz9LkP2mVw4RtY"
 class S3Server:
     endpoint: str  # http://127.0.0.1:PORT
     proc: subprocess.Popen
+    log: Path  # the server's access log: one line per request (method, path, status)
 
     def env(self) -> dict[str, str]:
         """The AWS environment a client (govfacts, a Dask worker) is given to reach the server."""
@@ -81,7 +82,7 @@ def s3_server(tmp_path_factory):
                 raise RuntimeError(f"moto_server did not start: {log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.2)
     try:
-        yield S3Server(endpoint, proc)
+        yield S3Server(endpoint, proc, log)
     finally:
         proc.terminate()
         try:
