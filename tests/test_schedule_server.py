@@ -188,8 +188,9 @@ def test_readme_steps_deploy_apply_and_a_worker_run_what_the_servers_scheduler_s
             (r for r in server.flow_runs("govfacts-daily") if r["state_type"] in ENDED), None), 120,
             (worker, worker_log), (server.proc, server.log))
     finally:
-        # Ctrl-C, as a user stops a worker: it takes no new run and lets one in progress finish. (Not a pause of the
-        # deployment first: that deletes scheduled runs the worker may be submitting, an ObjectNotFound in its log.)
+        # Ctrl-C, as a user stops a worker; a flow-run process still exiting is killed with its process group (the
+        # run is already Completed). Not a pause of the deployment first: that deletes scheduled runs the worker
+        # may be submitting at that moment (an ObjectNotFound in its log).
         stop(worker, signal.SIGINT, timeout=60)
 
     assert first["state_type"] == "COMPLETED", first["state"]
