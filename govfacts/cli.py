@@ -116,22 +116,20 @@ def _print_summary(s: dict) -> None:
 
 @app.command()
 def extract(path: Path, format: str = typer.Option("jsonl", "--format", help="jsonl (one JSON object per fact)")) -> None:
-    """Print the facts of one report as JSON Lines, without touching the warehouse."""
+    """Print the facts of one report (text, HTML, .docx or PDF) as JSON Lines, without touching the warehouse."""
     import hashlib  # noqa: PLC0415
 
-    from transforms.errors import InputRejected  # noqa: PLC0415
-    from transforms.extract import extract_document  # noqa: PLC0415
-    from transforms.normalize import normalize_report  # noqa: PLC0415
+    from transforms.extract import identify_and_extract  # noqa: PLC0415
 
     if format != "jsonl":
         _fail(f"unknown format {format!r}; use --format jsonl")
-    data = _read(path)
-    try:
-        norm = normalize_report(data, str(path))
-    except InputRejected as exc:
-        _fail(exc.message)
-    for fact in extract_document(norm, hashlib.sha256(data).hexdigest()):
+    data, norm = _read_report(path)
+    ident, facts = identify_and_extract(norm, hashlib.sha256(data).hexdigest())
+    for fact in facts:
         sys.stdout.write(json.dumps(fact.contract(), ensure_ascii=False) + "\n")
+    if not facts:  # what `govfacts run` records in documents.doc_type / no_facts_reason
+        reason = ident.reason or "the report states none of the headline indicators in a form the rules read"
+        err.print(Text.assemble(("no facts ", "yellow"), safe_text(f"{path} ({ident.doc_type}): {reason}")))
 
 
 def _read(path: Path) -> bytes:
@@ -141,18 +139,27 @@ def _read(path: Path) -> bytes:
         _fail(f"cannot read {path}: {exc.strerror}")
 
 
-@app.command()
-def normalize(path: Path, report: bool = typer.Option(False, "--report", help="Print the normalization report as JSON instead of the text")) -> None:
-    """Print the normalized (canonical) text of one report."""
-    from dataclasses import asdict  # noqa: PLC0415
-
+def _read_report(path: Path):
+    """The raw bytes and the normalized text of one input, read as `govfacts run` reads it (one reader)."""
     from transforms.errors import InputRejected  # noqa: PLC0415
     from transforms.normalize import normalize_report  # noqa: PLC0415
+    from transforms.stage import read_input  # noqa: PLC0415
 
+    if path.is_dir():
+        _fail(f"{path} is a directory; give one report file (or `govfacts run --inbox {path}` for a folder)")
+    data = _read(path)
     try:
-        norm = normalize_report(_read(path), str(path))
+        return data, normalize_report(read_input(data, str(path), load_settings().max_file_bytes), str(path))
     except InputRejected as exc:
         _fail(exc.message)
+
+
+@app.command()
+def normalize(path: Path, report: bool = typer.Option(False, "--report", help="Print the normalization report as JSON instead of the text")) -> None:
+    """Print the normalized (canonical) text of one report (text, HTML, .docx or PDF)."""
+    from dataclasses import asdict  # noqa: PLC0415
+
+    _, norm = _read_report(path)
     if report:
         sys.stdout.write(json.dumps(asdict(norm.report), ensure_ascii=False, indent=2) + "\n")
     else:

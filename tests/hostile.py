@@ -150,9 +150,9 @@ def png_bytes() -> bytes:
             + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
 
 
-def pdf_bytes(text: str = "2023 GDP 425.16") -> bytes:
-    """A minimal one-page PDF whose content stream holds ``text``."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+def pdf_bytes(text: str | None = "2023 GDP 425.16") -> bytes:
+    """A minimal one-page PDF whose content stream holds ``text``; ``None``: no text layer (a filled box, as a scan)."""
+    stream = (f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET" if text is not None else "0.5 g 72 72 400 600 re f").encode()
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
             b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
@@ -288,8 +288,9 @@ def build_corpus(inbox: Path, outside: Path, *, large: int = 20_000_000, huge: i
     put(Item("second empty file", "empty copy.txt", "quarantine", frozenset({"empty"})), b"")
     put(Item("whitespace only", "blank lines.txt", "quarantine", frozenset({"empty", "no_content"})), b" \r\n\n\t \n\xe3\x80\x80\n")
     put(Item("PNG image", "scan.png", "quarantine", frozenset({"image"})), png_bytes())
-    put(Item("PDF", "report.pdf", "quarantine", frozenset({"pdf"})), pdf_bytes())
-    put(Item("PDF named .txt", "really-a-pdf.txt", "quarantine", frozenset({"pdf"})), pdf_bytes("disguised"))
+    put(Item("scanned PDF", "report.pdf", "quarantine", frozenset({"no_text_layer"})), pdf_bytes(None))
+    put(Item("scanned PDF named .txt", "really-a-pdf.txt", "quarantine", frozenset({"no_text_layer"})), pdf_bytes(None))
+    put(Item("damaged PDF", "damaged.pdf", "quarantine", frozenset({"damaged_pdf"})), b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj trunc")
     put(Item("ZIP archive", "reports.zip", "quarantine", frozenset({"archive"})), zip_bytes({"a.txt": s000[:1000]}))
     put(Item("XLSX", "table.xlsx", "quarantine", frozenset({"spreadsheet"})), xlsx_bytes())
     put(Item("old .doc", "old.doc", "quarantine", frozenset({"legacy_office"})), ole2_bytes())

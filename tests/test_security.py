@@ -56,7 +56,7 @@ def injected(prefect_harness, tmp_path_factory):
     inbox.mkdir()
     payload = "'); DROP TABLE facts; --\n\"; DELETE FROM documents; --\n$$ DROP SCHEMA main CASCADE $$\n"
     (inbox / INJECTIONS["text"]).write_bytes(payload.encode() + sample_bytes("002") + payload.encode())
-    (inbox / INJECTIONS["pdf"]).write_bytes(pdf_bytes("'); DROP TABLE facts; --"))
+    (inbox / INJECTIONS["pdf"]).write_bytes(pdf_bytes(None))  # a scan: quarantined (no text layer)
     (inbox / INJECTIONS["quote"]).write_bytes(sample_bytes("004"))
     (inbox / INJECTIONS["empty"]).write_bytes(b"")
     _NET["on"] = True
@@ -135,7 +135,7 @@ def test_sql_in_names_and_text_is_stored_verbatim_and_breaks_nothing(injected):
     names = {n for (ns,) in sql(wh, "SELECT source_names FROM documents") for n in json.loads(ns)}
     assert names == {display(inbox / INJECTIONS["text"]), display(inbox / INJECTIONS["quote"])}
     quarantined = dict(sql(wh, "SELECT source_path, reason FROM quarantine WHERE item = 'file'"))
-    assert quarantined == {display(inbox / INJECTIONS["pdf"]): "pdf", display(inbox / INJECTIONS["empty"]): "empty"}
+    assert quarantined == {display(inbox / INJECTIONS["pdf"]): "no_text_layer", display(inbox / INJECTIONS["empty"]): "empty"}
     assert sql(wh, "SELECT count(*) FROM document_text WHERE contains(text, ?) AND contains(text, ?)",
                ["'); DROP TABLE facts; --", "$$ DROP SCHEMA main CASCADE $$"]) == [(1,)]
     for table in ("documents", "document_text", "facts", "quarantine", "runs", "dq_results"):

@@ -2,7 +2,7 @@
 
 Staging is the only place that reads the inbox, so it is where hostile input is
 met first. A file that cannot become a document (unreadable, a symbolic link
-leaving the inbox, not a regular file, too large, a PDF or an image …) becomes a
+leaving the inbox, not a regular file, too large, an image, a scanned PDF …) becomes a
 quarantine record naming the file and what to do, never an exception that stops
 the run. Only a problem with the *staging area itself* (not writable, disk full)
 stops the run, with a ``StagingError`` saying so: it is not the file's fault and
@@ -33,12 +33,13 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from transforms.errors import GovfactsError, InputRejected
+from transforms.pdf import pdf_text
 from transforms.schema import StagedFile
 
 CHUNK = 1 << 20  # bytes read at a time: memory per large file stays at one chunk
 IN_MEMORY = 16 * CHUNK  # files up to this size are hashed in memory first, so an already staged file is never rewritten
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # a work report is ~100 KB; 64 MB leaves a wide margin
-SUPPORTED = "plain text (UTF-8, GB18030/GBK, Big5 or UTF-16), HTML pages and Word .docx files"
+SUPPORTED = "plain text (UTF-8, GB18030/GBK, Big5 or UTF-16), HTML pages, Word .docx files and PDF with a text layer"
 PARTIAL = ".partial-"  # prefix of the temporary files a copy writes before its atomic rename
 
 
@@ -153,7 +154,7 @@ def sniff(head: bytes, name: str) -> tuple[str, str] | None:
     """
     pdf = _PDF_HEADER.search(head[:1024])  # readers accept the header anywhere in the first KB (after junk bytes)
     if pdf and (not head[:pdf.start()].strip(b" \t\r\n\x00\xef\xbb\xbf") or b" obj" in head):
-        return "pdf", _ext_message(name, "this is a PDF document", "Export its text (e.g. `pdftotext FILE out.txt`) or save it as .docx, and put that in the inbox.")
+        return "pdf", _ext_message(name, "this is a PDF document", "Its text layer is read; a scan without one needs OCR first.")
     if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image", _ext_message(name, "this is an image (a scan or a screenshot)", "Run OCR on it and put the recognised text in the inbox as a .txt file.")
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
@@ -163,6 +164,30 @@ def sniff(head: bytes, name: str) -> tuple[str, str] | None:
     if head.startswith((b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"\xfd7zXZ\x00")) or (head[:3] == b"BZh" and head[4:10] == b"1AY&SY"):
         return "archive", _ext_message(name, "this is a compressed archive", "Unpack it and put the report files it contains in the inbox.")
     return None
+
+
+def _is_pdf(head: bytes, name: str) -> bool:
+    got = sniff(head, name)
+    return got is not None and got[0] == "pdf"
+
+
+def read_input(data: bytes, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The one reader of an input file, as every command uses it: the bytes normalization decodes.
+
+    A Word .docx and a PDF become their text (UTF-8), exactly as staging renders them for ``govfacts run``; text
+    and HTML in any supported encoding are returned as they are (``normalize_report`` decodes them). A format
+    govfacts does not read raises ``InputRejected`` with the reason and message ``run`` quarantines it with.
+    """
+    refused = sniff(data[:CHUNK], name)
+    if refused is not None and refused[0] != "pdf":
+        raise InputRejected(*refused)
+    if len(data) > max_bytes:
+        raise InputRejected("too_large", f"{name}: {len(data):,} bytes, over the file limit of {max_bytes:,} (a work report is usually under 1 MB); check that this is a report, or raise GOVFACTS_MAX_FILE_BYTES.")
+    if refused is not None:
+        return pdf_text(data, name).encode("utf-8")
+    if _is_zip(data[:8]):
+        return docx_text(data, name, max_bytes).encode("utf-8")
+    return data
 
 
 def _is_zip(head: bytes) -> bool:
@@ -315,6 +340,8 @@ def _stage_stream(src: io.RawIOBase, name: str, size: int, staging: Path, max_by
     except OSError as exc:
         return _reject(name, "unreadable", f"{name}: reading failed ({exc.strerror}); check the disk or copy the file again, then re-run.")
     refused = sniff(head, name)
+    if refused is not None and refused[0] == "pdf":  # read (its text layer), like a .docx
+        refused = None
     if size > max_bytes and refused is None:
         refused = ("too_large", f"{name}: {size:,} bytes, over the file limit of {max_bytes:,} (a work report is usually under 1 MB); check that this is a report, or raise GOVFACTS_MAX_FILE_BYTES and re-run.")
     if refused is not None:  # hash only: the record is content-addressed, so a re-run skips it
@@ -386,6 +413,8 @@ def _read_small(src: io.RawIOBase, head: bytes, name: str, max_bytes: int) -> by
 def _staged(target: Path, head: bytes, name: str, sha: str, n: int, staging: Path, max_bytes: int) -> StagedFile | dict:
     if _is_zip(head):
         return _stage_docx(target, name, sha, n, staging, max_bytes)
+    if _is_pdf(head, name):
+        return _stage_docx(target, name, sha, n, staging, max_bytes, reader=lambda fh, nm, _mb: pdf_text(fh.read(), nm))
     return StagedFile(source_path=name, sha256=sha, n_bytes=n, staged_path=str(target))
 
 
@@ -405,15 +434,15 @@ def _hash_rest(src: io.RawIOBase, h, head: bytes, name: str, cap: int) -> tuple[
     return None, n
 
 
-def _stage_docx(raw: Path, name: str, sha: str, n: int, staging: Path, max_bytes: int) -> StagedFile | dict:
-    """Stage a .docx: the raw bytes stay at ``<sha>``, its text goes next to them as ``<sha>.txt``.
+def _stage_docx(raw: Path, name: str, sha: str, n: int, staging: Path, max_bytes: int, reader=None) -> StagedFile | dict:
+    """Stage a .docx (or, with ``reader=``, a PDF): the raw bytes stay at ``<sha>``, its text goes next to them as ``<sha>.txt``.
 
     The document keeps the raw file's hash as its id (the same Word file is the
     same document whatever its name); normalization reads the UTF-8 text.
     """
     try:
         with raw.open("rb") as fh:
-            text = docx_text(fh, name, max_bytes)
+            text = (reader or docx_text)(fh, name, max_bytes)
     except InputRejected as exc:
         return _reject(name, exc.reason, exc.message, sha=sha)
     rendition = raw.with_name(sha + ".txt")
