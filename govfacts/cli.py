@@ -22,8 +22,55 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chinese gove
 out = Console()
 err = Console(stderr=True)
 
-WAREHOUSE_OPT = typer.Option(None, "--warehouse", help="Warehouse directory (default: ./data/warehouse)")
-TASK_RUNNER_OPT = typer.Option(None, "--task-runner", help="threads (default), processes, or dask")
+
+def _flags_without_type() -> None:
+    """Help lists a flag (`--help`, `--read-write`) without typer's `<bool>`: a flag takes no value."""
+    from typer.core import TyperOption  # noqa: PLC0415
+
+    shown = TyperOption.display_type_rich
+    TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else shown(self, ctx)
+
+
+_flags_without_type()
+
+
+def _one_of(*choices: str):
+    """A callback that refuses a value outside ``choices`` before any work, naming the valid ones (exit code 2)."""
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def _a_directory(value: Optional[Path]) -> Optional[Path]:
+    """A warehouse path that is a file is refused at once (a missing directory is created by the first run)."""
+    if value is not None and value.exists() and not value.is_dir():
+        raise typer.BadParameter(f"{value} is a file, not a directory; give the warehouse directory (it is created if missing)")
+    return value
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        from govfacts.version import pipeline_version  # noqa: PLC0415
+
+        out.print(f"govfacts {version('govfacts')} (pipeline {pipeline_version()})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit")) -> None:
+    """Chinese government work reports -> a validated, versioned warehouse of economic facts."""
+
+
+CATALOGS = ("sqlite", "duckdb", "postgres")
+TASK_RUNNERS = ("threads", "processes", "dask")
+WAREHOUSE_OPT = typer.Option(None, "--warehouse", callback=_a_directory,
+                             help="Warehouse directory (default: GOVFACTS_WAREHOUSE, govfacts.toml, or the project's data/warehouse)")
+TASK_RUNNER_OPT = typer.Option(None, "--task-runner", metavar="|".join(TASK_RUNNERS), callback=_one_of(*TASK_RUNNERS),
+                               help="threads (default), processes, or dask")
 DASK_ADDRESS_OPT = typer.Option(None, "--dask-address", help="Dask scheduler address (tcp://host:8786) for --task-runner dask; "
                                 "without it, a local cluster of --max-workers processes")
 MAX_WORKERS_OPT = typer.Option(None, "--max-workers", help="Worker threads or processes (default 2)")
@@ -39,8 +86,9 @@ def _fail(message: str, code: int = 1) -> None:
 def run(
     inbox: Optional[Path] = typer.Option(None, help="Directory of reports (default: the bundled samples in seeds/reports)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
-    batch_size: Optional[int] = typer.Option(None, help="Documents per task"),
+    catalog: Optional[str] = typer.Option(None, metavar="|".join(CATALOGS), callback=_one_of(*CATALOGS),
+                                          help="DuckLake catalog: sqlite (default), duckdb or postgres"),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Documents per task"),
     task_runner: Optional[str] = TASK_RUNNER_OPT,
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
@@ -166,7 +214,7 @@ def normalize(path: Path, report: bool = typer.Option(False, "--report", help="P
         sys.stdout.write(norm.text + ("" if norm.text.endswith("\n") else "\n"))
 
 
-CATALOG_OPT = typer.Option(None, "--catalog", help="DuckLake catalog: sqlite (default), duckdb or postgres (GOVFACTS_CATALOG)")
+CATALOG_OPT = typer.Option(None, "--catalog", metavar="|".join(CATALOGS), callback=_one_of(*CATALOGS), help="DuckLake catalog: sqlite (default), duckdb or postgres (GOVFACTS_CATALOG)")
 
 
 @contextmanager

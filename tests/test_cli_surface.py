@@ -1,0 +1,42 @@
+"""The everyday surface of the CLI: options checked before any work, help without type noise, --version."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from govfacts.cli import app
+
+
+@pytest.mark.parametrize("args,says", [
+    (["run", "--catalog", "foo"], "'foo' is not one of sqlite, duckdb, postgres"),
+    (["run", "--task-runner", "bogus"], "'bogus' is not one of threads, processes, dask"),
+    (["sql", "--catalog", "oracle", "SELECT 1"], "is not one of sqlite, duckdb, postgres"),
+    (["run", "--batch-size", "0"], "--batch-size"),
+])
+def test_a_bad_option_fails_at_once_naming_the_valid_values_and_writes_nothing(args, says, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    wh = tmp_path / "wh"
+    got = CliRunner().invoke(app, [*args, "--warehouse", str(wh)])
+    assert got.exit_code == 2 and says in " ".join(got.output.replace("│", " ").split()), got.output
+    assert "Traceback" not in got.output and not wh.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_warehouse_that_is_a_file_and_a_missing_inbox_are_refused_before_work(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    got = CliRunner().invoke(app, ["run", "--warehouse", str(f)])
+    assert got.exit_code == 2 and "is a file, not a directory" in " ".join(got.output.replace("│", " ").split())
+    got = CliRunner().invoke(app, ["run", "--inbox", str(tmp_path / "nowhere"), "--warehouse", str(tmp_path / "wh")])
+    assert got.exit_code == 1 and "is not a directory" in " ".join(got.output.split()) and not (tmp_path / "wh").exists()
+
+
+def test_help_shows_no_bool_type_and_version_prints(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    for cmd in ([], ["run"], ["sql"], ["compact"]):
+        got = CliRunner().invoke(app, [*cmd, "--help"])
+        assert got.exit_code == 0 and "<bool>" not in got.output and "--help" in got.output, cmd
+    got = CliRunner().invoke(app, ["run", "--help"])
+    assert "sqlite|duckdb|postgres" in got.output and "threads|processes|dask" in got.output
+    got = CliRunner().invoke(app, ["--version"])
+    assert got.exit_code == 0 and got.output.startswith("govfacts 0.") and "pipeline" in got.output
