@@ -36,6 +36,8 @@ from transforms.seeds import indicators_by_code, units_by_name  # noqa: E402
 
 SUITE_NAME = "govfacts_facts"
 logging.getLogger("great_expectations").setLevel(logging.WARNING)
+# this one sets its own level (INFO) and says "Created temporary directory … for ephemeral docs site" on every run
+logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 # columns GX sees: the fact's own fields (the same the derived checks read) and every derived dq_* column
 BASE_COLUMNS = POOL_COLUMNS
 

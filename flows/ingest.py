@@ -476,6 +476,14 @@ def _in_flight(settings: Settings) -> int:
     return 2 * max(1, settings.max_workers) + 1
 
 
+PROGRESS: Callable[[str, int, int], None] | None = None  # set by `govfacts run`: (what the flow does, done, of how many)
+
+
+def _say(what: str, done: int = 0, total: int = 0) -> None:
+    if PROGRESS is not None:
+        PROGRESS(what, done, total)
+
+
 @flow(name="govfacts-ingest", log_prints=True, task_runner=make_task_runner(load_settings()))
 def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: str = "", batch_size: int | None = None) -> dict:
     """Stage, normalize, extract, validate and load the reports in ``inbox`` (only what is new at this code version)."""
@@ -486,6 +494,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     summary = RunSummary(run_id=uuid.uuid4().hex[:12], flow_run_id=str(ctx.flow_run.id), code_version=version,
                          warehouse=str(settings.warehouse), task_runner=type(ctx.task_runner).__name__)
     started = datetime.now(timezone.utc).replace(tzinfo=None)
+    _say("reading the inbox")
     if isinstance(ctx.task_runner, ThreadPoolTaskRunner):
         planned = plan.submit(settings, version)  # opens the warehouse (DuckDB, lock released) while staging reads the inbox
         staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
@@ -504,6 +513,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     summary.renamed = len(renamed)
     for r in rejected:
         r.update(pipeline_version=version, run_id=summary.run_id)
+    _say("documents normalized and extracted", 0, len(todo))
 
     shared = shared_workers(ctx.task_runner)
     parts = open_spill(settings, summary.run_id, shared)
@@ -540,6 +550,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
             copy_paths = {c["source_path"] for c in same.found[len(same.found) - n_copies:]} if n_copies else set()
             summary.documents += result["documents"] - n_copies
             summary.processed.extend(result["processed"])
+            done[0] += sizes.pop(label, 0)
+            _say("documents normalized and extracted", done[0], len(todo))
             summary.without_facts.extend(d for d in result.get("without_facts", []) if d["source_path"] not in copy_paths)
             rejected.extend(result["rejected"])
             group.append(facts)
@@ -555,6 +567,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
 
         batches = _chunks(todo, settings.batch_size)
         summary.batches = len(batches)
+        sizes, done = {f"b{i:06d}": len(b) for i, b in enumerate(batches)}, [0]  # for the progress line
         for i, batch in enumerate(batches):
             label = f"b{i:06d}"
             names = {f.sha256: staged.names[f.sha256] for f in batch}
@@ -566,6 +579,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
                 settle(checks.popleft().result())
         while pending:
             absorb(*pending.popleft())
+        if todo:
+            _say("validating the facts (Great Expectations)")
         if group:
             validate_group()
         while checks:
@@ -593,6 +608,7 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         processed = sorted({f.sha256 for f in todo} | quarantined_shas)
         dq_rows = [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else []
         copies = same.updates()
+        _say("loading the warehouse")
         snap = load(settings, run, str(parts), processed, dq_rows, renamed, copies, same.dropped) \
             if processed or rejected or renamed or copies else None
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from govfacts.prefect_env import configure_prefect
 from govfacts.safe_text import text as safe_text
 from govfacts.settings import load_settings
 
+_IMPORTED = time.monotonic()
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chinese government work reports -> a validated, versioned warehouse of economic facts.")
 out = Console()
 err = Console(stderr=True)
@@ -108,23 +110,71 @@ def run(
 
     start_embedded_server()  # dies with this run, even a killed one
     console_without_tracebacks()  # a failure is told once, in one line, below (the stack stays in the run's logs)
-    with out.status(safe_text(f"running the govfacts flow on {settings.inbox} …")):
-        from flows.ingest import flow_for  # noqa: PLC0415 (Prefect must be configured first)
+    with _run_progress(settings) as progress:
+        progress("starting Prefect", 0, 0)
+        import flows.ingest  # noqa: PLC0415 (Prefect must be configured first)
 
+        flows.ingest.PROGRESS = progress
+        started = time.monotonic()
         try:
-            summary = flow_for(settings)(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
+            summary = flows.ingest.flow_for(settings)(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
                              postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
         except Exception as exc:  # disk full, not writable, server gone: one clear line; anything else is a bug, shown in full
             message = explain_failure(exc, settings)
             if message is None:
                 raise
             _fail(message)
+        finally:
+            flows.ingest.PROGRESS = None
+        flow_wall = time.monotonic() - started
+        progress("writing the data-quality report", 0, 0)
+        report_started = time.monotonic()
+        report_line = _write_run_report(settings, changed=summary["changed"])
+        summary["times"] = dict(wall=_command_seconds(), flow=flow_wall, report=time.monotonic() - report_started)
     _print_summary(summary)
-    _write_run_report(settings)
+    if report_line is not None:
+        out.print(report_line)
 
 
-def _write_run_report(settings) -> None:
-    """Refresh the data-quality report after a run and say where it is (the run is loaded whatever happens here)."""
+def _command_seconds() -> float:
+    """Wall seconds since this process started (Python's start-up and imports included), as a user timing it sees."""
+    try:
+        import psutil  # noqa: PLC0415
+
+        return time.time() - psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 (no psutil or no /proc: since the CLI module was imported)
+        return time.monotonic() - _IMPORTED
+
+
+@contextmanager
+def _run_progress(settings):
+    """A progress line that says what the run is doing: documents done of how many, with rate and time left (rich)."""
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    )
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task(safe_text(f"govfacts run {settings.inbox}"), total=None, rate="")
+        began = time.monotonic()
+
+        def progress(what: str, done: int, total: int) -> None:
+            rate = f"{done / (time.monotonic() - began):.1f} docs/s" if total and done else ""
+            bar.update(task, description=what, completed=done, total=total or None, rate=rate)
+
+        yield progress
+
+
+def _write_run_report(settings, changed: bool = True) -> Text | str | None:
+    """Refresh the data-quality report after a run and say where it is (the run is loaded whatever happens here).
+
+    An unchanged run (nothing new loaded) keeps the report that is there: it describes the same snapshot."""
+    from pathlib import Path as _Path  # noqa: PLC0415
+
+    index = _Path(settings.reports_dir) / "latest" / "index.html"
+    if not changed and index.exists():
+        return safe_text(f"data-quality report (unchanged): {index.as_uri()}")
     from expectations.report import write_report  # noqa: PLC0415
 
     try:
@@ -132,8 +182,8 @@ def _write_run_report(settings) -> None:
     except Exception as exc:  # noqa: BLE001 (reported, not swallowed: the data is safe and the report can be rebuilt)
         err.print(Text.assemble(("report not written", "yellow"),
                                 safe_text(f" ({exc}); rebuild it with `govfacts report --warehouse {settings.warehouse}`")))
-        return
-    out.print(safe_text(f"data-quality report: {paths.index.as_uri()}"))
+        return None
+    return safe_text(f"data-quality report: {paths.index.as_uri()}")
 
 
 def _print_summary(s: dict) -> None:
@@ -149,8 +199,15 @@ def _print_summary(s: dict) -> None:
     t.add_row("expectations passed / failed", f"{s['expectations_passed']} / {s['expectations_failed']}")
     t.add_row("snapshot", f"{s['snapshot_id']}" + ("" if s["changed"] else " (unchanged: nothing new to load)"))
     t.add_row("warehouse", safe_text(s["warehouse"]))
-    if s.get("seconds"):
-        t.add_row("time", f"{s['seconds']:.1f} s ({s.get('batches', 0)} batches, {s.get('task_runner', '')})")
+    n = s.get("batches", 0)
+    batches = f"{n} batch{'' if n == 1 else 'es'}, {s.get('task_runner', '')}"
+    if s.get("times"):
+        tm = s["times"]
+        startup = max(0.0, tm["wall"] - tm["flow"] - tm["report"])
+        t.add_row("time", f"{tm['wall']:.1f} s wall: start-up {startup:.1f} s, flow {tm['flow']:.1f} s, report {tm['report']:.1f} s "
+                          f"({batches})")
+    elif s.get("seconds"):
+        t.add_row("time", f"{s['seconds']:.1f} s ({batches})")
     t.add_row("counts reconcile", "yes" if s["files_in"] == s["documents"] + s["skipped"] + s["duplicates"] + s["files_quarantined"] else "NO")
     out.print(t)
     for q in s["quarantined"]:

@@ -40,3 +40,31 @@ def test_help_shows_no_bool_type_and_version_prints(monkeypatch):
     assert "sqlite|duckdb|postgres" in got.output and "threads|processes|dask" in got.output
     got = CliRunner().invoke(app, ["--version"])
     assert got.exit_code == 0 and got.output.startswith("govfacts 0.") and "pipeline" in got.output
+
+
+@pytest.mark.e2e
+def test_a_run_tells_its_wall_time_quietly_and_an_unchanged_rerun_keeps_the_report(tmp_path):
+    """Two `govfacts run` processes on one sample: the summary's time is the command's wall time with its parts,
+    "1 batch", no GX INFO line; the unchanged re-run leaves the data-quality report as it was."""
+    import time
+
+    from tests.hostile import SAMPLES, clean_env, run_cli
+
+    inbox, wh = tmp_path / "inbox", tmp_path / "wh"
+    inbox.mkdir()
+    sample = sorted(SAMPLES.iterdir())[0]
+    (inbox / sample.name).write_bytes(sample.read_bytes())
+    env = clean_env(PREFECT_HOME=str(tmp_path / "prefect"), COLUMNS="200")
+    began = time.monotonic()
+    first = run_cli(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env)
+    wall = time.monotonic() - began
+    assert first.exitcode == 0, first.stderr
+    text = first.stdout + first.stderr
+    assert "Created temporary directory" not in text and " INFO " not in text and "1 batches" not in text
+    line = next(ln for ln in first.stdout.splitlines() if "s wall: start-up" in ln)
+    said = float(line.split("│")[2].split(" s wall")[0])
+    assert "(1 batch," in line and wall - 3 < said <= wall + 0.5, (said, wall, line)
+    index = wh / "reports" / "latest" / "index.html"
+    before = index.stat().st_mtime_ns
+    again = run_cli(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env)
+    assert again.exitcode == 0 and "unchanged" in again.stdout and index.stat().st_mtime_ns == before
