@@ -537,13 +537,36 @@ def export(
 def compact(
     older_than: Optional[str] = typer.Option(None, "--older-than", help="Expire snapshots older than this, e.g. '30 days' or 'never' "
                                              "(default: GOVFACTS_SNAPSHOT_RETENTION, 90 days)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list the snapshots it would expire and the files it would delete"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Expire without asking (for scripts)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     catalog: Optional[str] = CATALOG_OPT,
 ) -> None:
-    """Maintenance: flush inlined rows, merge small files, expire old snapshots, delete unreferenced files."""
-    from warehouse.maintenance import compact as run_compact  # noqa: PLC0415
+    """Maintenance: flush inlined rows, merge small files, expire old snapshots, delete unreferenced files.
+
+    Lists what it would expire and delete first, and asks before expiring snapshots (history lost: no time travel
+    or rollback to them); --yes skips the question, --dry-run only lists."""
+    from warehouse.maintenance import compact as run_compact, plan_compact  # noqa: PLC0415
 
     settings = load_settings(warehouse=warehouse, catalog=catalog)
+    with _warehouse_errors():
+        plan = plan_compact(settings, older_than=older_than)
+    for sid, when in plan.expire:
+        out.print(f"would expire snapshot {sid} ({when} UTC)")
+    for what, files in (("unreferenced", plan.scheduled_files), ("orphaned", plan.orphaned_files)):
+        for f in files:
+            out.print(safe_text(f"would delete {what} file {f}"))
+    out.print(f"{len(plan.expire)} snapshot(s) to expire (retention {plan.retention}), "
+              f"{len(plan.scheduled_files)} unreferenced and {len(plan.orphaned_files)} orphaned file(s) to delete, "
+              "plus the files of the expired snapshots; small files are merged (nothing lost)")
+    if dry_run:
+        return
+    if plan.expire and not yes:
+        if not sys.stdin.isatty():
+            _fail(f"compact would expire {len(plan.expire)} snapshot(s) (no time travel or rollback to them afterwards); "
+                  "re-run with --yes to confirm, or --dry-run to only list")
+        if not typer.confirm(f"expire {len(plan.expire)} snapshot(s)?", default=False):
+            _fail("nothing changed", code=1)
     with _warehouse_errors():
         r = run_compact(settings, older_than=older_than)
     out.print(f"data files {r.files_before} → {r.files_after} ({r.merged} merged, {r.rewritten} rewritten); "

@@ -68,3 +68,19 @@ def test_a_run_tells_its_wall_time_quietly_and_an_unchanged_rerun_keeps_the_repo
     before = index.stat().st_mtime_ns
     again = run_cli(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env)
     assert again.exitcode == 0 and "unchanged" in again.stdout and index.stat().st_mtime_ns == before
+
+
+def test_compact_lists_what_it_would_expire_and_asks_first(tmp_path):
+    from tests.test_warehouse_cli import two_runs
+    from warehouse.snapshots import list_snapshots
+
+    settings, _, _ = two_runs(tmp_path / "wh")
+    w = ["--older-than", "0 seconds", "--warehouse", str(settings.warehouse)]
+    before = [s["snapshot_id"] for s in list_snapshots(settings)]
+    dry = CliRunner().invoke(app, ["compact", "--dry-run", *w])
+    assert dry.exit_code == 0 and f"would expire snapshot {before[0]} " in dry.stdout, dry.output
+    no = CliRunner().invoke(app, ["compact", *w], input="n\n")  # not a terminal: refused, told how to confirm
+    assert no.exit_code == 1 and "--yes" in " ".join(no.output.split())
+    assert [s["snapshot_id"] for s in list_snapshots(settings)] == before  # nothing expired by either
+    done = CliRunner().invoke(app, ["compact", "--yes", *w])
+    assert done.exit_code == 0 and "expired" in done.stdout and len(list_snapshots(settings)) == 1, done.output

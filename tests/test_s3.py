@@ -94,7 +94,7 @@ def test_an_s3_lake_loads_travels_exports_rolls_back_and_compacts(s3_server, tmp
 
     # compact: expire every snapshot but the latest, delete the data files no snapshot needs any more
     before = set(s3_server.keys(bucket, "lake/"))
-    govfacts(tmp_path, env, "compact", "--older-than", "0 seconds")
+    govfacts(tmp_path, env, "compact", "--older-than", "0 seconds", "--yes")
     after = set(s3_server.keys(bucket, "lake/"))
     assert before - after, "compact deleted the objects no snapshot references"
     assert rows(tmp_path, env, "SELECT count(*) AS n FROM facts") == [{"n": n1}]

@@ -73,6 +73,42 @@ def _step(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> list[tuple]:
     return rows
 
 
+@dataclass
+class CompactPlan:
+    """What ``compact`` would expire and delete now (DuckLake's own dry runs); merging and rewriting lose nothing."""
+
+    retention: str = ""
+    expire: list[tuple[int, str]] = field(default_factory=list)  # (snapshot id, time) of the snapshots it would expire
+    scheduled_files: list[str] = field(default_factory=list)  # files of earlier expiries/rewrites, no snapshot needs them
+    orphaned_files: list[str] = field(default_factory=list)  # files no snapshot ever committed (a killed run)
+
+
+def plan_compact(settings: Settings, older_than: str | None = None) -> CompactPlan:
+    """The snapshots ``compact`` would expire and the files it would delete, without changing anything.
+
+    Files the expiry itself frees are not counted here (they are known once it has run): they belong to the
+    snapshots listed."""
+    retention = settings.snapshot_retention if older_than is None else older_than
+    interval = retention_interval(retention)
+    plan = CompactPlan(retention=retention)
+    with writer_lock(settings):
+        con = open_for_write(settings)
+        try:
+            if interval:
+                ids = [r[0] for r in con.execute(
+                    f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', dry_run => true, older_than => now() - {interval})"
+                ).fetchall()]
+                times = dict(con.execute(f"SELECT snapshot_id, snapshot_time FROM {ALIAS}.snapshots()").fetchall())
+                plan.expire = [(i, str(times.get(i, ""))[:19]) for i in sorted(ids)]
+            plan.scheduled_files = [r[0] for r in con.execute(
+                f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', dry_run => true, cleanup_all => true)").fetchall()]
+            plan.orphaned_files = [r[0] for r in con.execute(
+                f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', dry_run => true, cleanup_all => true)").fetchall()]
+            return plan
+        finally:
+            con.close()
+
+
 def compact(settings: Settings, older_than: str | None = None) -> CompactResult:
     """Run the maintenance steps of the module doc; ``older_than`` overrides the retention setting."""
     retention = settings.snapshot_retention if older_than is None else older_than
