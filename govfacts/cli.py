@@ -377,7 +377,8 @@ def snapshots(
         for s in snaps:
             sys.stdout.write(json.dumps({k: v for k, v in s.items() if k != "changes"}, ensure_ascii=False, default=str) + "\n")
         return
-    t = Table("snapshot", "time (UTC)", "what", "docs", "facts", "published")
+    t = Table("snapshot", "time (UTC)", "what", "docs loaded by this run", "facts extracted by this run", "of them published",
+              caption="counts are of the run that made the snapshot, not totals: `govfacts sql \"SELECT count(*) FROM facts\"` for those")
     for s in snaps:
         t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], safe_text(s["summary"]),
                   *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published")])

@@ -84,3 +84,25 @@ def test_compact_lists_what_it_would_expire_and_asks_first(tmp_path):
     assert [s["snapshot_id"] for s in list_snapshots(settings)] == before  # nothing expired by either
     done = CliRunner().invoke(app, ["compact", "--yes", *w])
     assert done.exit_code == 0 and "expired" in done.stdout and len(list_snapshots(settings)) == 1, done.output
+
+
+def test_every_column_of_every_table_view_and_parquet_export_has_a_description(tmp_path):
+    import pyarrow.parquet as pq
+
+    from tests.test_warehouse_cli import two_runs
+    from warehouse.snapshots import query
+    from warehouse.views import view_column_descriptions
+
+    settings, _, _ = two_runs(tmp_path / "wh")
+    _, cols = query(settings, "SELECT c.table_name, c.column_name, c.comment, v.view_name IS NOT NULL FROM duckdb_columns() c "
+                    "LEFT JOIN duckdb_views() v ON v.database_name = c.database_name AND v.view_name = c.table_name "
+                    "WHERE c.database_name = 'wh'")
+    views = {r[0] for r in cols if r[3]}
+    assert {"facts_published", "indicator_panel", "targets_vs_actuals", "regions"} <= views
+    missing = [(t, c) for t, c, comment, is_view in cols if not (comment or (is_view and view_column_descriptions(t).get(c)))]
+    assert len(missing) == 0, missing
+    got = CliRunner().invoke(app, ["export", str(tmp_path / "out"), "--warehouse", str(settings.warehouse)])
+    assert got.exit_code == 0, got.output
+    bare = [(f.name, field.name) for f in (tmp_path / "out").glob("*.parquet") for field in pq.read_schema(f)
+            if not (field.metadata or {}).get(b"description")]
+    assert len(bare) == 0, bare

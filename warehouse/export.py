@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from govfacts.settings import Settings
 from warehouse.catalog import ALIAS, connect
 from warehouse.schema import TABLES
-from warehouse.views import current_views
+from warehouse.views import current_views, view_column_descriptions
 
 FORMATS = ("parquet",)
 
@@ -54,6 +54,7 @@ def _descriptions(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, dict[
                       [ALIAS, name, ALIAS, name]).fetchone()
     cols = dict(con.execute("SELECT column_name, comment FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
                             "AND comment IS NOT NULL", [ALIAS, name]).fetchall())
+    cols = {**view_column_descriptions(name), **cols}  # DuckLake keeps no comments on view columns: declared ones
     return (row[0] or "") if row else "", cols
 
 

@@ -286,3 +286,70 @@ def sync_region_reference(con: duckdb.DuckDBPyConnection, path: Path = REGION_SE
     if wanted:
         con.executemany(f"INSERT INTO region_reference VALUES ({', '.join('?' * len(REGION_COLUMNS))})", wanted)
     return True
+
+
+# Descriptions of the views' columns. DuckLake 0.x (DuckDB 1.5.5) refuses COMMENT ON COLUMN for a view ("not a
+# table"), so they are declared here, once: `govfacts export` writes them into each Parquet field's metadata and
+# `view_column_descriptions()` gives them to anything that lists columns (tests/test_cli_surface.py checks that every
+# column of every view has one). facts_published has the columns of facts, described with the table.
+_PANEL_SIDE = {
+    "unit": "unit of the {side} as written in its report (亿元, %, …)",
+    "qualifier": "qualifier written with the {side} (以上 左右 以内 近 突破 超 约), NULL when none",
+    "report_year": "year of the report the {side} comes from",
+    "doc_id": "document (sha256 of the raw file) the {side} comes from; join documents",
+    "fact_id": "fact the {side} is; join facts",
+}
+_COMMON = {
+    "region": "region the figure is about (a division of seeds/regions.csv)",
+    "region_level": "level of the region: province, city, county or district",
+    "indicator": "indicator code (seeds/indicators.csv): gdp, retail_sales, …",
+    "measure": "level, growth, share or ratio",
+}
+VIEW_COLUMN_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "indicator_panel": {
+        **_COMMON,
+        "period": "year (2023) or span (2021-2025) the numbers are for",
+        "actual": "the actual, as written, from the most recent report stating it (final before preliminary)",
+        "target": "the target, as written, from the report of its own year",
+        "unit": "unit of actual and target when they agree",
+        "actual_base": "the actual in base units (CNY, persons, tonnes, %)",
+        "target_base": "the target in base units (CNY, persons, tonnes, %)",
+        "unit_base": "base unit of actual_base and target_base",
+        "actual_preliminary": "true when the actual is marked as an estimate (预计)",
+        **{f"actual_{k}": v.format(side="actual") for k, v in _PANEL_SIDE.items()},
+        **{f"target_{k}": v.format(side="target") for k, v in _PANEL_SIDE.items()},
+    },
+    "targets_vs_actuals": {
+        **_COMMON,
+        "year": "the year Y the target was set for (by the report of year Y) and the actual is stated for (by the report of Y+1)",
+        "target": "the target for Y, as written", "actual": "the actual for Y, as written; NULL while the Y+1 report is not loaded",
+        "gap": "actual − target, in gap_unit (percentage points for growth rates); NULL when the units differ",
+        "gap_unit": "unit of gap: pp for rates, else the shared unit",
+        "gap_base": "actual − target in base units",
+        "unit_base": "base unit of gap_base",
+        "met": "true when the actual reaches the target (≥; ≤ for 以内 ceilings); NULL without an actual",
+        "actual_preliminary": "true when the actual is marked as an estimate (预计)",
+        "target_evidence": "sentence of the report that states the target",
+        "actual_evidence": "sentence of the report that states the actual",
+        **{f"actual_{k}": v.format(side="actual") for k, v in _PANEL_SIDE.items()},
+        **{f"target_{k}": v.format(side="target") for k, v in _PANEL_SIDE.items()},
+    },
+    "regions": {
+        "region": "name of the region", "level": "province, city, county or district (as seeds/regions.csv gives it)",
+        "tier": "province, city or county (districts are county-level)", "parent": "the region it belongs to, NULL for a province",
+        "short": "short name (凉州 for 凉州区), NULL when none", "province": "its province", "city": "its city (prefecture), NULL above",
+        "county": "its county-level division, NULL above", "path": "province / city / county, the names from the top",
+        "depth": "number of levels above it (0 for a province)",
+        "source": "seed (seeds/regions.csv) or documents (named by a document or fact only)",
+        "n_documents": "documents naming this region",
+    },
+}
+
+
+def view_column_descriptions(view: str) -> dict[str, str]:
+    """column -> description for a view (facts_published: those of facts)."""
+    if view == "facts_published":
+        from warehouse.schema import TABLES  # noqa: PLC0415
+
+        return {c.name: c.description for c in next(t for t in TABLES if t.name == "facts").columns}
+    return dict(VIEW_COLUMN_DESCRIPTIONS.get(view, {}))
