@@ -110,6 +110,6 @@ def test_run_reads_pdf_and_docx_quarantines_a_scan_and_records_a_non_report(pref
         txt = tmp_path / f"{stem}.txt"
         txt.write_bytes(sample_bytes(stem))
         want = _facts(_extract(txt).stdout)
-        _, rows = query(settings, "SELECT f.region, indicator, measure, value, unit, period, kind, qualifier FROM facts f "
-                        "JOIN documents d USING (doc_id) WHERE d.source_path LIKE ?", [f"%{name}"])
+        _, rows = query(settings, "SELECT f.region, f.indicator, f.measure, f.value, f.unit, f.period, f.kind, f.qualifier FROM facts f "
+                        "JOIN documents d ON d.doc_id = f.doc_id WHERE d.source_path LIKE ?", [f"%{name}"])
         assert sorted(rows) == want, name
