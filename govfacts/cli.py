@@ -153,15 +153,16 @@ def _run_progress(settings):
         BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
     )
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+    # markup=False: the description holds the inbox path, which is data (a name with "[/b]" is text, not a tag)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(), console=err,
                   transient=True) as bar:
         task = bar.add_task(safe_text(f"govfacts run {settings.inbox}"), total=None, rate="")
         began = time.monotonic()
 
         def progress(what: str, done: int, total: int) -> None:
             rate = f"{done / (time.monotonic() - began):.1f} docs/s" if total and done else ""
-            bar.update(task, description=what, completed=done, total=total or None, rate=rate)
+            bar.update(task, description=safe_text(what), completed=done, total=total or None, rate=rate)
 
         yield progress
 
