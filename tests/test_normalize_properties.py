@@ -52,3 +52,10 @@ def test_offsets_are_consistent(raw):
 @given(raw=_docs)
 def test_html_mode_never_crashes(raw):
     normalize_text("<html><body><p>" + raw + "</p></body></html>", html=True)
+
+
+def test_a_breadcrumb_recognisable_only_after_t2s_is_removed_in_one_normalization():
+    """Found by hypothesis: 韶關 in a breadcrumb line is furniture only once converted; idempotence must hold."""
+    raw = ">今日武威>媒体韶關(guān)市韶關(guān)市12.5%12.5%12.5%，  12.5%"
+    once = normalize_text(raw).text
+    assert normalize_text(once).text == once

@@ -104,11 +104,14 @@ def normalize_text(raw: str, html: bool = False, script: str | None = DEFAULT_SC
     run_spans: list[tuple[int, int, bool]] = []
     names: set[str] = set()
     for _pass in range(3):
+        converted_before = report.chars_converted
         _canonicalize(doc, report, script, run_spans, names)
         # A '?' run can only appear after the steps if they brought its pieces
         # together (a removed note, a dropped space): one more pass keeps
         # normalization idempotent. Clean text never has one, so this is free.
-        if ("?" not in doc.text and "\uff1f" not in doc.text) or not find_runs(doc.text):
+        # Likewise a furniture line may only become recognisable after script conversion (韶關 -> 韶关 in a
+        # breadcrumb): one more pass removes it, so normalizing the output again changes nothing.
+        if (("?" not in doc.text and "\uff1f" not in doc.text) or not find_runs(doc.text)) and (report.chars_converted == converted_before or not furniture_spans(doc.text)):
             break
     report.furniture_patterns = sorted(names)
 
