@@ -244,7 +244,7 @@ def test_a_served_scheduled_run_that_fails_prints_its_error_and_where_its_log_is
         assert logs.returncode == 0, logs.stderr
         assert "Traceback" in logs.stdout and "StagingError: cannot write the staging area" in logs.stdout, logs.stdout[-3000:]
         assert "Finished in state Failed" in logs.stdout, logs.stdout[-3000:]
-        listed = subprocess.run(argv(["govfacts", "runs", "--warehouse", str(wh)]), cwd=server.root, env=env,
+        listed = subprocess.run(argv(["govfacts", "runs", "--warehouse", str(wh)]), cwd=server.root, env={**env, "COLUMNS": "400"},
                                 capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0 and re.search(rf"{re.escape(name)} .*Failed: Flow run encountered an", listed.stdout), \
             listed.stdout + listed.stderr
