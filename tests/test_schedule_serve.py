@@ -10,7 +10,6 @@ the UI shows the latest run with its task runs, logs and artifact, and SIGTERM e
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -25,6 +24,8 @@ import pytest
 
 from govfacts.settings import PROJECT_ROOT, load_settings
 from tests.browser import Browser, chromium_path
+from tests.pg import free_port
+from tests.shell import user_env
 from warehouse.snapshots import list_snapshots, query
 
 SAMPLES = sorted((PROJECT_ROOT / "seeds" / "reports").iterdir())
@@ -32,19 +33,9 @@ DEPLOYMENT = "test-serve"
 SCREENSHOT_DIR = PROJECT_ROOT / "data" / "screenshots"  # git-ignored (data/); the closing note names the file
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a user's shell: no Prefect settings of this test session, a home of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GOVFACTS_"))}
-    pythonpath = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])  # the code under test
-    return {**env, "PREFECT_HOME": str(home), "PYTHONPATH": pythonpath, **extra}
+    return user_env(home, **extra)
 
 
 class Served:

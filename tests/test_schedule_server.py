@@ -33,6 +33,8 @@ import httpx
 import pytest
 
 from govfacts.settings import PROJECT_ROOT, load_settings
+from tests.pg import free_port
+from tests.shell import user_env
 from warehouse.snapshots import list_snapshots, query
 
 SAMPLES = sorted((PROJECT_ROOT / "seeds" / "reports").iterdir())[:2]
@@ -40,19 +42,9 @@ README_PORT, README_ROOT, README_CRON = "4200", "/srv", "--cron '0 6 * * *'"
 ENDED = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def terminal_env(home: Path, **extra: str) -> dict[str, str]:
     """A user's fresh terminal: none of this test session's Prefect or govfacts settings, a PREFECT_HOME of its own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GOVFACTS_"))}
-    pythonpath = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])  # the code under test
-    return {**env, "PREFECT_HOME": str(home), "PYTHONPATH": pythonpath, "DO_NOT_TRACK": "1", "COLUMNS": "200", **extra}
+    return user_env(home, **{"DO_NOT_TRACK": "1", "COLUMNS": "200", **extra})
 
 
 def readme_steps() -> list[str]:

@@ -121,6 +121,17 @@ def migrations_pending(con: duckdb.DuckDBPyConnection) -> bool:
     return any(version not in done for version, _ in MIGRATIONS)
 
 
+@contextmanager
+def writing(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection held under the writer lock, closed on the way out (maintenance work)."""
+    with writer_lock(settings):
+        con = open_for_write(settings)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
 def open_for_write(settings: Settings) -> duckdb.DuckDBPyConnection:
     """Connect read-write and bring the schema up to date (its own snapshot if anything changed).
 

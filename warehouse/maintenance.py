@@ -21,7 +21,7 @@ import duckdb
 
 from govfacts.settings import Settings
 from warehouse.catalog import ALIAS, METADATA
-from warehouse.load import commit_message, open_for_write, writer_lock
+from warehouse.load import commit_message, writing
 from warehouse.snapshots import rollback
 
 _RETENTION = re.compile(r"^\s*(\d+)\s*(second|minute|hour|day|week|month|year)s?\s*$", re.IGNORECASE)
@@ -91,22 +91,18 @@ def plan_compact(settings: Settings, older_than: str | None = None) -> CompactPl
     retention = settings.snapshot_retention if older_than is None else older_than
     interval = retention_interval(retention)
     plan = CompactPlan(retention=retention)
-    with writer_lock(settings):
-        con = open_for_write(settings)
-        try:
-            if interval:
-                ids = [r[0] for r in con.execute(
-                    f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', dry_run => true, older_than => now() - {interval})"
-                ).fetchall()]
-                times = dict(con.execute(f"SELECT snapshot_id, snapshot_time FROM {ALIAS}.snapshots()").fetchall())
-                plan.expire = [(i, str(times.get(i, ""))[:19]) for i in sorted(ids)]
-            plan.scheduled_files = [r[0] for r in con.execute(
-                f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', dry_run => true, cleanup_all => true)").fetchall()]
-            plan.orphaned_files = [r[0] for r in con.execute(
-                f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', dry_run => true, cleanup_all => true)").fetchall()]
-            return plan
-        finally:
-            con.close()
+    with writing(settings) as con:
+        if interval:
+            ids = [r[0] for r in con.execute(
+                f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', dry_run => true, older_than => now() - {interval})"
+            ).fetchall()]
+            times = dict(con.execute(f"SELECT snapshot_id, snapshot_time FROM {ALIAS}.snapshots()").fetchall())
+            plan.expire = [(i, str(times.get(i, ""))[:19]) for i in sorted(ids)]
+        plan.scheduled_files = [r[0] for r in con.execute(
+            f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', dry_run => true, cleanup_all => true)").fetchall()]
+        plan.orphaned_files = [r[0] for r in con.execute(
+            f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', dry_run => true, cleanup_all => true)").fetchall()]
+        return plan
 
 
 def compact(settings: Settings, older_than: str | None = None) -> CompactResult:
@@ -114,23 +110,19 @@ def compact(settings: Settings, older_than: str | None = None) -> CompactResult:
     retention = settings.snapshot_retention if older_than is None else older_than
     interval = retention_interval(retention)
     result = CompactResult(retention=retention)
-    with writer_lock(settings):
-        con = open_for_write(settings)
-        try:
-            result.snapshots_before = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
-            result.files_before = _data_files(con)
-            _step(con, f"SELECT * FROM ducklake_flush_inlined_data('{ALIAS}')", "flush inlined data")
-            result.merged = sum(r[2] or 0 for r in _step(con, f"SELECT * FROM ducklake_merge_adjacent_files('{ALIAS}')",
-                                                         "merge adjacent files"))
-            result.rewritten = len(_step(con, f"SELECT * FROM ducklake_rewrite_data_files('{ALIAS}')", "rewrite files with deletes"))
-            if interval:
-                result.expired = [r[0] for r in con.execute(
-                    f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})").fetchall()]
-            result.deleted_files = len(con.execute(f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)").fetchall())
-            result.orphans_deleted = len(con.execute(
-                f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true)").fetchall())
-            result.snapshots_after = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
-            result.files_after = _data_files(con)
-            return result
-        finally:
-            con.close()
+    with writing(settings) as con:
+        result.snapshots_before = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
+        result.files_before = _data_files(con)
+        _step(con, f"SELECT * FROM ducklake_flush_inlined_data('{ALIAS}')", "flush inlined data")
+        result.merged = sum(r[2] or 0 for r in _step(con, f"SELECT * FROM ducklake_merge_adjacent_files('{ALIAS}')",
+                                                     "merge adjacent files"))
+        result.rewritten = len(_step(con, f"SELECT * FROM ducklake_rewrite_data_files('{ALIAS}')", "rewrite files with deletes"))
+        if interval:
+            result.expired = [r[0] for r in con.execute(
+                f"SELECT snapshot_id FROM ducklake_expire_snapshots('{ALIAS}', older_than => now() - {interval})").fetchall()]
+        result.deleted_files = len(con.execute(f"SELECT * FROM ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)").fetchall())
+        result.orphans_deleted = len(con.execute(
+            f"SELECT * FROM ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true)").fetchall())
+        result.snapshots_after = con.execute(f"SELECT count(*) FROM {ALIAS}.snapshots()").fetchone()[0]
+        result.files_after = _data_files(con)
+        return result

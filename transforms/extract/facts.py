@@ -669,11 +669,6 @@ class _ParagraphScope:
         return self.known
 
 
-def first_sentence(scan: str, lo: int) -> bool:
-    """Whether the sentence at ``lo`` opens its paragraph (its own subjects are judged clause by clause)."""
-    return lo == 0 or scan[lo - 1] == "\n"
-
-
 def report_language(scan: str, ref: Reference) -> tuple[bool, bool]:
     """(the page uses report language of its own, the page only cites a report).
 

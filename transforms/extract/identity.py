@@ -24,9 +24,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 
-from transforms.extract.reference import NameScanner, Reference, Region, per_reference, trie_pattern
+from transforms.extract.reference import NameScanner, Reference, Region, per_reference
 from transforms.extract.regions import ReportRegion
 
 LOCAL = "local_work_report"
@@ -84,28 +83,11 @@ class Identity:
                 "year": self.year, "region_source": self.region_source, "year_source": self.year_source, "reason": self.reason}
 
 
-@lru_cache(maxsize=64)
-def _name_pattern(names: tuple[str, ...]) -> re.Pattern:
-    """Whole names, the longest one wherever several start at the same place (a trie, greedy)."""
-    return trie_pattern(names)
-
-
-_DIVISION_PATTERNS: dict[int, re.Pattern] = {}
-
-
-def division_pattern(ref: Reference) -> re.Pattern:
-    """Every division name (whole), longest first: a name inside a longer one is never read (cached per reference)."""
-    pat = _DIVISION_PATTERNS.get(id(ref))
-    if pat is None:
-        pat = _DIVISION_PATTERNS[id(ref)] = _name_pattern(tuple(sorted(ref.divisions)))
-    return pat
-
-
 _DIVISION_SCANNERS: dict = {}
 
 
 def division_scanner(ref: Reference) -> NameScanner:
-    """``division_pattern`` as a ``NameScanner`` (cached per reference): the same names, found faster in any text."""
+    """Every division name, read whole (a name inside a longer one is never read), cached per reference."""
     return per_reference(_DIVISION_SCANNERS, ref, lambda r: NameScanner(r.divisions))
 
 
