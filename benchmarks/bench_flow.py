@@ -120,7 +120,7 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
     from prefect.client.orchestration import get_client  # noqa: PLC0415
 
     from flows.ingest import flow_for, ingest  # noqa: PLC0415
-    from govfacts.settings import load_settings  # noqa: PLC0415
+    from transforms.settings import load_settings  # noqa: PLC0415
 
     with get_client(sync_client=True) as client:  # start the ephemeral API server before the clock
         client.hello()
@@ -150,7 +150,7 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
 
 def recall(corpus: Path, warehouse: Path) -> dict:
     """Share of the planted facts found in the warehouse (same document, indicator, measure, period, kind and value)."""
-    from govfacts.settings import load_settings  # noqa: PLC0415
+    from transforms.settings import load_settings  # noqa: PLC0415
     from warehouse.catalog import connect  # noqa: PLC0415
 
     import pyarrow as pa  # noqa: PLC0415

@@ -31,7 +31,7 @@ def free_port() -> int:
 
 
 def one_round(catch_up: bool, timeout: float) -> tuple[float | None, int, str]:
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.snapshots import query
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))

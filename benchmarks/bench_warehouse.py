@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from govfacts.settings import load_settings  # noqa: E402
+from transforms.settings import load_settings  # noqa: E402
 from warehouse.catalog import connect  # noqa: E402
 from warehouse.load import load_batch  # noqa: E402
 from warehouse.synthetic import synthetic_batch  # noqa: E402

@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from expectations.derive import YEAR, find_conflicts
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse import quality
 
 CONTEXT_CHARS = 70  # characters of document text shown on each side of an evidence

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from govfacts.settings import PROJECT_ROOT, Settings
+from transforms.settings import PROJECT_ROOT, Settings
 
 DEPLOYMENT_NAME = "govfacts-daily"
 FLOW_NAME = "govfacts-ingest"
@@ -39,7 +39,7 @@ RUNNER_ENV = ("task_runner", "dask_address", "batch_size", "max_workers", "valid
 
 def parameters(settings: Settings) -> dict:
     """The flow parameters a scheduled run gets: where to read, where to write, which catalog."""
-    params = dict(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog)
+    params = dict(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=str(settings.catalog))
     if settings.catalog == "postgres":
         params["postgres_dsn"] = settings.postgres_dsn
     return params

@@ -52,7 +52,7 @@ from expectations.artifact import by_expectation, validation_markdown
 from expectations.results import merge_result_rows
 from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, start_validator
 from govfacts.runners import make_task_runner
-from govfacts.settings import Settings, load_settings
+from transforms.settings import Settings, load_settings
 from govfacts.version import pipeline_version
 from transforms.errors import InputRejected
 from transforms.extract import Identity, identify_and_extract

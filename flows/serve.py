@@ -45,7 +45,7 @@ import httpx
 
 from flows.deploy import DEPLOYMENT_NAME, FLOW_NAME, build_deployment, describe_schedule, runner_env
 from govfacts.prefect_env import _die_with_parent
-from govfacts.settings import Settings
+from transforms.settings import Settings
 
 DEFAULT_PORT = 4200  # Prefect's own default: the UI is where a Prefect user looks for it
 FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"

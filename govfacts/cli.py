@@ -17,7 +17,7 @@ from rich.text import Text
 
 from govfacts.prefect_env import configure_prefect
 from govfacts.safe_text import text as safe_text
-from govfacts.settings import load_settings
+from transforms.settings import Catalog, SettingsError, TaskRunner, load_settings
 
 _IMPORTED = time.monotonic()
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chinese government work reports -> a validated, versioned warehouse of economic facts.")
@@ -34,15 +34,6 @@ def _flags_without_type() -> None:
 
 
 _flags_without_type()
-
-
-def _one_of(*choices: str):
-    """A callback that refuses a value outside ``choices`` before any work, naming the valid ones (exit code 2)."""
-    def check(value: Optional[str]) -> Optional[str]:
-        if value is not None and value not in choices:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
-        return value
-    return check
 
 
 def _a_directory(value: Optional[Path]) -> Optional[Path]:
@@ -67,15 +58,21 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     """Chinese government work reports -> a validated, versioned warehouse of economic facts."""
 
 
-CATALOGS = ("sqlite", "duckdb", "postgres")
-TASK_RUNNERS = ("threads", "processes", "dask")
 WAREHOUSE_OPT = typer.Option(None, "--warehouse", callback=_a_directory,
                              help="Warehouse directory (default: GOVFACTS_WAREHOUSE, govfacts.toml, or the project's data/warehouse)")
-TASK_RUNNER_OPT = typer.Option(None, "--task-runner", metavar="|".join(TASK_RUNNERS), callback=_one_of(*TASK_RUNNERS),
+TASK_RUNNER_OPT = typer.Option(None, "--task-runner",
                                help="threads (default), processes, or dask")
 DASK_ADDRESS_OPT = typer.Option(None, "--dask-address", help="Dask scheduler address (tcp://host:8786) for --task-runner dask; "
                                 "without it, a local cluster of --max-workers processes")
 MAX_WORKERS_OPT = typer.Option(None, "--max-workers", help="Worker threads or processes (default 2)")
+
+
+def _settings(**overrides):
+    """The settings for this command; a bad value (flag, environment or govfacts.toml) is refused before any work."""
+    try:
+        return load_settings(**overrides)
+    except SettingsError as e:
+        _fail(f"{e}", 2)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -88,15 +85,15 @@ def _fail(message: str, code: int = 1) -> None:
 def run(
     inbox: Optional[Path] = typer.Option(None, help="Directory of reports (default: the bundled samples in seeds/reports)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = typer.Option(None, metavar="|".join(CATALOGS), callback=_one_of(*CATALOGS),
+    catalog: Optional[Catalog] = typer.Option(None,
                                           help="DuckLake catalog: sqlite (default), duckdb or postgres"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Documents per task"),
-    task_runner: Optional[str] = TASK_RUNNER_OPT,
+    task_runner: Optional[TaskRunner] = TASK_RUNNER_OPT,
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
 ) -> None:
     """Stage, normalize, extract, validate and load the reports of the inbox."""
-    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, batch_size=batch_size,
+    settings = _settings(inbox=inbox, warehouse=warehouse, catalog=catalog, batch_size=batch_size,
                              task_runner=task_runner, dask_address=dask_address, max_workers=max_workers)
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; pass --inbox DIR with the report files")
@@ -117,7 +114,7 @@ def run(
         flows.ingest.PROGRESS = progress
         started = time.monotonic()
         try:
-            summary = flows.ingest.flow_for(settings)(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=settings.catalog,
+            summary = flows.ingest.flow_for(settings)(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=str(settings.catalog),
                              postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
         except Exception as exc:  # disk full, not writable, server gone: one clear line; anything else is a bug, shown in full
             message = explain_failure(exc, settings)
@@ -255,7 +252,7 @@ def _read_report(path: Path):
         _fail(f"{path} is a directory; give one report file (or `govfacts run --inbox {path}` for a folder)")
     data = _read(path)
     try:
-        return data, normalize_report(read_input(data, str(path), load_settings().max_file_bytes), str(path))
+        return data, normalize_report(read_input(data, str(path), _settings().max_file_bytes), str(path))
     except InputRejected as exc:
         _fail(exc.message)
 
@@ -272,7 +269,7 @@ def normalize(path: Path, report: bool = typer.Option(False, "--report", help="P
         sys.stdout.write(norm.text + ("" if norm.text.endswith("\n") else "\n"))
 
 
-CATALOG_OPT = typer.Option(None, "--catalog", metavar="|".join(CATALOGS), callback=_one_of(*CATALOGS), help="DuckLake catalog: sqlite (default), duckdb or postgres (GOVFACTS_CATALOG)")
+CATALOG_OPT = typer.Option(None, "--catalog", help="DuckLake catalog: sqlite (default), duckdb or postgres (GOVFACTS_CATALOG)")
 
 
 @contextmanager
@@ -309,7 +306,7 @@ def sql(
     timeout: float = typer.Option(300.0, "--timeout", envvar="GOVFACTS_SQL_TIMEOUT",
                                   help="Cancel the query after this many seconds (0: no limit); Ctrl-C cancels at once"),
     max_rows: int = typer.Option(1000, "--max-rows", help="Rows drawn by --format table (0: no limit); csv/jsonl are never cut"),
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Run SQL against the latest snapshot, or a past one; read-only and sandboxed unless --read-write."""
     from govfacts.sql_output import FORMATS, RowWriter  # noqa: PLC0415
@@ -323,7 +320,7 @@ def sql(
         _fail(f"unknown format {fmt!r}: use --format {' | '.join(FORMATS)}")
     if timeout < 0 or max_rows < 0:
         _fail("--timeout and --max-rows take a number of seconds / rows, 0 for no limit")
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     writer = RowWriter(fmt, max_rows=max_rows, console=out)
     with _warehouse_errors(), _stdout_closed_quietly():
         stream_query(settings, query, writer.columns, writer.rows, at=at, at_time=at_time, read_only=not read_write,
@@ -366,12 +363,12 @@ def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
 def snapshots(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     fmt: str = typer.Option("table", "--format", help="table | jsonl (jsonl keeps the full commit message)"),
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """List snapshots with time, what made them (run, migrate, rollback, ...) and the run's counts."""
     from warehouse.snapshots import list_snapshots  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         snaps = list_snapshots(settings)
     if fmt == "jsonl":
@@ -393,7 +390,7 @@ def eval_(
     show: int = typer.Option(20, "--show", help="How many misses / false positives to list"),
 ) -> None:
     """Score the extractor against answer keys: P/R/F1 per indicator and per source family, fields, document identity."""
-    from govfacts.settings import PROJECT_ROOT, SAMPLE_REPORTS  # noqa: PLC0415
+    from transforms.settings import PROJECT_ROOT, SAMPLE_REPORTS  # noqa: PLC0415
 
     if gold is not None:
         keys = [(gold, docs or SAMPLE_REPORTS)]
@@ -469,12 +466,12 @@ def diff(
     b: int = typer.Argument(..., help="Newer snapshot id"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Facts added, removed and changed from snapshot A to snapshot B, with their evidence."""
     from warehouse.diff import diff_snapshots, summarize  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         changes = diff_snapshots(settings, a, b)
     counts = summarize(changes)
@@ -497,12 +494,12 @@ def diff(
 def rollback(
     snapshot: int = typer.Argument(..., help="Snapshot whose state becomes current again"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Make the state of snapshot N current again, as a new snapshot (history is kept)."""
     from warehouse.rollback import rollback_to  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         result = rollback_to(settings, snapshot)
     if result.snapshot_id is None:
@@ -522,12 +519,12 @@ def export(
     table: Optional[list[str]] = typer.Option(None, "--table", help="Only this table or view (repeatable)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the earlier export in DIR (whole: no file of it is kept)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Write a snapshot's tables and views as Parquet, with the snapshot id in each file's metadata."""
     from warehouse.export import export_snapshot  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         snapshot, files = export_snapshot(settings, out_dir, at=at, fmt=fmt, names=table or None, overwrite=overwrite)
     for f in files:
@@ -542,7 +539,7 @@ def compact(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list the snapshots it would expire and the files it would delete"),
     yes: bool = typer.Option(False, "--yes", "-y", help="Expire without asking (for scripts)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Maintenance: flush inlined rows, merge small files, expire old snapshots, delete unreferenced files.
 
@@ -550,7 +547,7 @@ def compact(
     or rollback to them); --yes skips the question, --dry-run only lists."""
     from warehouse.maintenance import compact as run_compact, plan_compact  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         plan = plan_compact(settings, older_than=older_than)
     for sid, when in plan.expire:
@@ -584,7 +581,7 @@ def shell(
     timeout: float = typer.Option(300.0, "--timeout", envvar="GOVFACTS_SQL_TIMEOUT",
                                   help="Cancel a statement after this many seconds (0: no limit); Ctrl-C cancels at once"),
     max_rows: int = typer.Option(1000, "--max-rows", help="Rows shown per result (0: no limit)"),
-    catalog: Optional[str] = CATALOG_OPT,
+    catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Interactive SQL on the warehouse (attached as wh); read-only and sandboxed unless --read-write."""
     from warehouse.shell import run_shell  # noqa: PLC0415
@@ -593,7 +590,7 @@ def shell(
         _fail("--read-write cannot be combined with --at: the past is read-only (use `govfacts rollback N` to restore it)")
     if timeout < 0 or max_rows < 0:
         _fail("--timeout and --max-rows take a number of seconds / rows, 0 for no limit")
-    settings = load_settings(warehouse=warehouse, catalog=catalog)
+    settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         run_shell(settings, read_write=read_write, at=at, timeout=timeout or None, max_rows=max_rows)
 
@@ -606,7 +603,7 @@ def report(
     """Write the data-quality report (one HTML page + GX Data Docs) of the latest snapshot; it opens from disk."""
     from expectations.report import write_report  # noqa: PLC0415
 
-    settings = load_settings(warehouse=warehouse)
+    settings = _settings(warehouse=warehouse)
     try:
         paths = write_report(settings, out_dir or settings.reports_dir / "latest")
     except FileNotFoundError as exc:
@@ -623,13 +620,13 @@ def serve(
     interval: Optional[float] = typer.Option(None, "--interval", help="Run every this many seconds instead of on the cron"),
     timezone: str = typer.Option("UTC", help="Time zone of the cron expression (IANA name, e.g. Asia/Shanghai)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
+    catalog: Optional[Catalog] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
     name: str = typer.Option("govfacts-daily", help="Deployment name"),
     port: int = typer.Option(4200, "--port", help="Port of the local Prefect server (API and UI) when PREFECT_API_URL is not set"),
     ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Prefect UI from the local server"),
     catch_up: bool = typer.Option(True, "--catch-up/--no-catch-up",
                                   help="Run once at start when the schedule fired since the deployment's last run (or it never ran)"),
-    task_runner: Optional[str] = TASK_RUNNER_OPT,
+    task_runner: Optional[TaskRunner] = TASK_RUNNER_OPT,
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
 ) -> None:
@@ -638,7 +635,7 @@ def serve(
     Uses the Prefect server at PREFECT_API_URL when set; otherwise starts one on 127.0.0.1:--port (API, scheduler
     and UI) for as long as it serves. Prints each run as it starts and ends. Ctrl-C or SIGTERM stops cleanly.
     """
-    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
+    settings = _settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
                              dask_address=dask_address, max_workers=max_workers)
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; create it (reports dropped there are picked up on schedule)")
@@ -666,7 +663,7 @@ def runs(
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Ask Prefect for every run's state (--no-prefect: the warehouse's runs only)"),
 ) -> None:
     """Past runs with their state, time, files in, facts, snapshot and data-quality outcome; or one run's log."""
-    settings = load_settings(warehouse=warehouse)
+    settings = _settings(warehouse=warehouse)
     configure_prefect()
     from flows.serve import ServeError, flow_run_logs, run_history  # noqa: PLC0415 (Prefect must be configured first)
 
@@ -708,17 +705,17 @@ def deploy(
     interval: Optional[float] = typer.Option(None, "--interval", help="Run every this many seconds instead of on the cron"),
     timezone: str = typer.Option("UTC", help="Time zone of the cron expression (IANA name)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    catalog: Optional[str] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
+    catalog: Optional[Catalog] = typer.Option(None, help="DuckLake catalog: sqlite (default), duckdb or postgres"),
     name: str = typer.Option("govfacts-daily", help="Deployment name"),
     pool: str = typer.Option("govfacts", help="Process work pool the workers poll"),
     output: Path = typer.Option(Path("prefect.yaml"), "--output", help="Where to write the prefect.yaml"),
     apply: bool = typer.Option(False, "--apply", help="Also register it with the Prefect server at PREFECT_API_URL (prefect deploy)"),
-    task_runner: Optional[str] = TASK_RUNNER_OPT,
+    task_runner: Optional[TaskRunner] = TASK_RUNNER_OPT,
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
 ) -> None:
     """Write a prefect.yaml for a Prefect server with workers (and with --apply, register it)."""
-    settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
+    settings = _settings(inbox=inbox, warehouse=warehouse, catalog=catalog, task_runner=task_runner,
                              dask_address=dask_address, max_workers=max_workers)
     configure_prefect()
     from flows.deploy import apply_prefect_yaml, write_prefect_yaml  # noqa: PLC0415

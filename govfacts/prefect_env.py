@@ -1,4 +1,4 @@
-"""Prefect runs embedded: its ephemeral local server, home inside the working directory, no analytics.
+"""Prefect runs embedded: its ephemeral local server, home inside the project directory (of govfacts.toml, else the working one), no analytics.
 
 Must run before ``prefect`` is imported, because Prefect reads its settings at import.
 """
@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from transforms.settings import project_dir
+
 
 def configure_prefect(home: Path | None = None) -> None:
     """Point Prefect at a local home and switch off everything that would call out."""
-    os.environ.setdefault("PREFECT_HOME", str((home or Path.cwd() / ".prefect").resolve()))
+    os.environ.setdefault("PREFECT_HOME", str((home or project_dir() / ".prefect").resolve()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_UI_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_API_HOST", "127.0.0.1")

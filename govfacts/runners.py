@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 
 TASK_RUNNERS = ("threads", "processes", "dask")
 

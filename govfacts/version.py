@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 
-from govfacts.settings import PROJECT_ROOT
+from transforms.settings import PROJECT_ROOT
 
 _INPUTS = ("transforms/**/*.py", "expectations/**/*.py", "seeds/*.csv")
 

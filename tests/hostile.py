@@ -516,7 +516,7 @@ def expected_facts(data: bytes, name: str = "sample") -> list[dict]:
 
 
 def warehouse_facts(warehouse: Path) -> list[dict]:
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.snapshots import query
 
     names, rows = query(load_settings(warehouse=warehouse), f"SELECT doc_id, {', '.join(FACT_KEY)} FROM facts")
@@ -524,7 +524,7 @@ def warehouse_facts(warehouse: Path) -> list[dict]:
 
 
 def sql(warehouse: Path, statement: str, params: list | None = None) -> list[tuple]:
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.snapshots import query
 
     return query(load_settings(warehouse=warehouse), statement, params)[1]
@@ -532,7 +532,7 @@ def sql(warehouse: Path, statement: str, params: list | None = None) -> list[tup
 
 def snapshot_state(warehouse: Path) -> tuple[int, dict[str, int]]:
     """Latest snapshot id and row counts of the main tables: what must not move when a run fails."""
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.snapshots import list_snapshots
 
     snaps = list_snapshots(load_settings(warehouse=warehouse))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.settings import Settings, load_settings
+from transforms.settings import Settings, load_settings
 
 PG_VERSION = "15"
 PG_BIN_CANDIDATES = (Path(f"/usr/lib/postgresql/{PG_VERSION}/bin"), Path(f"/usr/pgsql-{PG_VERSION}/bin"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from govfacts.settings import PROJECT_ROOT
+from transforms.settings import PROJECT_ROOT
 
 
 def user_env(home: Path, **extra: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ from govfacts.cli import app
 
 
 @pytest.mark.parametrize("args,says", [
-    (["run", "--catalog", "foo"], "'foo' is not one of sqlite, duckdb, postgres"),
-    (["run", "--task-runner", "bogus"], "'bogus' is not one of threads, processes, dask"),
-    (["sql", "--catalog", "oracle", "SELECT 1"], "is not one of sqlite, duckdb, postgres"),
+    (["run", "--catalog", "foo"], "'foo' is not one of 'sqlite', 'duckdb', 'postgres'"),
+    (["run", "--task-runner", "bogus"], "'bogus' is not one of 'threads', 'processes', 'dask'"),
+    (["sql", "--catalog", "oracle", "SELECT 1"], "is not one of 'sqlite', 'duckdb', 'postgres'"),
     (["run", "--batch-size", "0"], "--batch-size"),
 ])
 def test_a_bad_option_fails_at_once_naming_the_valid_values_and_writes_nothing(args, says, tmp_path, monkeypatch):

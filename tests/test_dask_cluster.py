@@ -85,7 +85,7 @@ def govfacts(cwd: Path, env: dict[str, str], *argv: str, timeout: float = 600, c
 
 
 def _settings(env: dict[str, str]):
-    from govfacts.settings import load_settings  # noqa: PLC0415
+    from transforms.settings import load_settings  # noqa: PLC0415
 
     return load_settings(warehouse=env["GOVFACTS_WAREHOUSE"], catalog=env.get("GOVFACTS_CATALOG", "sqlite"),
                          postgres_dsn=env.get("GOVFACTS_POSTGRES_DSN", ""), data_path=env.get("GOVFACTS_DATA_PATH", ""))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from warehouse.snapshots import list_snapshots, query
 
 pytestmark = pytest.mark.e2e

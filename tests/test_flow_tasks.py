@@ -46,7 +46,7 @@ def test_govfacts_run_runs_the_flow_without_heartbeats_and_leaves_the_setting_al
     from prefect.settings import get_current_settings
 
     from flows import ingest as flow_module
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
 
     seen = []
     real = flow_module.stage_inbox
@@ -76,7 +76,7 @@ def test_on_a_process_runner_an_unchanged_run_submits_nothing(prefect_harness, t
     from prefect.task_runners import ProcessPoolTaskRunner
 
     from flows import ingest as flow_module
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
 
     submitted = []
     real_submit = ProcessPoolTaskRunner.submit

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import govfacts.version as version_module
-from govfacts.settings import PROJECT_ROOT, load_settings
+from transforms.settings import PROJECT_ROOT, load_settings
 from warehouse.snapshots import list_snapshots, query
 
 pytestmark = pytest.mark.e2e

@@ -89,7 +89,7 @@ def test_extract_says_when_a_file_is_not_a_report(tmp_path):
 @pytest.mark.e2e
 def test_run_reads_pdf_and_docx_quarantines_a_scan_and_records_a_non_report(prefect_harness, printed_pdf, tmp_path):
     from flows.ingest import ingest
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.snapshots import query
 
     inbox = tmp_path / "inbox"

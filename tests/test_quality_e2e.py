@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from transforms.schema import Fact
 from warehouse.snapshots import query
 

@@ -465,7 +465,7 @@ def test_unreachable_prefect_server_is_one_clear_message(tmp_path):
 @pytest.fixture(scope="module")
 def small_wh(tmp_path_factory):
     """A warehouse of two crafted loads on the default catalog (no flow needed)."""
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from tests.warehouse_batches import fact, make_batch
     from warehouse.load import load_batch
 

@@ -8,7 +8,7 @@ import pytest
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from govfacts.runners import make_task_runner
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from warehouse.snapshots import query
 
 FACT_KEY = "SELECT doc_id, indicator, measure, period, kind, value, unit, start, \"end\", dq_status FROM facts ORDER BY ALL"
@@ -39,7 +39,7 @@ def test_dask_setting_uses_the_given_scheduler_or_a_local_cluster_of_processes()
 
 
 def test_an_unknown_runner_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="threads, processes, dask"):
+    with pytest.raises(ValueError, match="'threads', 'processes' or 'dask'"):
         make_task_runner(load_settings(task_runner="spark"))
 
 

@@ -125,7 +125,7 @@ def test_parts_spill_to_and_are_removed_from_the_object_store(s3_server, monkeyp
     """The part functions a remote cluster's workers use, on s3:// paths: write, list, read back, sweep, remove."""
     import pyarrow as pa
 
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.parts import open_spill, part_files, part_path, remove_spill, spill_root, sweep_spills, write_part
     from warehouse.texts import PartTexts
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from govfacts.settings import PROJECT_ROOT, load_settings
+from transforms.settings import PROJECT_ROOT, load_settings
 
 def test_deploy_writes_a_prefect_yaml_with_the_cron_the_parameters_and_the_runner(tmp_path: Path):
     from flows.deploy import write_prefect_yaml

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from govfacts.settings import PROJECT_ROOT, load_settings
+from transforms.settings import PROJECT_ROOT, load_settings
 from tests.browser import Browser, chromium_path
 from tests.pg import free_port
 from tests.shell import user_env

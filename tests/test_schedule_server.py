@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from govfacts.settings import PROJECT_ROOT, load_settings
+from transforms.settings import PROJECT_ROOT, load_settings
 from tests.pg import free_port
 from tests.shell import user_env
 from warehouse.snapshots import list_snapshots, query

@@ -400,7 +400,7 @@ def test_ctrl_c_in_the_shell_cancels_the_query_and_keeps_the_session(tmp_path):
     import threading
     import time
 
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from tests.warehouse_batches import fact, make_batch
     from warehouse.load import load_batch
     from warehouse.shell import run_shell

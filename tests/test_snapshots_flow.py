@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from warehouse.diff import diff_snapshots, summarize
 from warehouse.rollback import rollback_to
 from warehouse.snapshots import list_snapshots, query

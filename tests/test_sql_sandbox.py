@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from tests.hostile import LEDGER, report_reliability
 from tests.warehouse_batches import fact, make_batch
 from warehouse.catalog import connect

@@ -15,7 +15,7 @@ import pytest
 
 from expectations.facts_suite import build_checks
 from flows.validator import ValidatorProcess, check_group, check_group_anywhere
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from transforms.extract import extract_document
 from transforms.normalize import normalize_report
 from transforms.schema import facts_to_table, with_fact_ids

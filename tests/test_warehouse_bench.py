@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_warehouse.py"
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from govfacts.cli import app
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from tests.warehouse_batches import fact, make_batch
 from warehouse.load import load_batch
 from warehouse.shell import run_shell

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from govfacts.settings import load_settings
+from transforms.settings import load_settings
 from tests.warehouse_batches import fact, make_batch
 from warehouse import schema as schema_module
 from warehouse.catalog import connect

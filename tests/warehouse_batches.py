@@ -59,7 +59,7 @@ def make_batch(run_id: str, facts: list[dict], docs: list[str] | None = None, ve
 
 def _load(argv: list[str]) -> int:
     """``synthetic N SEED [DOC_OFFSET]``: load a synthetic batch into the warehouse of the environment."""
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.load import load_batch
     from warehouse.synthetic import synthetic_batch
 
@@ -88,7 +88,7 @@ def _read(argv: list[str]) -> int:
 
     import duckdb
 
-    from govfacts.settings import load_settings
+    from transforms.settings import load_settings
     from warehouse.catalog import connect
 
     stop = Path(argv[0])

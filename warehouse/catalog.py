@@ -29,7 +29,7 @@ from pathlib import Path
 
 import duckdb
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.sandbox import READ_WRITE_HINT, SandboxViolation, check_query
 from warehouse.storage import configure_duckdb, is_remote
 

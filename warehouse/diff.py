@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import duckdb
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import METADATA, connect
 from warehouse.snapshots import require_snapshot
 

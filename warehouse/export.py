@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import ALIAS, connect
 from warehouse.schema import TABLES
 from warehouse.views import current_views, view_column_descriptions

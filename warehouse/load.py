@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import duckdb
 import pyarrow as pa
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import connect, extension_path, sql_str
 from warehouse.schema import MIGRATIONS, TABLES, migrate
 from warehouse.views import sync_region_reference

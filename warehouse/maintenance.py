@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import ALIAS, METADATA
 from warehouse.load import commit_message, writing
 from warehouse.snapshots import rollback

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.load import write_run
 from transforms.stage import process_alive
 from warehouse.schema import TABLES

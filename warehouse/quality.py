@@ -11,7 +11,7 @@ import json
 import duckdb
 import pandas as pd
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import connect
 
 FACT_FIELDS = ("fact_id, doc_id, region, indicator, measure, value, unit, value_base, unit_base, period, kind, "

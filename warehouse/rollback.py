@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import ALIAS
 from warehouse.diff import table_exists_at
 from warehouse.load import commit_message, current_snapshot, open_for_write, writer_lock

@@ -22,7 +22,7 @@ from typing import TextIO
 
 import duckdb
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from rich.console import Console
 
 from govfacts.safe_text import text as safe_text

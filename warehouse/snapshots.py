@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 import duckdb
 
-from govfacts.settings import Settings
+from transforms.settings import Settings
 from warehouse.catalog import ALIAS, SnapshotNotFound, check_read_only, connect
 from warehouse.load import commit_message, writer_lock
 from warehouse.querying import DEFAULT_TIMEOUT, stream

@@ -39,7 +39,7 @@ def _first_env(*names: str) -> str:
 def s3_options(settings=None) -> dict:
     """Endpoint (host:port), SSL, region and URL style of the S3 server, from the settings or the AWS environment."""
     if settings is None:
-        from govfacts.settings import load_settings  # noqa: PLC0415
+        from transforms.settings import load_settings  # noqa: PLC0415
         settings = load_settings()
     endpoint = settings.s3_endpoint or _first_env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
     use_ssl = True

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 
-from govfacts.settings import SEEDS_DIR
+from transforms.settings import SEEDS_DIR
 from warehouse.load import LoadBatch
 
 FIRST_REPORT_YEAR = 2015

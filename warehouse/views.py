@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from govfacts.settings import SEEDS_DIR
+from transforms.settings import SEEDS_DIR
 
 REGION_SEED = SEEDS_DIR / "regions.csv"
 REGION_COLUMNS = ("name", "level", "parent", "short")
