@@ -151,3 +151,40 @@ def test_parts_spill_to_and_are_removed_from_the_object_store(s3_server, monkeyp
     assert sweep_spills(root) == [] and s3_server.keys(bucket, "lake-spill/liverun/")
     remove_spill(live)
     assert [k for k in s3_server.keys(bucket, "lake-spill/") if not k.endswith("/")] == [], "only pyarrow's empty directory marker stays"
+
+
+def test_a_duckdb_persistent_secret_reaches_the_lake_without_aws_variables(s3_server, tmp_path: Path):  # noqa: F811
+    """The other credential path: a user's ``CREATE PERSISTENT SECRET`` (in their home), no AWS key in the
+    environment. The run and the queries reach the bucket through it; the warehouse holds no copy of it."""
+    import duckdb  # noqa: PLC0415
+
+    from warehouse.catalog import extension_path  # noqa: PLC0415
+
+    bucket = s3_server.new_bucket()
+    home = tmp_path / "home"
+    home.mkdir()
+    secrets = home / ".duckdb" / "stored_secrets"
+    endpoint = s3_server.endpoint.split("://", 1)[1]
+    con = duckdb.connect(config={"secret_directory": str(secrets)})
+    con.execute(f"LOAD '{extension_path('httpfs')}'")
+    con.execute(f"CREATE PERSISTENT SECRET mine (TYPE s3, KEY_ID '{ACCESS_KEY}', SECRET '{SECRET_KEY}', REGION 'us-east-1', "
+                f"ENDPOINT '{endpoint}', URL_STYLE 'path', USE_SSL false)")
+    con.close()
+    assert list(secrets.glob("*.duckdb_secret")), "the user's secret is stored where DuckDB keeps persistent secrets"
+
+    env = clean_env(HOME=str(home), GOVFACTS_DATA_PATH=f"s3://{bucket}/lake/",
+                    GOVFACTS_WAREHOUSE=str(tmp_path / "wh"))
+    assert not [k for k in env if k.startswith("AWS_")]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / SAMPLES[0].name).write_bytes(SAMPLES[0].read_bytes())
+    govfacts(tmp_path, env, "run", "--inbox", str(inbox))
+    assert rows(tmp_path, env, "SELECT count(*) AS n FROM facts")[0]["n"] > 0
+    assert [k for k in s3_server.keys(bucket) if k.startswith("lake/") and k.endswith(".parquet")]
+    assert no_secret_under(tmp_path / "wh") == [] and SECRET_KEY not in (tmp_path / "outputs.log").read_text()
+
+    # without the secret the lake's files cannot be reached: an error, not an empty or partial answer
+    (home / ".duckdb").rename(home / "moved")
+    denied = subprocess.run([sys.executable, "-m", "govfacts.cli", "sql", "SELECT sum(value) FROM facts"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert denied.returncode != 0, denied.stdout
