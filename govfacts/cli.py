@@ -17,6 +17,7 @@ from rich.text import Text
 
 from govfacts.prefect_env import configure_prefect
 from govfacts.safe_text import text as safe_text
+from govfacts.sql_output import OutputFormat
 from transforms.settings import Catalog, SettingsError, TaskRunner, load_settings
 
 _IMPORTED = time.monotonic()
@@ -92,28 +93,44 @@ def run(
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
 ) -> None:
-    """Stage, normalize, extract, validate and load the reports of the inbox."""
+    """Stage, normalize, extract, validate and load the reports of the inbox.
+
+    An inbox with nothing new for the warehouse (same contents, same names, same pipeline version) is
+    answered without starting Prefect or Great Expectations, and the data-quality report is kept."""
     settings = _settings(inbox=inbox, warehouse=warehouse, catalog=catalog, batch_size=batch_size,
                              task_runner=task_runner, dask_address=dask_address, max_workers=max_workers)
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; pass --inbox DIR with the report files")
     configure_prefect()
+    unchanged = _nothing_new(settings)
+    if unchanged is not None:
+        unchanged["times"] = dict(wall=_command_seconds(), flow=0.0, report=0.0)
+        _print_summary(unchanged)
+        out.print(safe_text(f"data-quality report (unchanged): {_report_index(settings).as_uri()}"))
+        return
+    from govfacts.prefect_env import EmbeddedServer  # noqa: PLC0415
+
+    server = EmbeddedServer.launch()  # boots (seconds) while this process imports Prefect, the flow and GX; dies with this run
     from govfacts.failures import explain_failure, prefect_api_problem  # noqa: PLC0415 (after configure_prefect)
 
     problem = prefect_api_problem()
     if problem:
+        if server is not None:
+            server.stop()
         _fail(problem)
-    from govfacts.prefect_env import console_without_tracebacks, start_embedded_server  # noqa: PLC0415
+    from govfacts.prefect_env import console_without_tracebacks  # noqa: PLC0415
 
-    start_embedded_server()  # dies with this run, even a killed one
     console_without_tracebacks()  # a failure is told once, in one line, below (the stack stays in the run's logs)
     with _run_progress(settings) as progress:
         progress("starting Prefect", 0, 0)
         import flows.ingest  # noqa: PLC0415 (Prefect must be configured first)
 
+        _import_validation(settings)
         flows.ingest.PROGRESS = progress
         started = time.monotonic()
         try:
+            if server is not None:
+                server.hand_to_prefect()
             summary = flows.ingest.flow_for(settings)(inbox=str(settings.inbox), warehouse=str(settings.warehouse), catalog=str(settings.catalog),
                              postgres_dsn=settings.postgres_dsn, batch_size=settings.batch_size)
         except Exception as exc:  # disk full, not writable, server gone: one clear line; anything else is a bug, shown in full
@@ -131,6 +148,59 @@ def run(
     _print_summary(summary)
     if report_line is not None:
         out.print(report_line)
+
+
+def _report_index(settings) -> Path:
+    return settings.reports_dir / "latest" / "index.html"
+
+
+def _nothing_new(settings) -> dict | None:
+    """The summary of a run that would load and record nothing, decided before Prefect starts; None when the flow must run.
+
+    The flow's own decision (warehouse/plan.py: the inbox staged as the flow stages it, against the
+    warehouse's record at this pipeline version): no new content, no new rejected file, no known
+    document under a new name. Read-only and without the writer lock; no Prefect, no GX. When this
+    check cannot answer (no warehouse yet, a migration due, no report to keep, an error), the flow
+    runs and says in its own words what is wrong.
+    """
+    if not _report_index(settings).exists():  # the run writes it
+        return None
+    import duckdb  # noqa: PLC0415
+
+    from govfacts.version import pipeline_version  # noqa: PLC0415
+    from transforms.errors import GovfactsError  # noqa: PLC0415
+    from transforms.stage import stage_inbox  # noqa: PLC0415
+    from warehouse.plan import known_if_current, work_for  # noqa: PLC0415
+
+    try:
+        known = known_if_current(settings, pipeline_version())
+        if known is None:
+            return None
+        staged = stage_inbox(settings.inbox, settings.staging, settings.max_file_bytes)
+    except (GovfactsError, OSError, ValueError, ConnectionError, duckdb.Error):
+        return None
+    work = work_for(staged, known)
+    if not work.nothing_new:
+        return None
+    return dict(run_id=None, flow_run_id=None, files_in=staged.files_in, staged=len(staged.staged), duplicates=0,
+                skipped=work.skipped, documents=0, files_quarantined=0, facts_extracted=0, facts_published=0,
+                facts_quarantined=0, facts_warned=0, expectations_passed=0, expectations_failed=0,
+                snapshot_id=known.snapshot_id, changed=False, warehouse=str(settings.warehouse), quarantined=[])
+
+
+def _import_validation(settings) -> None:
+    """Import Great Expectations now, while Prefect's server boots, when this process will validate.
+
+    On the threads runner a run of fewer than PROCESS_MIN_DOCUMENTS validates in this process; the
+    import (≈1.5 s) would otherwise come after the transforms, on the run's critical path.
+    Process and Dask workers, and the validator process of a large run, import it themselves.
+    """
+    from flows.validator import PROCESS_MIN_DOCUMENTS  # noqa: PLC0415
+    from transforms.settings import TaskRunner as Runner  # noqa: PLC0415
+    from transforms.stage import list_inbox  # noqa: PLC0415
+
+    if settings.task_runner == Runner.threads and len(list_inbox(settings.inbox)) < PROCESS_MIN_DOCUMENTS:
+        import expectations.facts_suite  # noqa: F401, PLC0415
 
 
 def _command_seconds() -> float:
@@ -186,7 +256,9 @@ def _write_run_report(settings, changed: bool = True) -> Text | str | None:
 
 def _print_summary(s: dict) -> None:
     """The run's figures; file names and reasons as text (never markup; control characters and newlines spelled out)."""
-    t = Table(title=safe_text(f"govfacts run {s['run_id']} (flow run {s['flow_run_id']})"), show_header=False)
+    quick = s["flow_run_id"] is None  # nothing new, told without a flow run (_nothing_new)
+    title = "govfacts run: nothing new (no flow run)" if quick else f"govfacts run {s['run_id']} (flow run {s['flow_run_id']})"
+    t = Table(title=safe_text(title), show_header=False)
     t.add_row("files in", str(s["files_in"]))
     t.add_row("documents staged", f"{s['staged']} distinct ({s['duplicates']} duplicate names)")
     t.add_row("already loaded (skipped)", str(s["skipped"]))
@@ -199,7 +271,9 @@ def _print_summary(s: dict) -> None:
     t.add_row("warehouse", safe_text(s["warehouse"]))
     n = s.get("batches", 0)
     batches = f"{n} batch{'' if n == 1 else 'es'}, {s.get('task_runner', '')}"
-    if s.get("times"):
+    if quick:
+        t.add_row("time", f"{s['times']['wall']:.1f} s wall (the inbox checked against the warehouse; Prefect not started)")
+    elif s.get("times"):
         tm = s["times"]
         startup = max(0.0, tm["wall"] - tm["flow"] - tm["report"])
         t.add_row("time", f"{tm['wall']:.1f} s wall: start-up {startup:.1f} s, flow {tm['flow']:.1f} s, report {tm['report']:.1f} s "
@@ -295,36 +369,71 @@ def _warehouse_errors():
         _fail(text)
 
 
+FORMAT_OPT = typer.Option(OutputFormat.table, "--format",
+                          help="table: never cuts or rounds a value (a record per row when the columns do not fit the width); "
+                          "csv, jsonl, json (one array), markdown (a GitHub table), parquet (binary: with --output or a redirect) "
+                          "stream every row")
+OUTPUT_OPT = typer.Option(None, "--output", "-o", dir_okay=False,
+                          help="Write to this file instead of standard output (it appears only when the command succeeds)")
+MAX_WIDTH_OPT = typer.Option(None, "--max-width", min=0, help="Width of --format table (default: the terminal's; 0: no limit)")
+
+
+def _check_output(fmt: OutputFormat, output: Optional[Path]) -> None:
+    """Where the rows go is checked before any work: a folder that exists, and no binary on a terminal."""
+    from govfacts.sql_output import BINARY_FORMATS  # noqa: PLC0415
+
+    if output is not None and not output.parent.is_dir():
+        _fail(f"--output {output}: the folder {output.parent} does not exist; create it first", 2)
+    if fmt in BINARY_FORMATS and output is None and sys.stdout.isatty():
+        _fail(f"--format {fmt} is binary and standard output is a terminal: give --output FILE.{fmt} "
+              f"(or redirect: > result.{fmt})", 2)
+
+
+def _query_text(query: str) -> str:
+    """The SQL argument, or standard input when it is `-` (`echo 'SELECT 1' | govfacts sql -`)."""
+    if query != "-":
+        return query
+    if sys.stdin.isatty():
+        err.print("reading the SQL from standard input; end it with Ctrl-D")
+    text = sys.stdin.read()
+    if not text.strip():
+        _fail("`govfacts sql -` reads the SQL from standard input, and it was empty: pipe a query in "
+              "(echo 'SELECT count(*) FROM facts' | govfacts sql -) or give it as the argument", 2)
+    return text
+
+
 @app.command()
 def sql(
-    query: str,
+    query: str = typer.Argument(..., help="The SQL to run, or - to read it from standard input"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
     at: Optional[int] = typer.Option(None, "--at", help="Query the warehouse as of snapshot N (DuckLake time travel)"),
     at_time: Optional[str] = typer.Option(None, "--at-time", help="Query the warehouse as it was at this time, e.g. '2025-03-01 12:00:00+00'"),
     read_write: bool = typer.Option(False, "--read-write", help="Allow writes: the whole command is one transaction (one snapshot)"),
-    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl (csv and jsonl stream any number of rows)"),
+    fmt: OutputFormat = FORMAT_OPT,
+    output: Optional[Path] = OUTPUT_OPT,
     timeout: float = typer.Option(300.0, "--timeout", envvar="GOVFACTS_SQL_TIMEOUT",
                                   help="Cancel the query after this many seconds (0: no limit); Ctrl-C cancels at once"),
-    max_rows: int = typer.Option(1000, "--max-rows", help="Rows drawn by --format table (0: no limit); csv/jsonl are never cut"),
+    max_rows: int = typer.Option(1000, "--max-rows", help="Rows drawn by --format table (0: no limit); the other formats are never cut"),
+    max_width: Optional[int] = MAX_WIDTH_OPT,
     catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Run SQL against the latest snapshot, or a past one; read-only and sandboxed unless --read-write."""
-    from govfacts.sql_output import FORMATS, RowWriter  # noqa: PLC0415
+    from govfacts.sql_output import RowWriter, output_to  # noqa: PLC0415
     from warehouse.snapshots import stream_query  # noqa: PLC0415
 
     if read_write and (at is not None or at_time is not None):
         _fail("--read-write cannot be combined with --at/--at-time: the past is read-only (use `govfacts rollback N` to restore it)")
     if at is not None and at_time is not None:
         _fail("give either --at N or --at-time TS, not both")
-    if fmt not in FORMATS:
-        _fail(f"unknown format {fmt!r}: use --format {' | '.join(FORMATS)}")
     if timeout < 0 or max_rows < 0:
         _fail("--timeout and --max-rows take a number of seconds / rows, 0 for no limit")
+    _check_output(fmt, output)
+    query = _query_text(query)
     settings = _settings(warehouse=warehouse, catalog=catalog)
-    writer = RowWriter(fmt, max_rows=max_rows, console=out)
-    with _warehouse_errors(), _stdout_closed_quietly():
+    with _warehouse_errors(), _stdout_closed_quietly(), output_to(output, fmt) as (text_out, binary_out):
+        writer = RowWriter(fmt, max_rows=max_rows, out=text_out or sys.stdout, max_width=max_width, binary=binary_out)
         stream_query(settings, query, writer.columns, writer.rows, at=at, at_time=at_time, read_only=not read_write,
-                     timeout=timeout or None)
+                     timeout=timeout or None, arrow=writer.wants_arrow)
         writer.finish()
 
 
@@ -341,46 +450,52 @@ def _stdout_closed_quietly():
 
 
 def _print_rows(names: list[str], rows: list[tuple], fmt: str) -> None:
-    if fmt == "jsonl":
-        for r in rows:
-            sys.stdout.write(json.dumps(dict(zip(names, r)), ensure_ascii=False, default=str) + "\n")
-    elif fmt == "csv":
-        import csv  # noqa: PLC0415
+    """Rows held in memory, written like `govfacts sql` writes them (govfacts/sql_output.py)."""
+    from govfacts.sql_output import RowWriter  # noqa: PLC0415
 
-        w = csv.writer(sys.stdout)
-        w.writerow(names)
-        w.writerows(rows)
-    else:
-        t = Table()
-        for n in names:
-            t.add_column(safe_text(n))
-        for r in rows:
-            t.add_row(*[safe_text("" if v is None else v) for v in r])
-        out.print(t)
+    try:
+        writer = RowWriter(fmt, max_rows=0)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    writer.columns(names)
+    writer.rows(rows)
+    writer.finish()
 
 
 @app.command()
 def snapshots(
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    fmt: str = typer.Option("table", "--format", help="table | jsonl (jsonl keeps the full commit message)"),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format",
+                                     help="table, csv, jsonl, json, markdown or parquet (all but table keep every field, "
+                                     "the full commit message too)"),
+    output: Optional[Path] = OUTPUT_OPT,
+    max_width: Optional[int] = MAX_WIDTH_OPT,
     catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """List snapshots with time, what made them (run, migrate, rollback, ...) and the run's counts."""
+    from govfacts.sql_output import OutputFormat as F, RowWriter, output_to  # noqa: PLC0415
     from warehouse.snapshots import list_snapshots  # noqa: PLC0415
 
+    _check_output(fmt, output)
     settings = _settings(warehouse=warehouse, catalog=catalog)
     with _warehouse_errors():
         snaps = list_snapshots(settings)
-    if fmt == "jsonl":
-        for s in snaps:
-            sys.stdout.write(json.dumps({k: v for k, v in s.items() if k != "changes"}, ensure_ascii=False, default=str) + "\n")
-        return
-    t = Table("snapshot", "time (UTC)", "what", "docs loaded by this run", "facts extracted by this run", "of them published",
-              caption="counts are of the run that made the snapshot, not totals: `govfacts sql \"SELECT count(*) FROM facts\"` for those")
-    for s in snaps:
-        t.add_row(str(s["snapshot_id"]), str(s["time"])[:19], safe_text(s["summary"]),
-                  *["" if s[k] is None else str(s[k]) for k in ("documents", "facts", "published")])
-    out.print(t)
+    if fmt is F.table:
+        names = ["snapshot", "time (UTC)", "what", "docs loaded by this run", "facts extracted by this run", "of them published"]
+        rows = [(s["snapshot_id"], s["time"].replace(microsecond=0, tzinfo=None) if isinstance(s["time"], datetime) else s["time"],
+                 s["summary"], s["documents"], s["facts"], s["published"]) for s in snaps]
+    else:
+        names = [k for k in (snaps[0] if snaps else {}) if k != "changes"]
+        nested = fmt in (F.json, F.jsonl)  # a flat format gets the commit message's details as JSON text
+        rows = [tuple(v if nested or not isinstance(v, dict) else json.dumps(v, ensure_ascii=False) for v in
+                      (s[k] for k in names)) for s in snaps]
+    note = "counts are of the run that made the snapshot, not totals: `govfacts sql \"SELECT count(*) FROM facts\"` for those"
+    with _stdout_closed_quietly(), output_to(output, fmt) as (text_out, binary_out):
+        writer = RowWriter(fmt, max_rows=0, out=text_out or sys.stdout, max_width=max_width, binary=binary_out, null="",
+                           note=note if fmt is F.table else None)
+        writer.columns(names)
+        writer.rows(rows)
+        writer.finish()
 
 
 @app.command(name="eval")

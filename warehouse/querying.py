@@ -34,8 +34,12 @@ _DONE = object()
 
 
 def stream(con: duckdb.DuckDBPyConnection, sql: str, params: list | None, on_columns: Callable[[list[str]], None],
-           on_rows: Callable[[list[tuple]], bool], timeout: float | None = DEFAULT_TIMEOUT, batch_rows: int = BATCH_ROWS) -> None:
+           on_rows: Callable[[list[tuple]], bool], timeout: float | None = DEFAULT_TIMEOUT, batch_rows: int = BATCH_ROWS,
+           arrow: bool = False) -> None:
     """Execute ``sql`` on ``con``: ``on_columns(names)`` once, then ``on_rows(batch)`` per batch until it returns False.
+
+    With ``arrow`` the batches are ``pyarrow.RecordBatch`` es with DuckDB's own types (DECIMAL(18,4) stays
+    decimal128(18, 4)), at least one even for an empty result, so a Parquet writer always has the schema.
 
     Raises QueryTimeout after ``timeout`` seconds (None or 0: no limit), QueryCancelled on Ctrl-C,
     and DuckDB's own error when the query fails. The session is interrupted in every case
@@ -58,6 +62,19 @@ def stream(con: duckdb.DuckDBPyConnection, sql: str, params: list | None, on_col
             cur = con.execute(sql, params or [])
             names = [d[0] for d in cur.description] if cur.description else []
             if not put(("columns", names)) or not names:
+                return
+            if arrow:
+                reader = cur.to_arrow_reader(batch_rows)
+                sent = False
+                for batch in reader:
+                    if stop.is_set() or not put(("rows", batch)):
+                        return
+                    sent = True
+                if not sent:
+                    import pyarrow as pa  # noqa: PLC0415 (loaded already: the reader is pyarrow's)
+
+                    put(("rows", pa.RecordBatch.from_pylist([], schema=reader.schema)))
+                put((_DONE, None))
                 return
             while not stop.is_set():
                 rows = cur.fetchmany(batch_rows)

@@ -117,20 +117,21 @@ def query(settings: Settings, sql: str, params: list | None = None, at: int | No
 
 def stream_query(settings: Settings, sql: str, on_columns: Callable[[list[str]], None], on_rows: Callable[[list[tuple]], bool],
                  params: list | None = None, at: int | None = None, read_only: bool = True, at_time: str | None = None,
-                 timeout: float | None = DEFAULT_TIMEOUT) -> None:
+                 timeout: float | None = DEFAULT_TIMEOUT, arrow: bool = False) -> None:
     """Like ``query``, but the rows go to ``on_rows`` in batches as DuckDB produces them (until it returns False),
-    within ``timeout`` seconds, and Ctrl-C cancels the query at once (warehouse/querying.py)."""
+    within ``timeout`` seconds, and Ctrl-C cancels the query at once (warehouse/querying.py); ``arrow``: the
+    batches are Arrow record batches with DuckDB's types (for Parquet)."""
     if read_only or at is not None or at_time is not None:
         check_read_only(sql)
         con = connect(settings, read_only=True, at=at, at_time=at_time)
         try:
-            stream(con, sql, params, on_columns, on_rows, timeout=timeout)
+            stream(con, sql, params, on_columns, on_rows, timeout=timeout, arrow=arrow)
         finally:
             con.close()
         return
     refuse_transaction_statements(sql)
     with _read_write(settings, sql) as con:
-        stream(con, sql, params, on_columns, on_rows, timeout=timeout)
+        stream(con, sql, params, on_columns, on_rows, timeout=timeout, arrow=arrow)
 
 
 READING_STATEMENTS = {"SELECT", "EXPLAIN", "PRAGMA"}
