@@ -211,13 +211,13 @@ def _child(role: str, *args: str) -> dict:
 
 
 def _corpus(work: Path, n: int, seed: int) -> tuple[Path, dict]:
-    from benchmarks.corpus import generate  # noqa: PLC0415
+    from benchmarks.corpus import FORMAT, generate  # noqa: PLC0415
 
     d = work / f"corpus-{n}"
     manifest = d / "manifest.json"
     if manifest.exists():
         m = json.loads(manifest.read_text())
-        if m.get("n") == n and m.get("seed") == seed:
+        if m.get("n") == n and m.get("seed") == seed and m.get("format") == FORMAT:
             return d, m
     import shutil  # noqa: PLC0415
 

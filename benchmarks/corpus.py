@@ -4,8 +4,11 @@
 
 Each generated report is one of the five sample reports (seeds/reports/) rewritten:
 
-* its region gets a new name (two or three syllables from benchmarks/place_syllables.csv,
-  unique per report, in the template's script: traditional templates get traditional names);
+* its region gets the name of a real division of the same kind (seeds/regions.csv: a current
+  name ending in the template's suffix, unique in the reference, so the extractor's identity —
+  which accepts only divisions it knows — can name it), in the template's script; names are
+  dealt out shuffled and reused only once every one of them has been used (a region then has
+  several reports, as it has over the years);
 * every number of the hand-checked answer key (tests/gold/) is perturbed (±15 %, same
   number of decimals, same sign) where it is written, and the planted fact records the
   new value;
@@ -31,6 +34,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +45,8 @@ from transforms.normalize import converter, normalize_report  # noqa: E402
 
 TEMPLATES = ROOT / "seeds" / "reports"
 GOLD = ROOT / "tests" / "gold"
-SYLLABLES = Path(__file__).resolve().parent / "place_syllables.csv"
+REGIONS = ROOT / "seeds" / "regions.csv"
+FORMAT = 2  # of the generated corpus: 2 = real division names (1: invented ones)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SENTENCE_END = re.compile(r"(?<=[。！？!?\n])")
 _DIGIT = re.compile(r"[0-9０-９]")
@@ -116,17 +121,30 @@ def prepare(path: Path, all_short_names: set[str]) -> Template:
     return t
 
 
-def _names(rng: random.Random, n: int) -> list[str]:
-    """``n`` distinct place-name stems of two (then three) syllables."""
-    with open(SYLLABLES, encoding="utf-8", newline="") as fh:
-        syl = [r["syllable"] for r in csv.DictReader(fh)]
-    pairs = [a + b for a in syl for b in syl if a != b]
-    rng.shuffle(pairs)
-    out = pairs[:n]
-    while len(out) < n:
-        out.append(rng.choice(pairs) + rng.choice(syl))
-        out = list(dict.fromkeys(out))
-    return out
+class DivisionNames:
+    """Short names of real divisions (seeds/regions.csv), dealt out per suffix, shuffled, each once before any twice.
+
+    Why real ones: the extractor identifies a report's region against the divisions reference, so an
+    invented name is not a region to it — the report would be filed under whatever known place it
+    mentions (the template's parent city), thousands of reports under one region, and every
+    cross-document check would compare them all with each other.
+    """
+
+    def __init__(self, rng: random.Random, suffixes: set[str]) -> None:
+        with open(REGIONS, encoding="utf-8", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["status"] == "current"]
+        times = Counter(r["name"] for r in rows)
+        self.rng = rng
+        self.names = {s: sorted({r["short"] for r in rows if times[r["name"]] == 1 and r["name"] == r["short"] + s
+                                 and len(r["short"]) >= 2}) for s in suffixes}
+        self.left: dict[str, list[str]] = {s: [] for s in suffixes}
+
+    def next(self, suffix: str) -> str:
+        """The next short name for a region ending in ``suffix``."""
+        if not self.left[suffix]:
+            self.left[suffix] = list(self.names[suffix])
+            self.rng.shuffle(self.left[suffix])
+        return self.left[suffix].pop()
 
 
 def _perturb(value: float, decimals: int, rng: random.Random) -> float:
@@ -183,12 +201,13 @@ def generate(n: int, out: Path, seed: int = 7) -> dict:
         shorts.add(_split_suffix(region)[0])
     templates = [prepare(p, shorts) for p in paths]
     pool = [t.raw[a:b] for t in templates for a, b, filler in t.segments if filler]
-    stems = _names(rng, n)
+    names = DivisionNames(rng, {t.suffix for t in templates})
     (out / "reports").mkdir(parents=True, exist_ok=True)
     n_facts = n_bytes = 0
     with open(out / "planted.jsonl", "w", encoding="utf-8") as planted_file:
-        for i, stem in enumerate(stems):
+        for i in range(n):
             t = templates[i % len(templates)] if i < len(templates) else rng.choice(templates)
+            stem = names.next(t.suffix)
             text, planted = render(t, stem, rng, pool)
             encoding = "gb18030" if rng.random() < 0.1 else "utf-8"
             data = text.encode(encoding)
@@ -200,7 +219,7 @@ def generate(n: int, out: Path, seed: int = 7) -> dict:
                 planted_file.write(json.dumps(f, ensure_ascii=False) + "\n")
             n_facts += len(planted)
             n_bytes += len(data)
-    manifest = dict(n=n, seed=seed, facts=n_facts, bytes=n_bytes, templates=[t.name for t in templates],
+    manifest = dict(n=n, seed=seed, format=FORMAT, facts=n_facts, bytes=n_bytes, templates=[t.name for t in templates],
                     perturbed=sum(k is not None for t in templates for _, k in t.facts),
                     gold=sum(len(t.facts) for t in templates))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
