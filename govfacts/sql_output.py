@@ -312,11 +312,15 @@ class RowWriter:
                     if k < len(values):
                         out.append_text(values[k])
                     out.append("\n")
+        if not self.table_rows:  # psql's "(0 rows)", with the columns a table would have shown
+            out.append(f"(0 rows; columns: {', '.join(headers)})\n", style="dim")
+            self.console.print(out, end="")
+            return
         self.console.print(out, soft_wrap=True, end="")
 
     def _draw_notes(self) -> None:
         if self.note:
-            self.console.print(text(self.note, "dim"), soft_wrap=True)
+            self.console.print(text(self.note, "dim"))
         if self.truncated:
             self.console.print(text(f"showing the first {self.max_rows:,} rows; there are more. For all of them use "
                                     "--format csv, jsonl, json, markdown or parquet (streamed), or --max-rows N (0: no limit)",
