@@ -21,6 +21,25 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def print_report_pdf(exe: str, text: str, folder: Path, stem: str = "report") -> Path:
+    """``text`` as a web page (one paragraph per line), printed to ``folder/<stem>.pdf`` by headless chromium.
+
+    The way a browser user saves a published report: several pages, chromium's own running header
+    (date, page title) and footer (URL, n/m) on each, which the PDF reader must drop.
+    """
+    import html  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / f"{stem}.html"
+    page.write_text('<!doctype html><html><head><meta charset="utf-8"><title>政府工作报告</title></head><body>'
+                    + "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip()) + "</body></html>", "utf-8")
+    pdf = folder / f"{stem}.pdf"
+    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={folder / f'profile-{stem}'}",
+                    f"--print-to-pdf={pdf}", page.as_uri()], capture_output=True, timeout=120, check=False)
+    assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF"), f"chromium did not print {page}"
+    return pdf
+
+
 class Browser:
     def __init__(self, profile: Path, width: int = 1400, height: int = 1000):
         from websockets.sync.client import connect

@@ -7,16 +7,14 @@ text layer is quarantined as such; a file that is not a report is recorded (and 
 
 from __future__ import annotations
 
-import html
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from govfacts.cli import app
-from tests.browser import chromium_path
+from tests.browser import chromium_path, print_report_pdf
 from tests.hostile import docx_bytes, pdf_bytes, sample_bytes
 
 README_TXT = b"govfacts\n\nInstall with pip, then run `govfacts run`. See the docs for more.\n"
@@ -33,16 +31,7 @@ def printed_pdf(tmp_path_factory) -> Path:
     exe = chromium_path()
     if exe is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    d = tmp_path_factory.mktemp("pdf")
-    text = sample_bytes("000").decode("utf-8")
-    page = d / "report.html"
-    page.write_text('<!doctype html><html><head><meta charset="utf-8"><title>政府工作报告</title></head><body>'
-                    + "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n") if line.strip()) + "</body></html>", "utf-8")
-    pdf = d / "report.pdf"
-    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={d / 'profile'}",
-                    f"--print-to-pdf={pdf}", page.as_uri()], capture_output=True, timeout=120, check=False)
-    assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF"), "chromium did not print the page"
-    return pdf
+    return print_report_pdf(exe, sample_bytes("000").decode("utf-8"), tmp_path_factory.mktemp("pdf"))
 
 
 def _extract(path: Path):

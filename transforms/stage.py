@@ -171,6 +171,13 @@ def _is_pdf(head: bytes, name: str) -> bool:
     return got is not None and got[0] == "pdf"
 
 
+def too_large_message(name: str, size: int, max_bytes: int) -> str:
+    """Why a file over the limit is refused: one wording for staging (``run``) and ``read_input`` (``extract``,
+    ``normalize``), so both commands say the same of the same file."""
+    return (f"{name}: {size:,} bytes, over the file limit of {max_bytes:,} (a work report is usually under 1 MB); "
+            "check that this is a report, or raise GOVFACTS_MAX_FILE_BYTES and re-run.")
+
+
 def read_input(data: bytes, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The one reader of an input file, as every command uses it: the bytes normalization decodes.
 
@@ -182,7 +189,7 @@ def read_input(data: bytes, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> by
     if refused is not None and refused[0] != "pdf":
         raise InputRejected(*refused)
     if len(data) > max_bytes:
-        raise InputRejected("too_large", f"{name}: {len(data):,} bytes, over the file limit of {max_bytes:,} (a work report is usually under 1 MB); check that this is a report, or raise GOVFACTS_MAX_FILE_BYTES.")
+        raise InputRejected("too_large", too_large_message(name, len(data), max_bytes))
     if refused is not None:
         return pdf_text(data, name).encode("utf-8")
     if _is_zip(data[:8]):
@@ -343,7 +350,7 @@ def _stage_stream(src: io.RawIOBase, name: str, size: int, staging: Path, max_by
     if refused is not None and refused[0] == "pdf":  # read (its text layer), like a .docx
         refused = None
     if size > max_bytes and refused is None:
-        refused = ("too_large", f"{name}: {size:,} bytes, over the file limit of {max_bytes:,} (a work report is usually under 1 MB); check that this is a report, or raise GOVFACTS_MAX_FILE_BYTES and re-run.")
+        refused = ("too_large", too_large_message(name, size, max_bytes))
     if refused is not None:  # hash only: the record is content-addressed, so a re-run skips it
         got = _hash_rest(src, h, head, name, max_bytes * 4)
         if isinstance(got, dict):
