@@ -47,30 +47,151 @@ def start_embedded_server() -> None:
     follows the thread that started the child, hence the main thread.) Nothing to do when
     PREFECT_API_URL names a server of its own.
     """
-    import subprocess  # noqa: PLC0415
+    server = EmbeddedServer.launch()
+    if server is not None:
+        server.hand_to_prefect()
 
-    from prefect.server.api import server as prefect_server  # noqa: PLC0415
-    from prefect.settings import get_current_settings  # noqa: PLC0415
 
-    if get_current_settings().api.url:
-        return
-    parent = os.getpid()
+# What Prefect's ephemeral server needs in its environment beyond ours (prefect.server.api.server.SubprocessASGIServer).
+_SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+# Work a one-run server does not need: registering Prefect's block types (and importing every installed Prefect
+# collection, prefect-dask among them, to find them) costs ≈1 s of its start-up; a run uses no blocks. A user's
+# own setting wins; `govfacts serve` starts a server of its own, which registers them.
+_SERVER_SKIPS = {"PREFECT_API_BLOCKS_REGISTER_ON_START": "false", "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false"}
+_PORTS = range(8000, 9000)  # where Prefect looks for a free port for its ephemeral server
+_PORT_IN_USE = 3  # uvicorn's exit code when it cannot bind its port
 
-    class DiesWithParent(subprocess.Popen):
-        def __init__(self, *args, **kwargs):
-            kwargs.setdefault("preexec_fn", lambda: _die_with_parent(parent))
-            super().__init__(*args, **kwargs)
 
-    class Subprocess:
-        """The ``subprocess`` module as Prefect's server module sees it: Popen with the parent-death signal."""
+def _free_port() -> int:
+    """A port of 127.0.0.1 nobody listens on (the server picks another if it is taken meanwhile)."""
+    import random  # noqa: PLC0415
+    import socket  # noqa: PLC0415
 
-        Popen = DiesWithParent
+    for _ in range(20):
+        port = random.choice(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 8000 and 8999 for the ephemeral Prefect API server; set PREFECT_API_URL "
+                       "to a running server (prefect server start)")
 
-        def __getattr__(self, name: str):
-            return getattr(subprocess, name)
 
-    prefect_server.subprocess = Subprocess()
-    prefect_server.SubprocessASGIServer().start()
+class EmbeddedServer:
+    """Prefect's ephemeral API server, started before Prefect is even imported and handed to Prefect once it is.
+
+    The server is a uvicorn subprocess that imports Prefect's server and creates (or migrates) its
+    database: seconds. Prefect starts it on the first API call and waits, so a run used to pay
+    importing Prefect, then the server's start-up, then the flow, one after the other. Launched
+    first thing (``launch``), the server boots on one core while the run imports Prefect, the flow
+    and Great Expectations on the other; ``hand_to_prefect`` then gives it to Prefect as its
+    ephemeral server (the ``SubprocessASGIServer`` it would have started) and waits until it answers.
+    The same command and environment as Prefect's own, plus the parent-death signal (see
+    ``start_embedded_server``).
+    """
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.process = self._spawn()
+
+    @classmethod
+    def launch(cls) -> "EmbeddedServer | None":
+        """Start the server now; None when PREFECT_API_URL names a server (call after ``configure_prefect``).
+
+        Prefect is not imported yet in a command (that is the point), so only the environment is asked;
+        a server named by a Prefect profile instead is found in ``hand_to_prefect``, which then stops this
+        one. Where Prefect is already imported (tests under a Prefect test harness), Prefect is asked.
+        """
+        import sys  # noqa: PLC0415
+
+        if os.environ.get("PREFECT_API_URL"):
+            return None
+        if "prefect.settings" in sys.modules:
+            from prefect.settings import get_current_settings  # noqa: PLC0415
+
+            if get_current_settings().api.url:
+                return None
+        return cls()
+
+    def _spawn(self):
+        import subprocess  # noqa: PLC0415
+        import sys  # noqa: PLC0415
+        from importlib.util import find_spec  # noqa: PLC0415
+
+        parent = os.getpid()
+        app_dir = Path(find_spec("prefect").origin).parent.parent  # what Prefect passes: prefect.__module_path__.parent
+        env = {**os.environ, **_SERVER_ENV}
+        for key, value in _SERVER_SKIPS.items():
+            env.setdefault(key, value)
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory", "prefect.server.api.server:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+            env=env, preexec_fn=lambda: _die_with_parent(parent))
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def stop(self) -> None:
+        """End the server (a run that found nothing to do, or a configured PREFECT_API_URL after all)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except Exception:  # noqa: BLE001 (subprocess.TimeoutExpired: it did not stop, so it is killed)
+                self.process.kill()
+                self.process.wait()
+
+    def hand_to_prefect(self, timeout: float | None = None) -> None:
+        """Make this Prefect's ephemeral server and wait until it answers; stop it if Prefect has a server configured.
+
+        Prefect's client asks ``SubprocessASGIServer()`` (one instance per process) for its server and
+        starts it unless it is running: it finds this one running, at this port. Raises the
+        RuntimeError Prefect raises when its server does not start in time (govfacts/failures.py
+        explains it).
+        """
+        import time  # noqa: PLC0415
+
+        import httpx  # noqa: PLC0415
+        from prefect.server.api import server as prefect_server  # noqa: PLC0415
+        from prefect.settings import get_current_settings  # noqa: PLC0415
+
+        settings = get_current_settings()
+        if settings.api.url:  # a profile names a server: Prefect uses it, not this one
+            self.stop()
+            return
+        limit = timeout or settings.server.ephemeral.startup_timeout_seconds
+        began = time.monotonic()
+        with httpx.Client() as client:
+            while True:
+                if self.process.poll() == _PORT_IN_USE:  # taken between the check and the bind: another port
+                    self.port = _free_port()
+                    self.process = self._spawn()
+                elif self.process.poll() is not None:
+                    from transforms.errors import GovfactsError  # noqa: PLC0415
+
+                    raise GovfactsError(f"Prefect's embedded server stopped (exit code {self.process.returncode}) before it "
+                                        "answered; nothing was run or committed. Its messages are above; re-run, or set "
+                                        "PREFECT_API_URL to a running server (prefect server start).")
+                try:
+                    if client.get(f"{self.api_url}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() - began > limit:
+                    self.stop()
+                    raise RuntimeError(f"Timed out while attempting to connect to ephemeral Prefect API server ({limit:.0f} s).")
+                time.sleep(0.05)
+        server = prefect_server.SubprocessASGIServer()
+        if server.running:  # Prefect already started one in this process: keep it, ours is not needed
+            self.stop()
+            return
+        server.port, server.server_process, server.running = self.port, self.process, True
+        import atexit  # noqa: PLC0415
+
+        atexit.register(server.stop)
 
 
 def console_without_tracebacks() -> None:
