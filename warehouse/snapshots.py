@@ -17,7 +17,6 @@ import duckdb
 
 from transforms.settings import Settings
 from warehouse.catalog import ALIAS, SnapshotNotFound, check_read_only, connect
-from warehouse.load import commit_message, writer_lock
 from warehouse.querying import DEFAULT_TIMEOUT, stream
 from warehouse.sandbox import check_read_write
 
@@ -146,7 +145,8 @@ def writes(sql: str) -> bool:
 @contextmanager
 def _read_write(settings: Settings, sql: str = "") -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write session under the writer lock whose work commits as one snapshot (or rolls back)."""
-    from warehouse.load import open_for_write  # noqa: PLC0415
+    # imported here: warehouse.load brings pyarrow and pandas, which a read-only `govfacts sql` never needs (start-up time)
+    from warehouse.load import commit_message, open_for_write, writer_lock  # noqa: PLC0415
 
     with writer_lock(settings):
         con = open_for_write(settings)
