@@ -196,8 +196,6 @@ class RowWriter:
             self._write_parquet(batch)
             self.count += batch.num_rows if hasattr(batch, "num_rows") else len(batch)
             return True
-        if hasattr(batch, "to_pylist"):  # an Arrow batch given to a text format
-            batch = [tuple(r.values()) for r in batch.to_pylist()]
         if fmt is OutputFormat.jsonl:
             self.out.write("".join(_json(self.names, r) + "\n" for r in batch))
         elif fmt is OutputFormat.json:
