@@ -5,6 +5,5 @@ derive.py      dq_* columns for the rules across facts and documents (pure panda
 facts_suite.py the suite built from seeds/ and ``validate_facts``
 results.py     the merge of results validated in groups (no GX import)
 artifact.py    the Prefect artifact of a run's validation
-data_docs.py   GX Data Docs of the latest validation, rewritten to open offline
-report.py      ``govfacts report``: the data-quality page
+report.py      ``govfacts report``: the data-quality page (Jinja2 templates in templates/)
 """

@@ -718,7 +718,7 @@ def report(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Directory to write the report to (default: <warehouse>/reports/latest)"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
 ) -> None:
-    """Write the data-quality report (one HTML page + GX Data Docs) of the latest snapshot; it opens from disk."""
+    """Write the data-quality report of the latest snapshot: one HTML page that opens from disk."""
     from expectations.report import write_report  # noqa: PLC0415
 
     settings = _settings(warehouse=warehouse)
@@ -727,8 +727,6 @@ def report(
     except FileNotFoundError as exc:
         _fail(str(exc))
     out.print(f"report: {paths.index.as_uri()}")
-    if paths.data_docs:
-        out.print(f"GX Data Docs: {paths.data_docs.as_uri()}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The report's pure pieces: evidence highlighting, the pass-rate chart, targets vs actuals, offline Data Docs."""
+"""The report's pieces: evidence highlighting, the pass-rate chart, expectation results, escaping, and targets read from the view."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import re
 
 import pandas as pd
 
-from expectations.data_docs import strip_remote, suite_result
-from expectations.report import ReportData, highlight, pass_rate_chart, render_html, targets_vs_actuals
+from expectations.report import ReportData, expectation_groups, highlight, pass_rate_chart, render_html
 
 TEXT = "过去一年。全年实现地区生产总值100亿元,增长66%。一般公共预算收入5.2亿元。"
 
@@ -47,45 +46,15 @@ def _fact(kind, period, value, report_year, unit="%", qualifier=None, status="pa
                 evidence=f"{kind}{value}", start=0, end=1, report_year=report_year, dq_status=status)
 
 
-def test_targets_meet_actuals_of_the_next_report():
-    facts = pd.DataFrame([_fact("target", "2024", 6.0, 2024, qualifier="左右"), _fact("actual", "2024", 6.5, 2025),
-                          _fact("target", "2024", 3.0, 2024, qualifier="以内", indicator="cpi"),
-                          _fact("actual", "2024", 3.4, 2025, indicator="cpi"),
-                          _fact("target", "2024", 9.0, 2024, indicator="retail_sales"),
-                          _fact("actual", "2024", 20.0, 2025, indicator="retail_sales", status="error")])
-    t = targets_vs_actuals(facts).set_index("indicator")
-    assert t.loc["gdp", "met"] and round(t.loc["gdp", "gap"], 6) == 0.5 and t.loc["gdp", "gap_unit"] == "pp"
-    assert not t.loc["cpi", "met"]  # 以内 is a cap: 3.4 > 3
-    assert "retail_sales" not in t.index  # a quarantined actual is not compared
-
-
 def test_an_empty_warehouse_renders_every_section():
     empty = pd.DataFrame()
     data = ReportData(warehouse="/w", run=None, results=empty, history=empty, documents=empty,
                       facts=pd.DataFrame(columns=["fact_id", "doc_id", "dq_status"]), messages={}, texts={},
-                      conflicts=pd.DataFrame(), targets=pd.DataFrame(), files=pd.DataFrame())
+                      conflicts=pd.DataFrame(), targets=[], files=pd.DataFrame())
     page = render_html(data)
     assert all(f'<section id="{s}">' in page for s in ("summary", "expectations", "history", "failures", "conflicts",
                                                        "targets", "documents", "files"))
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"https?:", page)
-
-
-def test_remote_assets_are_stripped_from_gx_pages():
-    page = ('<html><head><link rel="stylesheet" href="https://cdn.example/b.css"/>'
-            '<script src="https://cdn.example/j.js"></script><style>.x{background:url(\'https://s3.example/l.png\')}</style></head>'
-            '<body><img src="https://s3.example/logo.png?id=1"/><a href="https://docs.example">docs</a></body></html>')
-    out = strip_remote(page)
-    assert "cdn.example" not in out and "s3.example" not in out
-    assert 'href="https://docs.example"' in out  # a plain link loads nothing
-    assert 'id="govfacts-offline"' in out
-
-
-def test_suite_result_rebuilds_the_statistics_from_stored_rows():
-    rows = [dict(gx_result=json.dumps({"success": s, "expectation_config": {"type": "expect_x", "kwargs": {}}, "result": {}}))
-            for s in (True, True, False)] + [dict(gx_result=None)]
-    r = suite_result(rows, "run1", 4)
-    assert r["statistics"]["evaluated_expectations"] == 3 and r["statistics"]["successful_expectations"] == 2
-    assert r["success"] is False and r["meta"]["govfacts_snapshot_id"] == 4
 
 
 def test_long_lists_are_capped_with_a_note_saying_how_to_get_the_rest(monkeypatch):
@@ -99,7 +68,7 @@ def test_long_lists_are_capped_with_a_note_saying_how_to_get_the_rest(monkeypatc
                               encoding="utf-8", n_bytes=10, run_id="r", n_facts=3, n_passed=0, n_warning=3, n_error=0) for i in (0, 1)])
     empty = pd.DataFrame()
     data = ReportData(warehouse="/w", run=None, results=empty, history=empty, documents=docs, facts=facts, messages={},
-                      texts={}, conflicts=pd.DataFrame(), targets=pd.DataFrame(), files=pd.DataFrame())
+                      texts={}, conflicts=pd.DataFrame(), targets=[], files=pd.DataFrame())
     page = render_html(data)
     assert "Showing 2 of 5 flagged facts" in page and page.count('<article class="fact') == 2
     assert "not listed on this page: <code>govfacts sql \"SELECT * FROM facts WHERE doc_id = 'd1'\"</code>" in page
@@ -125,3 +94,144 @@ def test_coverage_lists_reports_without_a_gdp_level_growth_or_targets():
     assert list(cov.index) == ["a", "b"]  # only local reports are judged
     assert cov.loc["a", ["gdp_level", "gdp_growth", "targets"]].tolist() == [True, True, 1]
     assert cov.loc["b", ["gdp_level", "gdp_growth", "targets"]].tolist() == [False, False, 0]  # a quarantined level is no level
+
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&{{ 7*7 }}{% raw %}'
+
+
+def _hostile_data() -> ReportData:
+    """A report whose every text field (names, evidence, reasons, paths, expectation results) is hostile markup."""
+    h = HOSTILE
+    facts = pd.DataFrame([dict(_fact("actual", "2023", 66.0, 2024), fact_id="f1", doc_id="d1", region=h, indicator=h, unit=h,
+                               qualifier=h, evidence=h, dq_status="error", dq_failed=h, run_id="r"),
+                          dict(_fact("actual", "2023", 5.0, 2025), fact_id="f2", doc_id="d2", region=h, evidence=h, run_id="r")])
+    docs = pd.DataFrame([dict(doc_id=d, source_path=f"in/{h}.txt", region=h, region_level="county", report_year=2024, encoding=h,
+                              n_bytes=10, run_id="r", doc_type="local_work_report", no_facts_reason=h if d == "d3" else None,
+                              n_facts=0 if d == "d3" else 1, n_passed=0, n_warning=0, n_error=0) for d in ("d1", "d2", "d3")])
+    gx = json.dumps({"success": False, "expectation_config": {"kwargs": {"column": h}},
+                     "result": {"partial_unexpected_counts": [{"value": h, "count": 2}]}})
+    results = pd.DataFrame([dict(expectation=f"expect_{h}", description=h, severity="error", scope=h, success=False,
+                                 element_count=2, unexpected_count=1, unexpected_messages=json.dumps({"f1": h}), gx_result=gx)])
+    history = pd.DataFrame([dict(snapshot_id=2, expectation=h, severity="error", checked=2, failed=1, pass_rate=0.5)])
+    conflicts = pd.DataFrame([dict(left_fact_id="f1", right_fact_id="f2", region=h, indicator=h, period=h, kind=h, measure=h,
+                                   left_doc_id="d1", right_doc_id="d2", left_value=66.0, right_value=5.0, left_unit=h,
+                                   right_unit=h, left_qualifier=h, right_qualifier=h, left_evidence=h, right_evidence=h)])
+    targets = [dict(region=h, indicator=h, measure=h, year=2024, target=6.0, target_unit=h, target_qualifier=h, actual=6.5,
+                    actual_unit=h, gap=0.5, gap_unit=h, met=True, target_evidence=h, actual_evidence=h)]
+    files = pd.DataFrame([dict(source_path=f"in/{h}", stage=h, reason=h, detail=h)])
+    return ReportData(warehouse=h, run=dict(run_id=h, snapshot_id=2, finished_at=h, expectations_passed=0, expectations_failed=1),
+                      results=results, history=history, documents=docs, facts=facts, messages={"f1": [h]},
+                      texts={"d1": h + "。" + h}, conflicts=conflicts, targets=targets, files=files)
+
+
+def test_every_value_from_the_data_is_printed_as_text_never_markup():
+    from html.parser import HTMLParser
+
+    page = render_html(_hostile_data())
+    tags: set[str] = set()
+    handlers: list[str] = []
+
+    class Tags(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.add(tag)
+            handlers.extend(name for name, _ in attrs if name.startswith("on"))
+
+    Tags().feed(page)
+    assert "img" not in tags and handlers == []  # no element or event handler came from the data
+    assert page.count("<script>") == 1  # the page's own script, nothing else
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "{{ 7*7 }}" in page and "49" not in page
+    for section in ("summary", "expectations", "history", "failures", "conflicts", "targets", "nofacts", "documents", "files"):
+        part = page[page.index(f'<section id="{section}">'):]
+        assert "&lt;script&gt;" in part[:part.index("</section>")], section
+
+
+def _result(expectation, scope, description, checked, failed: dict, severity="error", column="value", values=()):
+    gx = {"success": not failed, "expectation_config": {"type": expectation, "kwargs": {"column": column}},
+          "result": {"element_count": checked, "unexpected_count": len(failed),
+                     "partial_unexpected_counts": [{"value": v, "count": n} for v, n in values]}}
+    return dict(run_id="r", snapshot_id=2, expectation=expectation, description=description, severity=severity, scope=scope,
+                success=not failed, element_count=checked, unexpected_count=len(failed),
+                unexpected_messages=json.dumps(failed, ensure_ascii=False), gx_result=json.dumps(gx))
+
+
+RESULTS = pd.DataFrame([
+    _result("expect_growth_rates_to_be_in_range", "indicator cpi", "Growth rates of cpi lie within [-10, 10] %", 3, {}),
+    _result("expect_growth_rates_to_be_in_range", "indicator gdp", "Growth rates of gdp lie within [-20, 30] %", 6,
+            {"f1": "gdp growth 66% (2023, actual) is outside the plausible range [-20, 30] %"}, values=[(66.0, 1)]),
+    _result("expect_levels_to_be_positive", "levels", "Levels (amounts, counts, areas) are above zero", 4, {}),
+    _result("expect_target_periods_to_equal_the_report_year", "targets", "A target is for the year of its report", 5,
+            {"f7": "gdp level target 134亿元 is for 2026", "f8": "revenue target 6.5亿元 is for 2026"}, severity="warning",
+            column="dq_target_year_gap", values=[(4.0, 2)]),
+])
+
+
+def test_each_expectation_shows_its_result_its_failing_values_and_why_each_fact_failed():
+    groups = expectation_groups(RESULTS, shown={"f1"})
+    assert [g["expectation"] for g in groups] == ["expect_growth_rates_to_be_in_range", "expect_target_periods_to_equal_the_report_year",
+                                                  "expect_levels_to_be_positive"]  # failures first
+    growth = groups[0]
+    assert (growth["mark"], growth["checked"], growth["failed"], growth["rate"]) == ("✘", 9, 1, "88.9%")
+    assert growth["description"] == "Growth rates lie within the plausible range of their indicator"  # its class's, read from custom.py
+    gdp = next(i for i in growth["instances"] if i["scope"] == "indicator gdp")
+    assert (gdp["success"], gdp["column"], gdp["unexpected"]) == (False, "value", ["66"])
+    assert gdp["messages"] == [dict(fact_id="f1", text="gdp growth 66% (2023, actual) is outside the plausible range [-20, 30] %", shown=True)]
+    assert groups[1]["mark"] == "⚠" and groups[1]["instances"][0]["unexpected"] == ["4 (×2)"]
+    assert groups[2]["mark"] == "✔" and groups[2]["rate"] == "100.0%"
+
+    empty = pd.DataFrame()
+    page = render_html(ReportData(warehouse="/w", run=None, results=RESULTS, history=empty, documents=empty,
+                                  facts=pd.DataFrame(columns=["fact_id", "doc_id", "dq_status"]), messages={}, texts={},
+                                  conflicts=pd.DataFrame(), targets=[], files=pd.DataFrame()))
+    section = re.sub(r"\s+", " ", page[page.index('<section id="expectations">'):page.index('<section id="history">')])
+    assert "indicator gdp: 1 of 6 failed; unexpected value: 66" in section
+    assert "<li>gdp growth 66% (2023, actual) is outside the plausible range [-20, 30] %</li>" in section  # f1 not on this page: no link
+    assert "targets: 2 of 5 failed; unexpected dq_target_year_gap: 4 (×2)" in section and "revenue target 6.5亿元 is for 2026" in section
+    assert "each of the 2 instances" in section and "Growth rates of cpi lie within [-10, 10] %" in section
+    assert "Data Docs" not in page and "gx/" not in page  # the project's page replaces GX Data Docs
+
+
+def test_class_descriptions_read_from_the_source_are_those_of_the_classes():
+    from expectations import custom
+    from expectations.report import class_descriptions
+
+    assert class_descriptions() == {cls.expectation_type: cls.__fields__["description"].default for cls in custom.ALL_EXPECTATIONS}
+
+
+def test_the_report_shows_the_rows_of_the_view_targets_vs_actuals(tmp_path):
+    """What the page shows is what `SELECT ... FROM targets_vs_actuals` returns on the same warehouse, nothing computed beside it."""
+    from expectations.report import load_report_data
+    from tests.warehouse_batches import fact, make_batch
+    from transforms.settings import load_settings
+    from warehouse.load import load_batch
+    from warehouse.snapshots import query
+
+    settings = load_settings(warehouse=tmp_path / "wh", catalog="sqlite", postgres_dsn="", data_path="")
+    load_batch(settings, make_batch("run1", [
+        fact("doc23", 6.5, 10, period="2023", kind="target", report_year=2023, qualifier="左右"),
+        fact("doc23", 4.0, 30, period="2023", kind="target", report_year=2023, indicator="cpi", qualifier="以内"),
+        fact("doc23", 9.0, 50, period="2023", kind="target", report_year=2023, indicator="retail_sales"),
+        fact("doc23", 8.0, 70, period="2023", kind="target", report_year=2023, indicator="fixed_asset_investment"),
+        fact("doc24", 6.6, 10, period="2023", kind="actual", report_year=2024),
+        fact("doc24", 4.2, 30, period="2023", kind="actual", report_year=2024, indicator="cpi"),
+        fact("doc24", 20.0, 50, period="2023", kind="actual", report_year=2024, indicator="retail_sales", dq_status="error"),
+        fact("doc24", 900.0, 70, period="2023", kind="actual", report_year=2024, indicator="fixed_asset_investment", unit="亿元"),
+        fact("doc24", 6.0, 90, period="2024", kind="target", report_year=2024, qualifier="左右"),  # no 2025 report: pending
+    ]))
+    data = load_report_data(settings)
+    page = render_html(data)
+    section = page[page.index('<section id="targets">'):page.index("</section>", page.index('<section id="targets">'))]
+    shown = [[re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+             for row in re.findall(r"<tr><td>.*?</tr>", section, flags=re.S)]
+    names, rows = query(settings, "SELECT region, indicator, measure, year, target, target_unit, target_qualifier, actual, "
+                                  "actual_unit, gap, gap_unit, met FROM targets_vs_actuals WHERE actual IS NOT NULL "
+                                  "ORDER BY region, year, indicator, measure")
+    view = [dict(zip(names, r)) for r in rows]
+    assert len(view) == 3 and len(shown) == len(view)  # retail_sales: its actual is quarantined, so the view has none
+    for cells, r in zip(shown, view):
+        gap = "" if r["gap"] is None else f"{r['gap']:+.4g} {r['gap_unit']}"
+        outcome = "units differ" if r["met"] is None else "met" if r["met"] else "missed"
+        assert cells == [r["region"], r["indicator"], r["measure"], str(r["year"]),
+                         f"{r['target']:g}{r['target_unit']} {r['target_qualifier'] or ''}".strip(), f"{r['actual']:g}{r['actual_unit']}",
+                         gap, outcome]
+    assert {c[1]: c[-1] for c in shown} == {"cpi": "missed", "fixed_asset_investment": "units differ", "gdp": "met"}
+    assert "2 more targets wait for the report of the next year" in section  # 2024 gdp, and retail_sales without an actual

@@ -113,13 +113,26 @@ def quarantined_files(settings: Settings) -> pd.DataFrame:
                             "WHERE item = 'file' ORDER BY source_path")
 
 
-def targets_with_actuals(settings: Settings, columns: list[str]) -> pd.DataFrame | None:
-    """Rows of the view ``targets_vs_actuals`` that have an actual; None on a warehouse without the view."""
+TARGET_COLUMNS = ("region", "indicator", "measure", "year", "target", "target_unit", "target_qualifier", "actual",
+                  "actual_unit", "gap", "gap_unit", "met", "target_evidence", "actual_evidence")
+
+
+def targets_vs_actuals(settings: Settings) -> list[dict] | None:
+    """Every row of the view ``targets_vs_actuals`` (the report's table), oldest year first; None without the view.
+
+    The report reads the view rather than pairing targets with actuals itself, so the
+    page and a user's ``SELECT * FROM targets_vs_actuals`` can never disagree. A row
+    whose next report is not loaded yet has a NULL actual. None means the warehouse
+    predates migration 4 (any ``govfacts run`` on it adds the view).
+    """
+    con = connect(settings, read_only=True)
     try:
-        return _frame(settings, f"SELECT {', '.join(columns)} FROM targets_vs_actuals WHERE actual IS NOT NULL "
-                                "ORDER BY region, year, indicator, measure")
+        return con.execute(f"SELECT {', '.join(TARGET_COLUMNS)} FROM targets_vs_actuals "
+                           "ORDER BY region, year, indicator, measure").arrow().read_all().to_pylist()
     except duckdb.CatalogException:
         return None
+    finally:
+        con.close()
 
 
 def runs(settings: Settings) -> pd.DataFrame:
