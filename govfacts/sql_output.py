@@ -53,6 +53,10 @@ FORMATS = tuple(f.value for f in OutputFormat)
 BINARY_FORMATS = frozenset({OutputFormat.parquet})
 DEFAULT_MAX_ROWS = 1000
 UNLIMITED_WIDTH = 1_000_000  # --max-width 0
+# Parquet row groups: DuckDB's own size, or fewer rows when they are wide; a row group is held until written,
+# so these bound the memory of --format parquet (one row group per 2,048-row batch would make files slow to read)
+ROW_GROUP_ROWS = 122_880
+ROW_GROUP_BYTES = 64 * 1024 * 1024
 TEXT_MIN_WIDTH = 10  # a text column narrower than this reads worse than a record per row
 ATOMIC = (bool, int, float, Decimal, date, time, datetime, timedelta, UUID)  # shown on one line, never folded
 NUMERIC = (int, float, Decimal)
@@ -173,6 +177,7 @@ class RowWriter:
         self.truncated = False
         self._csv = None
         self._parquet = None
+        self._row_group: list = []
         self._markdown_aligned = False
         self._json_open = False
 
@@ -226,6 +231,7 @@ class RowWriter:
         elif self.fmt is OutputFormat.parquet:
             if self._parquet is None:
                 self._write_parquet([])
+            self._write_row_group()
             self._parquet.close()
         if self.fmt is OutputFormat.parquet:
             (self.binary or self.out.buffer).flush()
@@ -252,7 +258,8 @@ class RowWriter:
     # parquet ------------------------------------------------------------------------------------------------
 
     def _write_parquet(self, batch) -> None:
-        """Arrow batches are written as they are; rows (``snapshots``) become a batch typed like the first one."""
+        """Arrow batches keep their types; rows (``snapshots``) become a batch typed like the first one. Batches are
+        gathered into row groups of ROW_GROUP_ROWS rows or ROW_GROUP_BYTES, written as each fills."""
         import pyarrow as pa  # noqa: PLC0415 (only Parquet needs it: `govfacts sql` starts faster without)
         import pyarrow.parquet as pq  # noqa: PLC0415
 
@@ -265,7 +272,17 @@ class RowWriter:
         if self._parquet is None:
             sink = self.binary if self.binary is not None else self.out.buffer
             self._parquet = pq.ParquetWriter(sink, batch.schema)
-        self._parquet.write_batch(batch)
+        self._row_group.append(batch)
+        if (sum(b.num_rows for b in self._row_group) >= ROW_GROUP_ROWS
+                or sum(b.nbytes for b in self._row_group) >= ROW_GROUP_BYTES):
+            self._write_row_group()
+
+    def _write_row_group(self) -> None:
+        import pyarrow as pa  # noqa: PLC0415
+
+        if self._row_group:
+            self._parquet.write_table(pa.Table.from_batches(self._row_group), row_group_size=ROW_GROUP_ROWS * 2)
+            self._row_group = []
 
     # table --------------------------------------------------------------------------------------------------
 
