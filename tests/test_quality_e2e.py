@@ -212,6 +212,19 @@ def test_the_report_carries_each_expectations_result_and_failing_values(report, 
     assert '<a href="#fact-' in section and "gdp growth 66% (2023, actual) is outside the plausible range [-20, 30] %" in section
 
 
+def test_govfacts_report_prints_the_page_and_no_data_docs(injected):
+    from typer.testing import CliRunner
+
+    from govfacts.cli import app
+
+    settings, _, tmp = injected
+    got = CliRunner().invoke(app, ["report", "--warehouse", str(settings.warehouse), "--out", str(tmp / "cli-report")])
+    assert got.exit_code == 0, got.output
+    flat = got.output.replace("\n", "")  # a long path may be folded at the console's width
+    assert f"report: {(tmp / 'cli-report' / 'index.html').as_uri()}" in flat and "Data Docs" not in flat
+    assert sorted(p.name for p in (tmp / "cli-report").iterdir()) == ["index.html", "report.json"]
+
+
 def test_the_report_shows_the_rows_of_the_view_targets_vs_actuals(report, injected):
     settings, _, _ = injected
     page = report.index.read_text(encoding="utf-8")
