@@ -111,6 +111,7 @@ class Loaded:
     facts: dict[str, Counter]  # doc_id -> multiset of FACT_FIELDS tuples
     quarantined: dict[str, list[dict]]  # source_path -> quarantine records of files
     dq_status: dict[str, int] = field(default_factory=dict)  # facts per dq_status (quarantined ones are compared too)
+    texts: dict[str, str] = field(default_factory=dict)  # doc_id -> document_text.text (what facts.start/end index into)
     files: list[Path] = field(default_factory=list)  # the regular files of the inbox (symbolic links are an inbox matter)
 
 
@@ -135,7 +136,8 @@ def _run(inbox: Path, wh: Path) -> Loaded:
         quarantined.setdefault(r[0], []).append(dict(zip(names, r)))
     files = sorted(p for p in inbox.rglob("*") if p.is_file() and not p.is_symlink() and not _is_junk(p, inbox))
     dq_status = dict(query(settings, "SELECT dq_status, count(*) FROM facts GROUP BY dq_status")[1])
-    return Loaded(inbox, summary, documents, copy_of, facts, quarantined, dq_status, files)
+    texts = dict(query(settings, "SELECT doc_id, text FROM document_text")[1])
+    return Loaded(inbox, summary, documents, copy_of, facts, quarantined, dq_status, texts, files)
 
 
 def _is_junk(path: Path, inbox: Path) -> bool:
@@ -330,6 +332,28 @@ def test_the_comparison_names_the_file_and_the_facts_that_differ(loaded):
     assert problems and "did not quarantine" in problems[0]
     with pytest.raises(AssertionError, match="samples/000_"):
         _compare_every_file(replace(loaded, files=[text], facts={**loaded.facts, doc_id: changed}))
+
+
+@pytest.mark.e2e
+def test_normalize_prints_the_text_the_warehouse_holds_and_refuses_what_run_quarantines(loaded):
+    """`govfacts normalize` is the third user of the one reader: the text it prints is document_text.text (the text
+    the facts' offsets index into), and it refuses, in the same words, the files the run quarantines."""
+    differ = []
+    for path in loaded.files:
+        got = CliRunner().invoke(app, ["normalize", str(path)], env={"COLUMNS": "100000"})
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        doc_id = sha if sha in loaded.documents else loaded.copy_of.get(sha)
+        if got.exit_code != 0:
+            records = loaded.quarantined.get(str(path), [])
+            if doc_id is not None or not any(_squash(r["detail"]) == _squash(got.stderr).removeprefix("error:") for r in records):
+                differ.append(f"{path.relative_to(loaded.inbox)}: normalize refused it ({got.stderr.strip()!r}); run: {records or doc_id}")
+        elif doc_id is None:
+            differ.append(f"{path.relative_to(loaded.inbox)}: normalize read it, the run holds no document for it")
+        else:
+            text = loaded.texts[doc_id]
+            if got.stdout != text + ("" if text.endswith("\n") else "\n"):
+                differ.append(f"{path.relative_to(loaded.inbox)}: normalize printed another text than document_text holds")
+    assert not differ, "\n".join(differ)
 
 
 @pytest.mark.e2e
