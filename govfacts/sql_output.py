@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator, TextIO
 from uuid import UUID
 
-from rich.cells import cell_len
+from rich.cells import cell_len, chop_cells
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
@@ -113,6 +114,38 @@ def _markdown_cell(value: Any) -> str:
         return ""
     s = shown(value).replace("\r\n", "\n").replace("\n", "<br>")
     return printable(s).replace("|", "\\|")
+
+
+# what a line never breaks inside (unless it alone is wider than the line): a number with its point, sign, percent
+# or unit letters, a Latin word, a path; Chinese breaks between any two characters, as it is typeset
+_UNBROKEN = re.compile(r"\s+|[0-9A-Za-z_.,%+\-/:]+|.", re.S)
+
+
+def wrap_text(value: str, width: int) -> list[str]:
+    """``value`` in lines of at most ``width`` cells, breaking at spaces and between CJK characters, never inside
+    a number or word that fits a line (the evidence's 8374.123456789 stays whole); nothing is dropped but the
+    spaces at a break."""
+    lines: list[str] = []
+    line, used = "", 0
+    for token in _UNBROKEN.findall(value):
+        size = cell_len(token)
+        if token.isspace():
+            if used + size <= width:
+                line, used = line + token, used + size
+            else:
+                lines.append(line.rstrip())
+                line, used = "", 0
+            continue
+        if used + size > width and line.strip():
+            lines.append(line.rstrip())
+            line, used = "", 0
+        if size > width:  # a token wider than a whole line: folded, as it cannot be kept whole
+            *full, token = chop_cells(line + token, width)
+            lines.extend(full)
+            line, size, used = "", cell_len(token), 0
+        line, used = line + token, used + size
+    lines.append(line.rstrip())
+    return lines
 
 
 def _longest_word(header: str) -> int:
@@ -300,7 +333,8 @@ class RowWriter:
             table = Table(*[Column(Text(h), width=w, overflow="fold", justify="right" if num else "left")
                             for h, w, num in zip(headers, widths, numeric)])
             for raw, row in zip(self.table_rows, cells):
-                table.add_row(*[Text(c, style="dim") if v is None else Text(c) for v, c in zip(raw, row)])
+                table.add_row(*[Text(c, style="dim") if v is None else Text(c if cell_len(c) <= w else "\n".join(wrap_text(c, w)))
+                                for v, c, w in zip(raw, row, widths)])
             self.console.print(table)
         self._draw_notes()
 
@@ -318,7 +352,7 @@ class RowWriter:
                 if atomic[i] or cell_len(c) <= room:
                     values = [Text(c, style="dim" if raw[i] is None else "")]
                 else:
-                    values = list(Text(c).wrap(self.console, room, overflow="fold"))
+                    values = [Text(part) for part in wrap_text(c, room)]
                 name_lines = list(names[i])
                 for k in range(max(len(values), len(name_lines))):
                     name = name_lines[k] if k < len(name_lines) else Text("")

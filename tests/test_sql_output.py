@@ -24,7 +24,7 @@ from rich.cells import cell_len
 from typer.testing import CliRunner
 
 from govfacts.cli import app
-from govfacts.sql_output import FORMATS, RowWriter, plan_widths, shown
+from govfacts.sql_output import FORMATS, RowWriter, plan_widths, shown, wrap_text
 from tests.warehouse_batches import fact, make_batch
 from transforms.settings import load_settings
 from warehouse.catalog import connect
@@ -282,6 +282,17 @@ def test_plan_widths_keeps_numbers_whole_and_gives_the_rest_to_text():
     assert plan_widths(["a_long_header_name"], [["1"]], [True], 22) == [18]
 
 
+@pytest.mark.parametrize("width", range(16, 40))
+def test_wrapped_text_keeps_numbers_whole_and_loses_nothing(width):
+    evidence = "全区实现地区生产总值8374.123456789亿元，同比增长6.8%，其中 GDP per capita 12,345.6 元 and more words here"
+    lines = wrap_text(evidence, width)
+    assert all(cell_len(line) <= width for line in lines)
+    assert "".join(lines).replace(" ", "") == evidence.replace(" ", "")
+    for number in ("8374.123456789", "6.8%", "12,345.6"):
+        assert any(number in line for line in lines), (number, lines)
+    assert wrap_text("x" * 25, 10) == ["x" * 10, "x" * 10, "x" * 5], "a token wider than the line is folded, not cut"
+
+
 def test_the_shell_writer_draws_tables_as_wide_as_its_console():
     out = io.StringIO()
     writer = RowWriter("table", out=out)
@@ -321,3 +332,13 @@ def test_parquet_is_not_written_to_a_terminal(warehouse, tmp_path):
     assert got.returncode == 2 and "--output" in got.stderr and "terminal" in got.stderr, got.stderr
     piped = subprocess.run(cmd, capture_output=True, env=env, timeout=120, cwd=PROJECT)
     assert piped.returncode == 0 and pq.read_table(io.BytesIO(piped.stdout)).column("a").to_pylist() == [1]
+
+
+def test_parquet_is_written_in_row_groups_not_one_per_batch(warehouse, tmp_path):
+    target = tmp_path / "big.parquet"
+    res = run(warehouse, "sql", "SELECT i, (i / 7)::DECIMAL(18,4) AS m FROM range(300000) t(i)", "--format", "parquet",
+              "-o", str(target))
+    assert res.exit_code == 0, res.output
+    meta = pq.read_metadata(target)
+    assert meta.num_rows == 300_000 and meta.num_row_groups == 3, meta.num_row_groups
+    assert pq.read_table(target).column("m").to_pylist()[-1] == Decimal("42857.0000")
