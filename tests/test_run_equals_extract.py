@@ -93,6 +93,18 @@ def _fill_inbox(inbox: Path, printed: dict[str, dict[str, bytes]]) -> None:
     # every quarantine reason, encodings, re-saved copies, odd names; a 1 MB file for its 20 MB one (the size is not the point
     # here), a sparse file just over the limit for its 200 MB one; no FIFO (extract, reading it, would wait for a writer)
     build_corpus(inbox / "hostile", inbox.parent / "outside", large=1_000_000, huge=70_000_000, with_fifo=False)
+    _put(inbox / "edge" / "pdf in a zip.zip", _zip_holding_a_pdf())  # the two readers once disagreed on it (see the first test)
+
+
+def _zip_holding_a_pdf() -> bytes:
+    """A zip whose first member is a PDF with a text layer, stored uncompressed: its ``%PDF-`` header is in the zip's first KB."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("report.pdf", pdf_bytes("2023 GDP 425.16"))
+    return buf.getvalue()
 
 
 def _put(path: Path, data: bytes) -> None:
@@ -272,20 +284,22 @@ def _check_printed_like_text(loaded: Loaded, printed: dict) -> int:
 # -- the tests -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["too large", "too large PDF", "image", "zip archive", "spreadsheet", "old .doc", "damaged .docx",
-                                  "scanned PDF", "damaged PDF"])
+@pytest.mark.parametrize("kind", ["too large", "too large PDF", "image", "zip archive", "zip holding a PDF", "spreadsheet", "old .doc",
+                                  "damaged .docx", "scanned PDF", "damaged PDF"])
 def test_staging_and_the_one_reader_refuse_a_file_with_the_same_reason_and_words(kind, tmp_path):
     """`run` refuses at staging (stage_file), `extract` and `normalize` in read_input: one verdict, one message.
 
-    Regression: a file over the size limit was told "… or raise GOVFACTS_MAX_FILE_BYTES and re-run." by `run`
-    and "… or raise GOVFACTS_MAX_FILE_BYTES." by `extract` (two sentences written twice).
+    Regressions: a file over the size limit was told "… or raise GOVFACTS_MAX_FILE_BYTES and re-run." by `run`
+    and "… or raise GOVFACTS_MAX_FILE_BYTES." by `extract` (two sentences written twice); a zip holding a PDF stored
+    uncompressed was quarantined as an archive by `run` and read as that PDF by `extract` (the two asked "zip?" and
+    "PDF?" in opposite orders).
     """
     from tests.hostile import ole2_bytes, png_bytes, xlsx_bytes, zip_bytes
     from transforms.errors import InputRejected
     from transforms.stage import read_input, stage_file
 
     data = {"too large": sample_bytes("002"), "too large PDF": pdf_bytes("2023 GDP 425.16") + b" " * 4096, "image": png_bytes(),
-            "zip archive": zip_bytes({"a.txt": b"x"}), "spreadsheet": xlsx_bytes(), "old .doc": ole2_bytes(),
+            "zip archive": zip_bytes({"a.txt": b"x"}), "zip holding a PDF": _zip_holding_a_pdf(), "spreadsheet": xlsx_bytes(), "old .doc": ole2_bytes(),
             "damaged .docx": docx_bytes("x")[:300], "scanned PDF": pdf_bytes(None), "damaged PDF": b"%PDF-1.4\n1 0 obj trunc"}[kind]
     limit = 1000 if kind.startswith("too large") else 64 * 2 ** 20
     path = tmp_path / "inbox" / "input.bin"

@@ -31,6 +31,7 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 from xml.etree import ElementTree
 
 from transforms.errors import GovfactsError, InputRejected
@@ -191,11 +192,29 @@ def read_input(data: bytes, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> by
         raise InputRejected(*refused)
     if len(data) > max_bytes:
         raise InputRejected("too_large", too_large_message(name, len(data), max_bytes))
-    if refused is not None:
-        return pdf_text(data, name).encode("utf-8")
-    if _is_zip(data[:8]):
-        return docx_text(data, name, max_bytes).encode("utf-8")
-    return data
+    reader = text_reader(data[:CHUNK], name)
+    return data if reader is None else reader(data, name, max_bytes).encode("utf-8")
+
+
+def text_reader(head: bytes, name: str) -> Callable[[bytes | io.BufferedIOBase, str, int], str] | None:
+    """The reader that renders a container's text from its first bytes: ``docx_text`` for a zip (a .docx; it refuses
+    other zips), ``pdf_reader`` for a PDF; None for text and HTML, which normalization decodes.
+
+    Decided here once, for staging (``run``) and ``read_input`` (``extract``, ``normalize``): they used to ask in
+    opposite orders, and a zip holding a PDF stored uncompressed — whose ``%PDF-`` header shows in the zip's first
+    KB — was quarantined as an archive by ``run`` and read as a PDF by ``extract``. A zip says so at byte 0, so it
+    is asked first.
+    """
+    if _is_zip(head):
+        return docx_text
+    if _is_pdf(head, name):
+        return pdf_reader
+    return None
+
+
+def pdf_reader(source: bytes | io.BufferedIOBase, name: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """``pdf_text`` with the signature of ``docx_text`` (bytes or an open file), so the two readers are interchangeable."""
+    return pdf_text(source if isinstance(source, bytes) else source.read(), name)
 
 
 def _is_zip(head: bytes) -> bool:
@@ -419,10 +438,9 @@ def _read_small(src: io.RawIOBase, head: bytes, name: str, max_bytes: int) -> by
 
 
 def _staged(target: Path, head: bytes, name: str, sha: str, n: int, staging: Path, max_bytes: int) -> StagedFile | dict:
-    if _is_zip(head):
-        return _stage_docx(target, name, sha, n, staging, max_bytes)
-    if _is_pdf(head, name):
-        return _stage_docx(target, name, sha, n, staging, max_bytes, reader=lambda fh, nm, _mb: pdf_text(fh.read(), nm))
+    reader = text_reader(head, name)
+    if reader is not None:
+        return _stage_docx(target, name, sha, n, staging, max_bytes, reader=reader)
     return StagedFile(source_path=name, sha256=sha, n_bytes=n, staged_path=str(target))
 
 
