@@ -20,9 +20,11 @@ real subprocess) and is compared with what the warehouse holds for it:
 
 The inbox: the five samples (seeds/reports), each also saved as .docx and printed to PDF by headless chromium
 (the PDFs are left out when chromium is not installed; .ci/run installs it), the 45 real reports, the held-out
-pages (tests/heldout: text in several encodings, an HTML page, a news page), and the hostile corpus of
+pages (tests/heldout: text in several encodings, an HTML page, a news page), the hostile corpus of
 tests/hostile.py (every quarantine reason, re-saved copies, odd names; its symbolic links and FIFO are matters of
-the inbox, not of a file's content, and are left out). One run of it all takes ~15 s beside the shared harness.
+the inbox, not of a file's content, and are left out), each sample in the encodings tests/test_encoding.py reads
+(GB18030, Big5, a GBK and a UTF-16 page) and a zip holding a PDF. One run of it all takes ~15 s beside the shared
+harness (about 35 s for the module on an idle machine, chromium's printing included).
 """
 
 from __future__ import annotations
@@ -94,6 +96,25 @@ def _fill_inbox(inbox: Path, printed: dict[str, dict[str, bytes]]) -> None:
     # here), a sparse file just over the limit for its 200 MB one; no FIFO (extract, reading it, would wait for a writer)
     build_corpus(inbox / "hostile", inbox.parent / "outside", large=1_000_000, huge=70_000_000, with_fifo=False)
     _put(inbox / "edge" / "pdf in a zip.zip", _zip_holding_a_pdf())  # the two readers once disagreed on it (see the first test)
+    _put_encodings(inbox / "encodings")
+
+
+def _put_encodings(folder: Path) -> None:
+    """Each sample in the encodings tests/test_encoding.py decodes: GB18030, traditional Big5, a GBK page (meta charset),
+    a UTF-16 page with a byte-order mark. Mostly copies of the samples, which is the point: each is read on its own."""
+    import codecs
+
+    from opencc import OpenCC
+
+    from tests.hostile import html_page
+
+    s2t = OpenCC("s2t")
+    for stem in _sample_stems():
+        text = sample_bytes(stem).decode("utf-8")
+        _put(folder / f"{stem} gb18030.txt", text.encode("gb18030"))
+        _put(folder / f"{stem} big5.txt", s2t.convert(text).encode("big5", errors="ignore"))
+        _put(folder / f"{stem} gbk.html", html_page(text, "gbk").encode("gbk", errors="ignore"))
+        _put(folder / f"{stem} utf-16.html", codecs.BOM_UTF16_LE + html_page(text, "utf-16").encode("utf-16-le"))
 
 
 def _zip_holding_a_pdf() -> bytes:
