@@ -14,9 +14,14 @@ and logging. Four properties matter at scale (60,000 reports):
   run-scoped directory and hands back only its facts; at most a few batches are in
   flight, so memory does not grow with the corpus; ``load`` inserts all parts in ONE
   DuckLake transaction (one snapshot per run, none when nothing changed);
-* two cores on the threads runner: the transforms are pure Python and share one
-  interpreter lock, so a run of ``PROCESS_MIN_DOCUMENTS`` or more validates in a process
-  of its own (flows/validator.py) that imports GX while the first batches are transformed.
+* every core on the threads runner: the transforms are pure Python and threads share one
+  interpreter lock, so a large run transforms its batches in a pool of worker processes
+  (flows/batch.py) and validates in a process of its own (flows/validator.py), while the
+  flow's threads only orchestrate: submit, wait, count (flows/accounting.py).
+
+Reading order: the tasks, then ``ingest`` (one screenful: stage ∥ plan → transform →
+validate → spill → load), then its helpers — ``StreamingWindow`` (what is in flight between
+transform and load) and ``RunBook`` (the run's accounting, flows/accounting.py).
 
 The task runner (threads, processes, Dask) is a setting: see govfacts/runners.py.
 """
@@ -25,16 +30,12 @@ from __future__ import annotations
 
 import functools
 import gc
-import hashlib
-import json
 import os
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -45,65 +46,27 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
 from expectations.artifact import by_expectation, validation_markdown
-from expectations.results import merge_result_rows
+from flows.accounting import RunBook, RunSummary
+from flows.batch import POOL_MIN_DOCUMENTS, TransformPool, start_pool, transform_batch
 from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, start_validator
 from govfacts.runners import make_task_runner
 from transforms.settings import Settings, load_settings
 from govfacts.version import pipeline_version
-from transforms.errors import InputRejected
-from transforms.extract import Identity, identify_and_extract
-from transforms.normalize import Normalized, normalize_report
-from transforms.schema import FACT_SCHEMA, StagedFile, facts_to_table, with_fact_ids
+from transforms.extract import identify_and_extract
+from transforms.schema import FACT_SCHEMA, StagedFile, with_fact_ids
 from transforms.stage import StageResult, stage_inbox
-from warehouse.copies import SameText, known_texts
+from warehouse.copies import known_texts
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
 from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, remove_spill, spill_root, write_part
 from warehouse.parts import open_spill as open_parts_dir, sweep_spills as sweep_parts_dirs
 from warehouse.storage import is_remote, join
 
-
-@dataclass
-class RunSummary:
-    """What a run did; printed by the CLI and returned by the flow."""
-
-    run_id: str
-    flow_run_id: str
-    code_version: str
-    files_in: int = 0
-    staged: int = 0
-    skipped: int = 0
-    duplicates: int = 0
-    documents: int = 0
-    files_quarantined: int = 0
-    facts_extracted: int = 0
-    facts_published: int = 0
-    facts_quarantined: int = 0
-    facts_warned: int = 0
-    expectations_passed: int = 0
-    expectations_failed: int = 0
-    snapshot_id: int | None = None
-    changed: bool = False
-    warehouse: str = ""
-    quarantined: list[dict] = field(default_factory=list)
-    without_facts: list[dict] = field(default_factory=list)  # documents loaded with no facts: source_path, doc_type, reason
-    processed: list[str] = field(default_factory=list)  # source paths (first name) of the documents this run processed
-    renamed: int = 0  # already-loaded documents seen under a new file name (names recorded, not re-processed)
-    copies: list[dict] = field(default_factory=list)  # files whose normalized text equals a document's: recorded as its copies, not loaded (counted in duplicates)
-    batches: int = 0
-    task_runner: str = ""
-    seconds: float = 0.0  # wall time of the flow body
-    stage_seconds: dict = field(default_factory=dict)  # stage -> [wall, cpu] seconds inside task bodies run in this process
-    busy_seconds: float = 0.0  # wall time in which at least one of those task bodies ran; seconds - busy = orchestration
-
-    @property
-    def reconciles(self) -> bool:
-        """Files in = documents (new or already loaded, duplicates counted once per name) + quarantined."""
-        return self.files_in == self.documents + self.skipped + self.duplicates + self.files_quarantined
+__all__ = ["PROGRESS", "RunSummary", "flow_for", "ingest"]
 
 
 class TransientFault(RuntimeError):
@@ -175,6 +138,27 @@ def _timed(stage: str) -> Iterator[None]:
             _SPANS.setdefault(key, []).append((wall, end))
 
 
+@contextmanager
+def _busy() -> Iterator[None]:
+    """Count this span as task work (a task waiting on the worker process doing its work), without a stage of its own."""
+    wall = time.perf_counter()
+    try:
+        yield
+    finally:
+        with _CLOCK_LOCK:
+            _SPANS.setdefault(str(current_flow_run.id), []).append((wall, time.perf_counter()))
+
+
+def _add_seconds(seconds: dict[str, list[float]]) -> None:
+    """Add stage times measured elsewhere (a transform worker process: its own wall and CPU seconds)."""
+    key = str(current_flow_run.id)
+    with _CLOCK_LOCK:
+        c = _CLOCK.setdefault(key, Counter())
+        for stage, (wall, cpu) in seconds.items():
+            c[f"{stage}.wall"] += wall
+            c[f"{stage}.cpu"] += cpu
+
+
 def _stage_seconds(flow_run_id: str) -> dict[str, list[float]]:
     """stage -> [wall, cpu] seconds recorded for this flow run (and forget them)."""
     with _CLOCK_LOCK:
@@ -237,10 +221,9 @@ def plan(settings: Settings, version: str) -> Plan:
 
 
 # Normalize and extract are pure Python: threads of one process take turns on the interpreter lock,
-# so two batches transformed at once finish later than one after the other (≈5-10 % more CPU in
-# normalize and extract on the 1,000-report benchmark). On the threads runner a second worker is still useful, for the
-# validation task (waiting on its process) and for the Parquet writes (which release the lock), so batches
-# take this lock for their CPU-bound part only. A process or Dask worker runs one task at a time anyway.
+# so two batches transformed at once in the flow's process finish later than one after the other. Batches
+# transformed here (small runs, or when the run has no transform pool) take this lock for their CPU-bound
+# part only; the Parquet writes release it. A process or Dask worker runs one task at a time anyway.
 _CPU_BOUND = threading.Lock()
 
 
@@ -250,85 +233,38 @@ def _cpu_bound() -> threading.Lock:
     return _CPU_BOUND
 
 
+# Transform pools of the flow runs in this process (flow run id -> pool); see flows/batch.py.
+_POOLS: dict[str, TransformPool] = {}
+
+
+def _pool_of(flow_run_id: str) -> TransformPool | None:
+    """The transform pool of a flow run of this process, if it has one (none in a worker process)."""
+    return _POOLS.get(flow_run_id)
+
+
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, label: str, version: str, run_id: str,
               raw: dict[str, bytes] | None = None) -> dict:
-    """Normalize and extract a batch of staged files; write its documents and texts as Parquet parts.
+    """Normalize and extract a batch of staged files; write its documents and texts as Parquet parts (flows/batch.py).
 
     One task per batch for both stages, so the normalized text and its offset maps (~200 KB a
-    document) never leave the worker that made them: with processes or Dask nothing big is
-    pickled, and the flow process only ever holds the batch's facts and counts. ``raw``: the staged
-    bytes, sent along to a remote cluster's workers, which cannot read the flow's staging area. Undecodable
-    files become quarantine records. Each stage keeps its own timing and fault point.
+    document) never leave the process that made them: only the batch's facts and counts come back.
+    In the run's transform pool when it has one (threads runner, large runs: the batch runs on
+    another core while this thread waits), else here. ``raw``: the staged bytes, sent along to a
+    remote cluster's workers, which cannot read the flow's staging area. Each stage keeps its own
+    timing and fault point.
     """
-    done: list[tuple[StagedFile, Normalized]] = []
-    rejected: list[dict] = []
-    with _cpu_bound():  # see _CPU_BOUND: the next batch waits here, ready, instead of sharing the lock
-        with _timed("normalize"):
-            for f in batch:
-                try:
-                    data = raw[f.sha256] if raw is not None else Path(f.staged_path).read_bytes()
-                    done.append((f, normalize_report(data, f.source_path)))
-                except InputRejected as exc:
-                    rejected.append(dict(item="file", source_path=f.source_path, sha256=f.sha256, fact_id=None, stage="normalize",
-                                         reason=exc.reason, detail=exc.message, evidence=None, pipeline_version=version, run_id=run_id))
-        # One record per name the rejected bytes arrived under: whoever looks for a file finds it.
-        rejected = [dict(r, source_path=n, detail=r["detail"].replace(r["source_path"], n))
-                    for r in rejected for n in names.get(r["sha256"], [r["source_path"]])]
-        _fault("normalize")
-        with _timed("extract"):
-            # fact ids here, batch by batch, rather than for the whole group when it is validated (the run's tail)
-            identities, found = {}, []
-            for f, norm in done:
-                identities[f.sha256], mine = identify_and_extract(norm, f.sha256)
-                found.extend(mine)
-            facts = with_fact_ids(facts_to_table(found))
-        _fault("extract")
-    with _timed("spill"):
-        docs = _documents_table(done, facts, identities, names, version, run_id)
-        write_part(parts, "documents", label, docs)
-        write_part(parts, "document_text", label, pa.table({
-            "doc_id": [f.sha256 for f, _ in done], "text": [n.text for _, n in done], "raw_text": [n.raw_text for _, n in done]}))
-        if rejected:
-            write_part(parts, "quarantine", label, pa.Table.from_pylist(rejected))
-    without = [dict(source_path=r["source_path"], doc_type=r["doc_type"], reason=r["no_facts_reason"])
-               for r in docs.select(["source_path", "doc_type", "no_facts_reason"]).to_pylist() if r["no_facts_reason"]]
-    texts = [dict(r, names=names.get(r["doc_id"], [r["source_path"]])) for r in
-             docs.select(["doc_id", "text_sha256", "source_path", "n_bytes", "encoding", "staged_path"]).to_pylist()] if docs.num_rows else []
-    return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done], without_facts=without, texts=texts,
-                rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
-
-
-def _documents_table(done: list[tuple[StagedFile, Normalized]], facts: pa.Table, identities: dict[str, Identity],
-                     names: dict[str, list[str]], version: str, run_id: str) -> pa.Table:
-    """One ``documents`` row per normalized file: what it is (its identity), and why it has no facts when it has none."""
-    by_doc: dict[str, list[dict]] = {}
-    for r in facts.select(["doc_id", "region", "region_level", "report_year"]).to_pylist():
-        by_doc.setdefault(r["doc_id"], []).append(r)
-    rows = []
-    for f, norm in done:
-        report = asdict(norm.report)
-        mine = by_doc.get(f.sha256, [])
-        ident = identities[f.sha256]
-        region = ident.region.name if ident.region else None
-        level, year = (ident.region.level if ident.region else None), ident.year
-        reason = None if mine else (ident.reason or "the report states none of the headline indicators in a form the rules read")
-        rows.append(dict(doc_id=f.sha256, source_path=f.source_path, source_names=json.dumps(names.get(f.sha256, []), ensure_ascii=False),
-                         n_bytes=f.n_bytes, staged_path=f.staged_path, encoding=report.get("encoding"),
-                         confidence=report.get("confidence"), region=region, region_level=level, report_year=year,
-                         n_facts=len(mine), doc_type=ident.doc_type, identity=json.dumps(ident.describe(), ensure_ascii=False),
-                         no_facts_reason=reason, normalization_report=json.dumps(report, ensure_ascii=False),
-                         pipeline_version=version, run_id=run_id, text_sha256=hashlib.sha256(norm.text.encode("utf-8")).hexdigest()))
-    return pa.Table.from_pylist(rows)
-
-
-# Validator processes of the flow runs in this process (flow run id -> process); see flows/validator.py.
-_VALIDATORS: dict[str, ValidatorProcess] = {}
-
-
-def _validator_of(flow_run_id: str) -> ValidatorProcess | None:
-    """The validator process of a flow run of this process, if it has one (none in a worker process)."""
-    return _VALIDATORS.get(flow_run_id)
+    job = (batch, names, parts, label, version, run_id, raw)
+    pool = _pool_of(str(current_flow_run.id))
+    if pool is not None:
+        with _busy():
+            result = pool.run(*job)
+        if result is not None:
+            _add_seconds(result.pop("seconds"))
+            _fault("normalize")
+            _fault("extract")
+            return result
+    return transform_batch(*job, timed=_timed, checkpoint=_fault, extract=identify_and_extract, cpu_bound=_cpu_bound())
 
 
 @task(cache_policy=NO_CACHE)
@@ -441,47 +377,7 @@ def _artifact(summary: RunSummary, results: list[dict]) -> None:
 # -- the flow ---------------------------------------------------------------------------------------
 
 
-ARROW_SOFT_LIMIT = 64 * 2 ** 20  # bytes of Arrow memory in this process above which finished batches are collected
-
-
-def _release_finished_batches(limit: int = ARROW_SOFT_LIMIT) -> bool:
-    """Free the data of finished batches now rather than at Python's next full collection.
-
-    A Prefect future and its wrapped ``concurrent.futures.Future`` refer to each other (a done
-    callback), so a finished batch's result — megabytes of normalized text per batch — is only
-    freed by the cyclic garbage collector, whose full passes are rare. Without this, memory
-    grows with the corpus between passes. A full pass costs ≈0.3 s, so it runs only when the
-    Arrow memory of the process exceeds ``limit`` (every few hundred documents).
-    """
-    if pa.total_allocated_bytes() <= limit:
-        return False
-    gc.collect()
-    return True
-
-
-def _validator_for(ctx, todo: int) -> ValidatorProcess | None:
-    """A validator process for this run: on the threads runner, for runs large enough to gain from it.
-
-    Threads share one interpreter lock, so GX work done in the flow's process is added to the
-    transforms'; in a process of its own it runs on another core, and its GX import overlaps the
-    first batches. Process and Dask workers validate where they run, as before.
-    """
-    if not isinstance(ctx.task_runner, ThreadPoolTaskRunner) or todo < PROCESS_MIN_DOCUMENTS:
-        return None
-    return start_validator()
-
-
-def _in_flight(settings: Settings) -> int:
-    """Batches allowed in flight at once: enough to keep every worker busy, few enough to bound memory."""
-    return 2 * max(1, settings.max_workers) + 1
-
-
 PROGRESS: Callable[[str, int, int], None] | None = None  # set by `govfacts run`: (what the flow does, done, of how many)
-
-
-def _say(what: str, done: int = 0, total: int = 0) -> None:
-    if PROGRESS is not None:
-        PROGRESS(what, done, total)
 
 
 @flow(name="govfacts-ingest", log_prints=True, task_runner=make_task_runner(load_settings()))
@@ -489,141 +385,236 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     """Stage, normalize, extract, validate and load the reports in ``inbox`` (only what is new at this code version)."""
     t0 = time.perf_counter()
     settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, postgres_dsn=postgres_dsn or None, batch_size=batch_size)
-    version = pipeline_version()
-    ctx = get_run_context()
-    summary = RunSummary(run_id=uuid.uuid4().hex[:12], flow_run_id=str(ctx.flow_run.id), code_version=version,
-                         warehouse=str(settings.warehouse), task_runner=type(ctx.task_runner).__name__)
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    runner = get_run_context().task_runner
+    book = RunBook(str(current_flow_run.id), pipeline_version(), str(settings.warehouse), type(runner).__name__, say=_say)
     _say("reading the inbox")
-    if isinstance(ctx.task_runner, ThreadPoolTaskRunner):
-        planned = plan.submit(settings, version)  # opens the warehouse (DuckDB, lock released) while staging reads the inbox
-        staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
-        known = planned.result()
-    else:  # a process or Dask worker would first pay its start-up (seconds) for a query of milliseconds
-        known = plan(settings, version)
-        staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
-    todo = [f for f in staged.staged if f.sha256 not in known.known]
-    rejected = [r for r in staged.rejected
-                if not (r.get("sha256") in known.known or (r["source_path"], r["reason"]) in known.stage_rejects)]
-    summary.files_in, summary.staged = staged.files_in, len(staged.staged)
-    summary.skipped = sum(len(staged.names[f.sha256]) for f in staged.staged if f.sha256 in known.known)
-    summary.skipped += len(staged.rejected) - len(rejected)
-    renamed = {f.sha256: known.names[f.sha256] + [n for n in staged.names[f.sha256] if n not in known.names[f.sha256]]
-               for f in staged.staged if f.sha256 in known.names and set(staged.names[f.sha256]) - set(known.names[f.sha256])}
-    summary.renamed = len(renamed)
-    for r in rejected:
-        r.update(pipeline_version=version, run_id=summary.run_id)
+    staged, known = _stage_and_plan(settings, book.version, runner)           # stage ∥ plan
+    todo = book.plan(staged, known)                                           # only what this code version has not loaded
     _say("documents normalized and extracted", 0, len(todo))
-
-    shared = shared_workers(ctx.task_runner)
-    parts = open_spill(settings, summary.run_id, shared)
-    same = SameText.from_warehouse(known.texts)  # one report under other bytes is one document (warehouse/copies.py)
-    remote = _validator_for(ctx, len(todo))
-    if remote is not None:
-        _VALIDATORS[summary.flow_run_id] = remote
+    shared = shared_workers(runner)
+    parts = str(open_spill(settings, book.run_id, shared))
+    helpers = RunProcesses.start(runner, book.summary.flow_run_id, len(todo), settings.max_workers)
     try:
-        if rejected:
-            write_part(parts, "quarantine", "stage", pa.Table.from_pylist(rejected))
-        dq_groups: list[list[dict]] = []
-        pending: deque = deque()  # (label, future) of batches in flight, oldest first
-        checks: deque = deque()  # futures of validated groups being written
-        group: list[pa.Table] = []  # facts of finished batches awaiting validation
-        group_texts: list[str] = []  # their document_text parts (evidence offsets are checked against them)
-        n_groups = 0
-
-        def validate_group() -> None:
-            """Validate the facts gathered so far (one GX run) and write them as parts."""
-            nonlocal group, group_texts, n_groups
-            checked = validate.submit(group, settings, group_texts)
-            # opaque: Prefect would otherwise walk every fact's status, failures and messages (≈100,000
-            # items a group) looking for futures inside the validated group before spilling it. Prefect's
-            # own runners unwrap it; prefect-dask hands the wrapper itself to the task, so not there.
-            checked = opaque(checked) if isinstance(ctx.task_runner, (ThreadPoolTaskRunner, ProcessPoolTaskRunner)) else checked
-            checks.append(spill_facts.submit(checked, str(parts), f"v{n_groups:06d}", version, summary.run_id))
-            group, group_texts, n_groups = [], [], n_groups + 1
-
-        def absorb(label: str, future) -> None:
-            """Take a finished batch's counts and facts; validate once enough documents have gathered."""
-            result = future.result()
-            _release_finished_batches()
-            facts, n_copies = same.take(result.get("texts", []), result["facts"], summary.run_id)
-            copy_paths = {c["source_path"] for c in same.found[len(same.found) - n_copies:]} if n_copies else set()
-            summary.documents += result["documents"] - n_copies
-            summary.processed.extend(result["processed"])
-            done[0] += sizes.pop(label, 0)
-            _say("documents normalized and extracted", done[0], len(todo))
-            summary.without_facts.extend(d for d in result.get("without_facts", []) if d["source_path"] not in copy_paths)
-            rejected.extend(result["rejected"])
-            group.append(facts)
-            group_texts.append(str(part_path(parts, "document_text", label)))
-            if len(group) * settings.batch_size >= settings.validate_batch_size:
-                validate_group()
-
-        def settle(result: dict) -> None:
-            summary.facts_extracted += result["facts"]
-            summary.facts_quarantined += result["quarantined"]
-            summary.facts_warned += result["warned"]
-            dq_groups.append(result["results"])
-
+        if book.rejected:  # files staging could not take (unreadable, too large, ...)
+            write_part(parts, "quarantine", "stage", pa.Table.from_pylist(book.rejected))
+        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner))
         batches = _chunks(todo, settings.batch_size)
-        summary.batches = len(batches)
-        sizes, done = {f"b{i:06d}": len(b) for i, b in enumerate(batches)}, [0]  # for the progress line
-        for i, batch in enumerate(batches):
-            label = f"b{i:06d}"
-            names = {f.sha256: staged.names[f.sha256] for f in batch}
-            raw = {f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None
-            pending.append((label, transform.submit(batch, names, str(parts), label, version, summary.run_id, raw)))
-            while len(pending) > _in_flight(settings):
-                absorb(*pending.popleft())
-            while len(checks) > 1:
-                settle(checks.popleft().result())
-        while pending:
-            absorb(*pending.popleft())
+        book.summary.batches = len(batches)
+        for i, batch in enumerate(batches):                                   # transform (→ validate → spill, as groups fill)
+            window.transform(f"b{i:06d}", batch, raw={f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None)
+        window.take_transformed()
+        helpers.transforms_done()
         if todo:
             _say("validating the facts (Great Expectations)")
-        if group:
-            validate_group()
-        while checks:
-            settle(checks.popleft().result())
-        if remote is not None:
-            remote.close()  # every group is validated: its memory is not held beside the load's
-        summary.facts_published = summary.facts_extracted - summary.facts_quarantined
-        file_rejects = [r for r in rejected]
-        summary.files_quarantined = len(file_rejects)
-        quarantined_shas = {r["sha256"] for r in file_rejects if r.get("sha256")}
-        summary.duplicates = sum(len(staged.names[f.sha256]) - 1 for f in todo if f.sha256 not in quarantined_shas)
-        summary.duplicates += len(same.found)  # each copy's first name; its other names are counted above
-        summary.copies = [{k: c[k] for k in ("source_path", "names", "same_as")} for c in same.found]
-        results = merge_result_rows(dq_groups)
-        summary.expectations_passed = sum(r["success"] for r in results)
-        summary.expectations_failed = sum(not r["success"] for r in results)
-        summary.quarantined = [{k: r[k] for k in ("source_path", "reason", "detail")} for r in file_rejects]
-        run = dict(run_id=summary.run_id, flow_run_id=summary.flow_run_id, started_at=started,
-                   finished_at=datetime.now(timezone.utc).replace(tzinfo=None), code_version=version,
-                   inputs_manifest_hash=staged.manifest_hash, files_in=summary.files_in, documents=summary.documents,
-                   files_quarantined=summary.files_quarantined, files_skipped=summary.skipped,
-                   facts_extracted=summary.facts_extracted, facts_published=summary.facts_published,
-                   facts_quarantined=summary.facts_quarantined, expectations_passed=summary.expectations_passed,
-                   expectations_failed=summary.expectations_failed)
-        processed = sorted({f.sha256 for f in todo} | quarantined_shas)
-        dq_rows = [dict(r, run_id=summary.run_id, snapshot_id=0) for r in results] if todo else []
-        copies = same.updates()
+        window.validate_rest()                                                # validate → spill the last group
+        helpers.validation_done()  # the validator's memory is not held beside the load's
         _say("loading the warehouse")
-        snap = load(settings, run, str(parts), processed, dq_rows, renamed, copies, same.dropped) \
-            if processed or rejected or renamed or copies else None
+        books = book.close()
+        snapshot = load(settings, books.run, parts, books.processed, books.dq_rows, books.renamed, books.copies,
+                        books.dropped) if books.anything else None            # load: one snapshot, or none
     finally:
-        _VALIDATORS.pop(summary.flow_run_id, None)
-        if remote is not None:
-            remote.close()
-        remove_spill(str(parts))
-    summary.changed = snap is not None
-    summary.snapshot_id = snap if snap is not None else current(settings)
-    _artifact(summary, results)
+        helpers.close()
+        remove_spill(parts)
+    return _summarize(book, settings, snapshot, t0)
+
+
+# -- the flow's helpers -------------------------------------------------------------------------------
+
+
+def _say(what: str, done: int = 0, total: int = 0) -> None:
+    if PROGRESS is not None:
+        PROGRESS(what, done, total)
+
+
+def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner) -> tuple[StageResult, Plan]:
+    """Stage the inbox and read what the warehouse holds at this code version.
+
+    On threads, ``plan`` opens the warehouse (DuckDB, lock released) while staging reads the inbox;
+    a process or Dask worker would first pay its start-up (seconds) for a query of milliseconds, so
+    there both run in the flow, one after the other.
+    """
+    if isinstance(runner, ThreadPoolTaskRunner):
+        planned = plan.submit(settings, version)
+        staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
+        return staged, planned.result()
+    known = plan(settings, version)
+    return stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes), known
+
+
+def _unwraps_opaque(runner: TaskRunner) -> bool:
+    """Whether the runner hands an ``opaque`` argument's content to the task (Prefect's own runners do; prefect-dask
+    hands the wrapper itself, so there a validated group goes to its spill as the future it is)."""
+    return isinstance(runner, (ThreadPoolTaskRunner, ProcessPoolTaskRunner))
+
+
+def _summarize(book: RunBook, settings: Settings, snapshot: int | None, t0: float) -> dict:
+    """The run summary: snapshot, artifacts, where the time went."""
+    summary = book.summary
+    summary.changed = snapshot is not None
+    summary.snapshot_id = snapshot if snapshot is not None else current(settings)
+    _artifact(summary, book.results)
     summary.seconds = round(time.perf_counter() - t0, 3)
     summary.stage_seconds = _stage_seconds(summary.flow_run_id)
     summary.busy_seconds = _busy_seconds(summary.flow_run_id)
-    get_run_logger().info("run %s: %s documents, %s facts, snapshot %s", summary.run_id, summary.documents, summary.facts_extracted, summary.snapshot_id)
+    get_run_logger().info("run %s: %s documents, %s facts, snapshot %s", summary.run_id, summary.documents, summary.facts_extracted,
+                          summary.snapshot_id)
     return asdict(summary)
+
+
+ARROW_SOFT_LIMIT = 64 * 2 ** 20  # bytes of Arrow memory in this process above which finished batches are collected
+
+
+def _release_finished_batches(limit: int = ARROW_SOFT_LIMIT) -> bool:
+    """Free the data of finished batches now rather than at Python's next full collection.
+
+    A Prefect future and its wrapped ``concurrent.futures.Future`` refer to each other (a done
+    callback), so a finished batch's result — megabytes of normalized text per batch when it is
+    transformed in this process — is only freed by the cyclic garbage collector, whose full passes
+    are rare. Without this, memory grows with the corpus between passes. A full pass costs ≈0.3 s,
+    so it runs only when the Arrow memory of the process exceeds ``limit`` (every few hundred documents).
+    """
+    if pa.total_allocated_bytes() <= limit:
+        return False
+    gc.collect()
+    return True
+
+
+def _in_flight(settings: Settings) -> int:
+    """Batches allowed in flight at once: enough to keep every worker busy, few enough to bound memory."""
+    return 2 * max(1, settings.max_workers) + 1
+
+
+class StreamingWindow:
+    """What is in flight between transform and load, so memory follows the window, not the corpus.
+
+    * transforms: at most ``_in_flight`` batches submitted and not yet taken; they are taken oldest
+      first, so the books see them in submission order whichever worker finished first;
+    * the group: the facts of taken batches, validated together once they hold ``validate_batch_size``
+      documents (a GX run costs seconds whatever its size), with their document_text parts (evidence
+      offsets are checked against them);
+    * validated groups are spilled as Parquet parts; at most one group is being validated or spilled
+      while the next gathers. A group's spill is submitted once its validation is done — a task waiting
+      for another would hold one of the runner's few threads idle — except on Dask (``chain_futures``),
+      where it is submitted at once with the validation's future, so the facts stay on the cluster.
+    """
+
+    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool) -> None:
+        self.book, self.settings, self.parts, self.chain = book, settings, parts, chain_futures
+        self.transforms: deque = deque()  # (label, size, future) of batches in flight, oldest first
+        self.group: list[pa.Table] = []
+        self.group_texts: list[str] = []
+        self.checks: deque = deque()  # (label, future, done event) of groups being validated
+        self.spills: deque = deque()  # futures of groups being spilled
+        self.groups = 0
+
+    def transform(self, label: str, batch: list[StagedFile], raw: dict[str, bytes] | None) -> None:
+        """Submit a batch; take the oldest ones while too many are in flight; move validated groups on."""
+        book = self.book
+        future = transform.submit(batch, book.names_of(batch), self.parts, label, book.version, book.run_id, raw)
+        self.transforms.append((label, len(batch), future))
+        while len(self.transforms) > _in_flight(self.settings):
+            self._take(*self.transforms.popleft())
+        self._advance(limit=1)
+
+    def take_transformed(self) -> None:
+        """Take every batch still in flight."""
+        while self.transforms:
+            self._take(*self.transforms.popleft())
+
+    def validate_rest(self) -> None:
+        """Validate the last, partial group; wait until every group is spilled and counted."""
+        if self.group:
+            self._validate_group()
+        self._advance(limit=0)
+
+    def _take(self, label: str, size: int, future) -> None:
+        result = future.result()
+        _release_finished_batches()
+        self.group.append(self.book.take_batch(result, size))
+        self.group_texts.append(str(part_path(self.parts, "document_text", label)))
+        if len(self.group) * self.settings.batch_size >= self.settings.validate_batch_size:
+            self._validate_group()
+
+    def _validate_group(self) -> None:
+        label, book = f"v{self.groups:06d}", self.book
+        checked = validate.submit(self.group, self.settings, self.group_texts)
+        if self.chain:
+            self.spills.append(spill_facts.submit(checked, self.parts, label, book.version, book.run_id))
+        else:
+            done = threading.Event()
+            checked.add_done_callback(lambda _: done.set())
+            self.checks.append((label, checked, done))
+        self.group, self.group_texts, self.groups = [], [], self.groups + 1
+
+    def _advance(self, limit: int) -> None:
+        """Spill validated groups and count spilled ones; wait for the oldest while more than ``limit`` are out."""
+        book = self.book
+        while self.checks and (self.checks[0][2].is_set() or len(self.checks) + len(self.spills) > limit):
+            label, checked, _ = self.checks.popleft()
+            # opaque: Prefect would otherwise walk every fact's status, failures and messages (≈100,000 items a
+            # group) looking for futures inside the validated group before spilling it
+            self.spills.append(spill_facts.submit(opaque(checked.result()), self.parts, label, book.version, book.run_id))
+        while self.spills and len(self.checks) + len(self.spills) > limit:
+            book.take_group(self.spills.popleft().result())
+
+
+# Validator processes of the flow runs in this process (flow run id -> process); see flows/validator.py.
+_VALIDATORS: dict[str, ValidatorProcess] = {}
+
+
+def _validator_of(flow_run_id: str) -> ValidatorProcess | None:
+    """The validator process of a flow run of this process, if it has one (none in a worker process)."""
+    return _VALIDATORS.get(flow_run_id)
+
+
+def _validator_for(runner: TaskRunner, todo: int) -> ValidatorProcess | None:
+    """A validator process for this run: on the threads runner, for runs large enough to gain from it.
+
+    Threads share one interpreter lock, so GX work done in the flow's process is added to the
+    transforms'; in a process of its own it runs on another core, and its GX import overlaps the
+    first batches. Process and Dask workers validate where they run, as before.
+    """
+    if not isinstance(runner, ThreadPoolTaskRunner) or todo < PROCESS_MIN_DOCUMENTS:
+        return None
+    return start_validator()
+
+
+def _pool_for(runner: TaskRunner, todo: int, workers: int) -> TransformPool | None:
+    """A transform pool for this run: on the threads runner, for runs large enough to gain from it (flows/batch.py)."""
+    if not isinstance(runner, ThreadPoolTaskRunner) or todo < POOL_MIN_DOCUMENTS:
+        return None
+    return start_pool(workers)
+
+
+@dataclass
+class RunProcesses:
+    """The helper processes of a run on the threads runner — transform workers and a validator — registered where
+    this process's tasks find them, and ended as soon as the run no longer needs them."""
+
+    flow_run_id: str
+    pool: TransformPool | None = None
+    validator: ValidatorProcess | None = None
+
+    @classmethod
+    def start(cls, runner: TaskRunner, flow_run_id: str, todo: int, workers: int) -> "RunProcesses":
+        me = cls(flow_run_id, _pool_for(runner, todo, workers), _validator_for(runner, todo))
+        if me.pool is not None:
+            _POOLS[flow_run_id] = me.pool
+        if me.validator is not None:
+            _VALIDATORS[flow_run_id] = me.validator
+        return me
+
+    def transforms_done(self) -> None:
+        if _POOLS.pop(self.flow_run_id, None) is not None:
+            self.pool.close()
+
+    def validation_done(self) -> None:
+        if _VALIDATORS.pop(self.flow_run_id, None) is not None:
+            self.validator.close()
+
+    def close(self) -> None:
+        self.transforms_done()
+        self.validation_done()
 
 
 def flow_for(settings: Settings) -> Callable[..., dict]:
