@@ -65,7 +65,8 @@ NUMERIC = (int, float, Decimal)
 
 def shown(value: Any) -> str:
     """A value as text, exactly: a float by its shortest repr that reads back to the same double
-    (8374.123456789, 1e-10), a Decimal with every digit of its scale and never in exponent form."""
+    (8374.123456789, 1e-10), a Decimal with every digit of its scale and never in exponent form; a LIST or
+    STRUCT as DuckDB prints it ([1.50, 2.25], {'a': 8374.1235}), not as Python's repr of its parts."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -74,25 +75,27 @@ def shown(value: Any) -> str:
         return repr(value)
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"'{k}': {shown(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (bytes, bytearray)):  # DuckDB's BLOB text: printable ASCII as is, the rest \xNN
+        return "".join(chr(c) if 32 <= c < 127 and c != 92 else f"\\x{c:02X}" for c in value)
     return str(value)
 
 
 def _csv_value(value: Any) -> Any:
-    """What the csv module should write: numbers exactly as ``shown``, NULL as an empty field."""
+    """What the csv module should write: numbers, lists and structs exactly as ``shown``, NULL as an empty field."""
     if value is None:
         return ""
-    if isinstance(value, (float, Decimal, bool)):
+    if isinstance(value, (float, Decimal, bool, list, tuple, dict, bytes, bytearray)):
         return shown(value)
     return value
 
 
 def _json_default(value: Any) -> Any:
-    """JSON has no date, UUID or blob: their usual text (a blob in hex); a Decimal inside a list or struct too."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (bytes, bytearray)):
-        return value.hex()
-    return str(value)
+    """JSON has no date, UUID or blob: their text as the table shows it (a blob as DuckDB prints it, ``\\xAA``)."""
+    return shown(value)
 
 
 def _json_value(value: Any) -> str:
@@ -101,6 +104,10 @@ def _json_value(value: Any) -> str:
     (``json.loads(s, parse_float=Decimal)``)."""
     if isinstance(value, Decimal) and value.is_finite():
         return format(value, "f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_json_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_json_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 

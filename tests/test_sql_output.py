@@ -122,6 +122,16 @@ def test_exact_values_double_and_decimal(warehouse, columns):
         assert records(res.stdout) == [dict(zip(("d", "m", "tiny", "e", "big", "sum"), values))], res.stdout
 
 
+def test_lists_structs_and_blobs_read_as_duckdb_prints_them(warehouse):
+    query = "SELECT [1.5, 2.25] AS l, {'a': 8374.1235::DECIMAL(18,4), 'b': [NULL, 'x']} AS s, '\\xAA\\x00ab'::BLOB AS b"
+    table = run(warehouse, "sql", query)
+    assert "│ [1.50, 2.25] │ {'a': 8374.1235, 'b': [NULL, x]} │ \\xAA\\x00ab │" in table.stdout, table.stdout
+    row = json.loads(run(warehouse, "sql", query, "--format", "jsonl").stdout, parse_float=Decimal)
+    assert row == {"l": [Decimal("1.50"), Decimal("2.25")], "s": {"a": Decimal("8374.1235"), "b": [None, "x"]}, "b": "\\xAA\\x00ab"}
+    assert list(csv.reader(io.StringIO(run(warehouse, "sql", query, "--format", "csv").stdout)))[1] == [
+        "[1.50, 2.25]", "{'a': 8374.1235, 'b': [NULL, x]}", "\\xAA\\x00ab"]
+
+
 def test_a_table_that_fits_wraps_long_text_and_keeps_numbers_on_one_line(warehouse):
     res = run(warehouse, "sql", "SELECT value, evidence, start FROM facts ORDER BY start")
     assert res.exit_code == 0, res.output
