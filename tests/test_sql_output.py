@@ -352,3 +352,37 @@ def test_parquet_is_written_in_row_groups_not_one_per_batch(warehouse, tmp_path)
     meta = pq.read_metadata(target)
     assert meta.num_rows == 300_000 and meta.num_row_groups == 3, meta.num_row_groups
     assert pq.read_table(target).column("m").to_pylist()[-1] == Decimal("42857.0000")
+
+
+def test_a_real_pty_of_80_columns_without_columns_set(warehouse):
+    """No COLUMNS: the width comes from the terminal itself (a pty sized 80x24), as in a user's shell."""
+    import fcntl
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFACTS_") and k not in ("COLUMNS", "LINES")}
+    query = "SELECT * FROM facts ORDER BY start LIMIT 2"
+    names, rows = expected(warehouse, query)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen([str(PROJECT / ".venv" / "bin" / "govfacts"), "sql", query, "--warehouse", str(warehouse.warehouse)],
+                            stdin=subprocess.DEVNULL, stdout=secondary, stderr=subprocess.PIPE, env=env, cwd=PROJECT)
+    os.close(secondary)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    shown_text = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+    assert "…" not in shown_text and all(cell_len(line) <= 80 for line in shown_text.splitlines()), shown_text
+    assert all(whole(n, shown_text) for n in names)
+    assert all(whole(shown(v), shown_text) for r in rows for v in r if isinstance(v, (int, float)) and not isinstance(v, bool))
+    assert records(shown_text)[0]["evidence"] == LONG_EVIDENCE
