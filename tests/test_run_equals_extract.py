@@ -332,6 +332,61 @@ def test_staging_and_the_one_reader_refuse_a_file_with_the_same_reason_and_words
     assert (staged["reason"], staged["detail"]) == (refused.value.reason, refused.value.message)
 
 
+def _containers():
+    """Hypothesis: bytes in every shape the readers tell apart — text, .docx, PDF (also after junk bytes), zips holding either."""
+    import io
+    import zipfile
+
+    from hypothesis import strategies as st
+
+    from tests.hostile import strategies
+
+    S = strategies()
+
+    def stored_zip(name_and_data: tuple[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(*name_and_data)
+        return buf.getvalue()
+
+    ascii_figures = st.text(st.sampled_from("0123456789 .GDP%"), max_size=40)
+    pdfs = st.one_of(st.none(), ascii_figures).map(pdf_bytes)
+    inner = st.one_of(S["hostile_bytes"], S["report_bytes"], S["mutated_report"], S["reportish_text"].map(docx_bytes), pdfs)
+    return st.one_of(
+        inner,
+        st.tuples(st.sampled_from([b"", b"\xef\xbb\xbf", b"\n\n", b"junk "]), pdfs).map(b"".join),
+        st.tuples(st.sampled_from(["report.pdf", "word/document.xml", "a.txt"]), inner).map(stored_zip),
+    )
+
+
+def test_staging_renders_what_the_one_reader_reads_for_any_bytes():
+    """For any input, what `run` stages for normalization (the raw bytes, or a .docx's/PDF's text beside them) is what
+    read_input gives `extract` and `normalize`; a refusal is the same refusal, in the same words."""
+    import tempfile
+
+    from hypothesis import given
+
+    from transforms.errors import InputRejected
+    from transforms.stage import read_input, stage_file
+
+    @given(_containers())
+    def check(data: bytes) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "inbox" / "input"
+            _put(path, data)
+            staged = stage_file(path, path.parent, Path(d) / "staging")
+            try:
+                read = read_input(data, str(path))
+            except InputRejected as exc:
+                assert isinstance(staged, dict), f"staging accepted what read_input refuses: {exc.reason}"
+                assert (staged["reason"], staged["detail"]) == (exc.reason, exc.message)
+                return
+            assert not isinstance(staged, dict), f"read_input reads what staging refuses: {staged['reason']}"
+            assert Path(staged.staged_path).read_bytes() == read
+
+    check()
+
+
 @pytest.mark.e2e
 def test_run_and_extract_agree_on_every_input_of_the_tests(loaded, printed):
     counts = _compare_every_file(loaded)
