@@ -144,6 +144,21 @@ class EmbeddedServer:
                 self.process.kill()
                 self.process.wait()
 
+    def release(self) -> None:
+        """The flow is over: send Prefect's last log lines and events to the server, then let it shut down.
+
+        A graceful stop of the server takes a second or more; asked now, it shuts down while the run
+        writes its report, instead of at exit, after the summary. ``stop`` then waits for it.
+        """
+        from prefect.events.worker import EventsWorker  # noqa: PLC0415
+        from prefect.logging.handlers import APILogWorker  # noqa: PLC0415
+
+        if self.process.poll() is not None:
+            return
+        APILogWorker.drain_all(timeout=10, at_exit=False)
+        EventsWorker.drain_all(timeout=10, at_exit=False)
+        self.process.terminate()
+
     def hand_to_prefect(self, timeout: float | None = None) -> None:
         """Make this Prefect's ephemeral server and wait until it answers; stop it if Prefect has a server configured.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -123,7 +124,11 @@ def test_an_unchanged_rerun_skips_prefect_gx_and_the_report_and_any_change_runs_
         return got.stdout
 
     runs = 1
+    dead = wh / "spill" / "run-that-died"  # parts of a run killed mid-way (its owner process is gone): swept by every run
+    dead.mkdir(parents=True)
+    (dead / "owner.json").write_text(json.dumps(dict(host=socket.gethostname(), pid=-1)))
     unchanged()
+    assert not dead.exists()
     (inbox / first.name).rename(inbox / f"renamed {first.name}")  # known content under a new name: the flow records it
     before = snap
     changed("renamed file")
