@@ -142,11 +142,12 @@ def main() -> None:
     rounds: dict[str, list[dict]] = {k: [] for k in ("run, cold", "run, unchanged", "sql", "run, new warehouse, Prefect home kept")}
     for i in range(args.rounds):
         work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+        load = os.getloadavg()[0]
         try:
             one_round(rounds, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        print(f"round {i + 1}/{args.rounds}: cold {rounds['run, cold'][-1]['wall']:.1f} s, unchanged "
+        print(f"round {i + 1}/{args.rounds} (load average {load:.1f} at its start): cold {rounds['run, cold'][-1]['wall']:.1f} s, unchanged "
               f"{rounds['run, unchanged'][-1]['wall']:.2f} s, sql {rounds['sql'][-1]['wall']:.2f} s", file=sys.stderr)
     rows = table(rounds)
     print(f"{os.cpu_count()} CPUs; load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {args.rounds} rounds")

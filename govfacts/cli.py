@@ -127,6 +127,8 @@ def run(
 
         _import_validation(settings)
         _open_warehouse(settings)
+        if server is not None:
+            import prefect.server.api.server  # noqa: F401, PLC0415 (Prefect's client imports it first thing: so the wait below is only the wait)
         flows.ingest.PROGRESS = progress
         started = server_ready = time.monotonic()
         try:
