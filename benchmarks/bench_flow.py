@@ -12,8 +12,11 @@ process so peak memory is its own,
   3. the flow again on the unchanged inbox;
 and check the planted facts against the warehouse (recall at scale).
 
-Printed per size: documents/s, wall seconds, peak RSS of the flow process (and of the
-Prefect server), seconds per stage (wall inside task bodies), the share of the flow's wall
+Printed per size: documents/s, wall seconds, peak RSS of the flow process, of its helper
+processes and of both at the same moment (also as PSS, which counts a page the processes
+share — the Python, Arrow and DuckDB libraries — once, not once per process), and of the
+Prefect server; seconds per stage (wall inside task bodies; the transform workers' own
+wall time, summed over the workers, for normalize and extract), the share of the flow's wall
 time in orchestration (no task body working: submitting, state changes, waiting), the
 ratio flow / bare loop, the ratio re-run / first run, and recall of the planted facts.
 Goals (issue 16): the flow on the default runner (threads, 2 cores: it transforms in worker
@@ -50,26 +53,31 @@ class PeakRSS:
 
         self.proc, self.peak, self.samples, self.workers_peak = psutil.Process(), 0, [], 0
         self.total_peak = 0  # flow process and workers together, sampled at the same moment
+        self.pss_peak = 0  # the same in PSS (a page shared by n processes counts 1/n in each: libraries counted once), every 0.5 s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import psutil  # noqa: PLC0415
 
-        t0 = time.perf_counter()
+        t0, tick = time.perf_counter(), 0
         while not self._stop.wait(0.05):
+            tick += 1
             rss = self.proc.memory_info().rss
             self.peak = max(self.peak, rss)
             self.samples.append((round(time.perf_counter() - t0, 2), rss))
-            workers = 0
+            workers, mine = 0, [self.proc.pid]
             for c in self.proc.children(recursive=True):
                 try:
                     if "uvicorn" not in " ".join(c.cmdline()):
                         workers += c.memory_info().rss
+                        mine.append(c.pid)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):  # a worker that just exited: nothing to count
                     continue
             self.workers_peak = max(self.workers_peak, workers)
             self.total_peak = max(self.total_peak, rss + workers)
+            if tick % 10 == 0:
+                self.pss_peak = max(self.pss_peak, sum(_pss(pid) for pid in mine))
 
     def __enter__(self) -> "PeakRSS":
         self.peak = self.proc.memory_info().rss
@@ -79,6 +87,15 @@ class PeakRSS:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size of a process in bytes (0 when it is gone): its private pages plus its share of shared ones."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("Pss:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
 
 
 def _cpu() -> float:
@@ -145,7 +162,7 @@ def role_flow(corpus: Path, warehouse: Path, home: Path, options: dict) -> dict:
     from govfacts.version import pipeline_version  # noqa: PLC0415
 
     return dict(wall=seconds, cpu=cpu, peak_rss=rss.peak, baseline_rss=baseline, version=pipeline_version(),
-                workers_cpu=workers_cpu, workers_rss=rss.workers_peak, total_rss=rss.total_peak,
+                workers_cpu=workers_cpu, workers_rss=rss.workers_peak, total_rss=rss.total_peak, total_pss=rss.pss_peak,
                 source=str(Path(ingest.fn.__code__.co_filename).parent.parent), server_rss=server_rss, server_cpu=server_cpu,
                 rss_timeline=rss.samples[:: max(1, len(rss.samples) // 40)], **{k: summary[k] for k in keep})
 
@@ -271,7 +288,8 @@ def report(r: dict) -> str:
             f"flow, 1st run    {first['wall']:8.1f} s  {first['documents'] / first['wall']:7.1f} docs/s  CPU {cpu:.1f} s (+ Prefect server {first['server_cpu']:.1f} s)  "
             f"facts {first['facts_extracted']:,}",
             f"  peak RSS       flow process {_mb(first['peak_rss'])} (at start {_mb(first['baseline_rss'])})"
-            + (f", workers {_mb(first['workers_rss'])}; together at most {_mb(first['total_rss'])} at once" if first["workers_rss"] else "")
+            + (f", workers {_mb(first['workers_rss'])}; together at most {_mb(first['total_rss'])} at once "
+               f"(PSS, shared pages once: {_mb(first['total_pss'])})" if first["workers_rss"] else "")
             + f"; Prefect server {_mb(first['server_rss'])} (goal: together ≤ 1 GB)",
             f"  stages (s)     {stages}" if stages else "  stages (s)     (tasks ran in worker processes: timed there, not here)",
             f"  orchestration  {100 * orch:5.1f} % of the flow's wall time (no task body working)" if orch is not None else "",

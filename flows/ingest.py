@@ -58,7 +58,7 @@ from transforms.settings import Settings, load_settings
 from govfacts.version import pipeline_version
 from transforms.extract import identify_and_extract
 from transforms.schema import FACT_SCHEMA, StagedFile, with_fact_ids
-from transforms.stage import StageResult, stage_inbox
+from transforms.stage import StageResult, list_inbox, stage_inbox
 from warehouse.copies import known_texts
 from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
 from warehouse.quality import published_facts
@@ -388,13 +388,13 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     runner = get_run_context().task_runner
     book = RunBook(str(current_flow_run.id), pipeline_version(), str(settings.warehouse), type(runner).__name__, say=_say)
     _say("reading the inbox")
-    staged, known = _stage_and_plan(settings, book.version, runner)           # stage ∥ plan
-    todo = book.plan(staged, known)                                           # only what this code version has not loaded
-    _say("documents normalized and extracted", 0, len(todo))
-    shared = shared_workers(runner)
-    parts = str(open_spill(settings, book.run_id, shared))
-    helpers = RunProcesses.start(runner, book.summary.flow_run_id, len(todo), settings.max_workers)
+    helpers, parts = RunProcesses(book.summary.flow_run_id), None
     try:
+        staged, known = _stage_and_plan(settings, book.version, runner, helpers)  # stage ∥ plan (∥ helpers warming up)
+        todo = book.plan(staged, known)                                           # only what this code version has not loaded
+        _say("documents normalized and extracted", 0, len(todo))
+        shared = shared_workers(runner)
+        parts = str(open_spill(settings, book.run_id, shared))
         if book.rejected:  # files staging could not take (unreadable, too large, ...)
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(book.rejected))
         window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner))
@@ -414,7 +414,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
                         books.dropped) if books.anything else None            # load: one snapshot, or none
     finally:
         helpers.close()
-        remove_spill(parts)
+        if parts is not None:
+            remove_spill(parts)
     return _summarize(book, settings, snapshot, t0)
 
 
@@ -426,19 +427,28 @@ def _say(what: str, done: int = 0, total: int = 0) -> None:
         PROGRESS(what, done, total)
 
 
-def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner) -> tuple[StageResult, Plan]:
+def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner, helpers: "RunProcesses") -> tuple[StageResult, Plan]:
     """Stage the inbox and read what the warehouse holds at this code version.
 
-    On threads, ``plan`` opens the warehouse (DuckDB, lock released) while staging reads the inbox;
-    a process or Dask worker would first pay its start-up (seconds) for a query of milliseconds, so
-    there both run in the flow, one after the other.
+    On threads, ``plan`` opens the warehouse (DuckDB, lock released) while staging copies the inbox,
+    and once the plan says that enough of the inbox is new, the run's helper processes start and warm
+    up while staging waits on its disk writes. A process or Dask worker would first pay its start-up
+    (seconds) for a query of milliseconds, so there both run in the flow, one after the other.
     """
     if isinstance(runner, ThreadPoolTaskRunner):
         planned = plan.submit(settings, version)
-        staged = stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
-        return staged, planned.result()
+        staging = stage.submit(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
+        known = planned.result()
+        helpers.start(runner, _new_at_most(settings, known), settings.max_workers)
+        return staging.result(), known
     known = plan(settings, version)
     return stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes), known
+
+
+def _new_at_most(settings: Settings, known: Plan) -> int:
+    """Files of the inbox the warehouse has not loaded at most (before staging has hashed them: an upper bound
+    for new documents, and 0 for an unchanged inbox, whose re-run must not start helper processes)."""
+    return max(0, len(list_inbox(settings.inbox)) - len(known.known))
 
 
 def _unwraps_opaque(runner: TaskRunner) -> bool:
@@ -461,21 +471,28 @@ def _summarize(book: RunBook, settings: Settings, snapshot: int | None, t0: floa
     return asdict(summary)
 
 
-ARROW_SOFT_LIMIT = 64 * 2 ** 20  # bytes of Arrow memory in this process above which finished batches are collected
+ARROW_SOFT_LIMIT = 64 * 2 ** 20  # bytes of Arrow memory a process may gain before finished batches are collected
+_ARROW_KEPT = [0]  # Arrow memory in this process after the last collection: what the run still holds
 
 
 def _release_finished_batches(limit: int = ARROW_SOFT_LIMIT) -> bool:
     """Free the data of finished batches now rather than at Python's next full collection.
 
     A Prefect future and its wrapped ``concurrent.futures.Future`` refer to each other (a done
-    callback), so a finished batch's result — megabytes of normalized text per batch when it is
-    transformed in this process — is only freed by the cyclic garbage collector, whose full passes
-    are rare. Without this, memory grows with the corpus between passes. A full pass costs ≈0.3 s,
-    so it runs only when the Arrow memory of the process exceeds ``limit`` (every few hundred documents).
+    callback), so a finished batch's result — its facts, and megabytes of normalized text per batch
+    when it is transformed in this process — is only freed by the cyclic garbage collector, whose
+    full passes are rare. Without this, memory grows with the corpus between passes. A full pass
+    costs 0.1-0.3 s with the GIL held, so it runs only once the Arrow memory of the process has
+    grown by ``limit`` since the last pass: measured from what the last pass kept (a validation
+    group's facts, held on purpose, would otherwise set off a pass at every batch — seconds of the
+    flow's CPU at 10,000 reports).
     """
-    if pa.total_allocated_bytes() <= limit:
+    now = pa.total_allocated_bytes()
+    _ARROW_KEPT[0] = min(_ARROW_KEPT[0], now)  # what was kept has been let go since (a group spilled)
+    if now <= _ARROW_KEPT[0] + limit:
         return False
     gc.collect()
+    _ARROW_KEPT[0] = pa.total_allocated_bytes()
     return True
 
 
@@ -595,14 +612,14 @@ class RunProcesses:
     pool: TransformPool | None = None
     validator: ValidatorProcess | None = None
 
-    @classmethod
-    def start(cls, runner: TaskRunner, flow_run_id: str, todo: int, workers: int) -> "RunProcesses":
-        me = cls(flow_run_id, _pool_for(runner, todo, workers), _validator_for(runner, todo))
-        if me.pool is not None:
-            _POOLS[flow_run_id] = me.pool
-        if me.validator is not None:
-            _VALIDATORS[flow_run_id] = me.validator
-        return me
+    def start(self, runner: TaskRunner, todo: int, workers: int) -> None:
+        """Start the processes a run of ``todo`` new documents gains from (none for a small run or another runner)."""
+        self.pool = _pool_for(runner, todo, workers)
+        self.validator = _validator_for(runner, todo)
+        if self.pool is not None:
+            _POOLS[self.flow_run_id] = self.pool
+        if self.validator is not None:
+            _VALIDATORS[self.flow_run_id] = self.validator
 
     def transforms_done(self) -> None:
         if _POOLS.pop(self.flow_run_id, None) is not None:
