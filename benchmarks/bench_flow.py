@@ -54,6 +54,7 @@ class PeakRSS:
         self.proc, self.peak, self.samples, self.workers_peak = psutil.Process(), 0, [], 0
         self.total_peak = 0  # flow process and workers together, sampled at the same moment
         self.pss_peak = 0  # the same in PSS (a page shared by n processes counts 1/n in each: libraries counted once), every 0.5 s
+        self._server: dict[int, bool] = {}  # pid -> whether it is the Prefect server (not counted with the workers)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -69,7 +70,9 @@ class PeakRSS:
             workers, mine = 0, [self.proc.pid]
             for c in self.proc.children(recursive=True):
                 try:
-                    if "uvicorn" not in " ".join(c.cmdline()):
+                    if c.pid not in self._server:  # a process's command line is read once (this sampler runs in the flow's process)
+                        self._server[c.pid] = "uvicorn" in " ".join(c.cmdline())
+                    if not self._server[c.pid]:
                         workers += c.memory_info().rss
                         mine.append(c.pid)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):  # a worker that just exited: nothing to count
