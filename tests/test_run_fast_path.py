@@ -95,7 +95,9 @@ def _snapshot(out: str) -> int:
 
 
 @pytest.mark.e2e
-def test_an_unchanged_rerun_skips_prefect_gx_and_the_report_and_any_change_runs_the_flow(tmp_path):
+@pytest.mark.parametrize("every_change", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["rename", "every-change"])
+def test_an_unchanged_rerun_skips_prefect_gx_and_the_report_and_any_change_runs_the_flow(tmp_path, every_change):
+    """Four real runs by default (cold, unchanged, renamed, unchanged); with -m slow every kind of change, one by one."""
     inbox, wh, home = tmp_path / "inbox", tmp_path / "wh", tmp_path / "prefect"
     inbox.mkdir()
     first, second = sorted(SAMPLES.iterdir())[:2]
@@ -134,6 +136,8 @@ def test_an_unchanged_rerun_skips_prefect_gx_and_the_report_and_any_change_runs_
     changed("renamed file")
     assert snap == before + 1
     unchanged()
+    if not every_change:
+        return
     (inbox / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)  # a new file to quarantine
     assert "quarantined image" in " ".join(changed("new quarantine-worthy file").split())
     unchanged()
