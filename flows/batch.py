@@ -11,7 +11,9 @@ two batches run on two cores while the flow thread orchestrates. Only small thin
 the batch's file list in, its facts (Arrow) and counts out; the texts (≈200 KB a document)
 are written as parts by the child that made them, as a process or Dask worker does.
 
-The flow starts a pool on the threads runner for runs of at least ``POOL_MIN_DOCUMENTS``
+The run's validator process (flows/validator.py), when it has one, is one of the pool's
+``max_workers`` and transforms between its validations. The flow starts a pool on the threads
+runner for runs of at least ``POOL_MIN_DOCUMENTS``
 (a child's start-up, ≈0.5 s of CPU, is the transform of ≈100 reports) and ends it once the
 last batch is transformed. A child that cannot start or dies costs nothing but speed: its
 batch is transformed in the flow's process instead, with the same result (the same function
@@ -134,60 +136,94 @@ class TransformWorker(ChildProcess):
     def __init__(self) -> None:
         super().__init__("flows.batch")
 
+    def transform(self, job: tuple) -> dict:
+        return self.call(job)
+
 
 class TransformPool:
-    """``size`` transform workers; ``run`` lends a free one to the calling thread for one batch.
+    """Transform workers; ``run`` lends a free one to the calling thread for one batch.
 
     The flow's task threads call ``run`` concurrently (one batch each); a worker that dies is
     dropped, and when none is left ``run`` says so at once (None) instead of waiting.
+
+    ``shared``: the run's validator process, which transforms batches too between its validations
+    (``lend`` takes it out of the pool for one): on two cores, two busy processes — two transforming,
+    or one transforming and one validating — instead of three, and one Python, Arrow and its caches
+    fewer in memory (≈250 MB).
     """
 
-    def __init__(self, size: int) -> None:
-        self.workers: list[TransformWorker] = []
-        for _ in range(max(1, size)):
+    def __init__(self, size: int, shared: ChildProcess | None = None) -> None:
+        self.workers: list = []
+        for _ in range(max(1, size) - (shared is not None)):
             try:
                 self.workers.append(TransformWorker())
             except ChildGone as exc:
                 log.warning("%s; transforming in the flow's process", exc)
                 break
+        self.shared = shared
+        if shared is not None:
+            self.workers.append(shared)
         self._free = list(self.workers)
         self._changed = threading.Condition()
 
     def run(self, *job) -> dict | None:
         """``transform_batch(*job)`` in a free worker, with its stage times (``seconds``); None when no worker is left."""
-        with self._changed:
-            while not self._free and self.workers:
-                self._changed.wait()
-            if not self.workers:
-                return None
-            worker = self._free.pop()
+        worker = self._take()
+        if worker is None:
+            return None
         lost = False
         try:
-            return worker.call(job)
+            return worker.transform(job)
         except ChildGone as exc:
             lost = True
             log.warning("%s; transforming this batch in the flow's process", exc)
             return None
         finally:
-            with self._changed:
+            self._give_back(worker, lost)
+
+    @contextmanager
+    def lend(self, worker: ChildProcess) -> Iterator[None]:
+        """Keep ``worker`` out of the pool (once its current batch is done) while the caller uses it."""
+        with self._changed:
+            while worker in self.workers and worker not in self._free:
+                self._changed.wait()
+            if worker not in self.workers:  # gone, or never in the pool: nothing to keep
+                yield
+                return
+            self._free.remove(worker)
+        try:
+            yield
+        finally:
+            self._give_back(worker, lost=not getattr(worker, "alive", True))
+
+    def _take(self) -> ChildProcess | None:
+        with self._changed:
+            while not self._free and self.workers:
+                self._changed.wait()
+            return self._free.pop() if self.workers else None
+
+    def _give_back(self, worker: ChildProcess, lost: bool) -> None:
+        with self._changed:
+            if worker in self.workers:
                 if lost:
                     self.workers.remove(worker)
                 else:
                     self._free.append(worker)
-                self._changed.notify_all()
+            self._changed.notify_all()
 
     def close(self) -> None:
-        """End every worker (each exits when its input closes)."""
+        """End the pool's own workers (each exits when its input closes); the shared one is its owner's to end."""
         with self._changed:
             workers, self.workers, self._free = self.workers, [], []
             self._changed.notify_all()
         for w in workers:
-            w.close()
+            if w is not self.shared:
+                w.close()
 
 
-def start_pool(size: int) -> TransformPool | None:
-    """A pool of ``size`` workers, or None (with a warning) when not one can start."""
-    pool = TransformPool(size)
+def start_pool(size: int, shared: ChildProcess | None = None) -> TransformPool | None:
+    """A pool of ``size`` workers (``shared`` among them), or None (with a warning) when not one can start."""
+    pool = TransformPool(size, shared)
     if pool.workers:
         return pool
     return None
@@ -212,7 +248,8 @@ def _timer(seconds: dict[str, list[float]]) -> Timer:
     return timed
 
 
-def _in_child(*job) -> dict:
+def run_in_child(*job) -> dict:
+    """A batch transformed in a worker process: its result, with the stage times measured there."""
     seconds: dict[str, list[float]] = {}
     result = transform_batch(*job, timed=_timer(seconds))
     return dict(result, seconds=seconds)
@@ -226,4 +263,4 @@ def _warm_up() -> None:
 
 
 if __name__ == "__main__":
-    serve(_warm_up, _in_child)
+    serve(_warm_up, run_in_child)

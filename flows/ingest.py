@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -283,7 +283,9 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
             facts = with_fact_ids(facts)
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
         published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
-        checked = check_group_anywhere(_validator_of(str(current_flow_run.id)), facts, published, text_parts)
+        remote, pool = _validator_of(str(current_flow_run.id)), _pool_of(str(current_flow_run.id))
+        with pool.lend(remote) if pool is not None and remote is not None else nullcontext():  # it transforms between groups
+            checked = check_group_anywhere(remote, facts, published, text_parts)
     _fault("validate")
     return dict(facts=facts, **checked)
 
@@ -596,11 +598,12 @@ def _validator_for(runner: TaskRunner, todo: int) -> ValidatorProcess | None:
     return start_validator()
 
 
-def _pool_for(runner: TaskRunner, todo: int, workers: int) -> TransformPool | None:
-    """A transform pool for this run: on the threads runner, for runs large enough to gain from it (flows/batch.py)."""
+def _pool_for(runner: TaskRunner, todo: int, workers: int, validator: ValidatorProcess | None) -> TransformPool | None:
+    """A transform pool for this run: on the threads runner, for runs large enough to gain from it (flows/batch.py);
+    the validator process, when there is one, is one of its ``workers``."""
     if not isinstance(runner, ThreadPoolTaskRunner) or todo < POOL_MIN_DOCUMENTS:
         return None
-    return start_pool(workers)
+    return start_pool(workers, validator)
 
 
 @dataclass
@@ -614,8 +617,8 @@ class RunProcesses:
 
     def start(self, runner: TaskRunner, todo: int, workers: int) -> None:
         """Start the processes a run of ``todo`` new documents gains from (none for a small run or another runner)."""
-        self.pool = _pool_for(runner, todo, workers)
         self.validator = _validator_for(runner, todo)
+        self.pool = _pool_for(runner, todo, workers, self.validator)
         if self.pool is not None:
             _POOLS[self.flow_run_id] = self.pool
         if self.validator is not None:

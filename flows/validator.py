@@ -17,6 +17,9 @@ start, it dies), the group is validated in the calling process instead: the proc
 dependency. The decision to validate, and every result, is the same in both places
 (``check_group`` runs in either).
 
+Between two groups it transforms batches like any transform worker (flows/batch.py: the pool
+lends it out for a validation), so a run on two cores has two busy helper processes, not three.
+
 The process itself is a ``flows.child.ChildProcess`` (the wire, start-up and shutdown are there).
 """
 
@@ -49,6 +52,7 @@ def check_group(facts: pa.Table, published: pd.DataFrame | None, text_parts: lis
     return dict(status=outcome.status, failed=outcome.failed, results=outcome.results, messages=outcome.messages)
 
 
+TRANSFORM = "transform"  # first item of a job that is a batch to transform (flows/batch.py), not a group to validate
 ValidatorGone = ChildGone  # the validator process could not be started or died; the caller validates in place
 
 
@@ -66,6 +70,10 @@ class ValidatorProcess(ChildProcess):
     def check_group(self, facts: pa.Table, published: pd.DataFrame | None, text_parts: list[str] | None) -> dict:
         """``check_group`` run in the process; raise ``ValidatorGone`` when the process is not there."""
         return self.call((facts, published, text_parts))
+
+    def transform(self, job: tuple) -> dict:
+        """A batch transformed in the process between two validations (``flows.batch.TransformPool``'s shared worker)."""
+        return self.call((TRANSFORM, *job))
 
 
 def start_validator() -> ValidatorProcess | None:
@@ -97,5 +105,13 @@ def _warm_up() -> None:
     _validator()  # GX import and suite build, while the flow transforms its first batches
 
 
+def _answer(*job) -> dict:
+    if job and isinstance(job[0], str) and job[0] == TRANSFORM:
+        from flows.batch import run_in_child  # noqa: PLC0415 (the transforms: imported on the first batch)
+
+        return run_in_child(*job[1:])
+    return check_group(*job)
+
+
 if __name__ == "__main__":
-    serve(_warm_up, check_group)
+    serve(_warm_up, _answer)

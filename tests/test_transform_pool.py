@@ -81,7 +81,7 @@ def test_a_large_run_on_threads_transforms_in_the_pool_with_the_default_facts(pr
     real_run, real_start = TransformPool.run, flow_module.start_pool
     monkeypatch.setattr(flow_module, "POOL_MIN_DOCUMENTS", 0)
     monkeypatch.setattr(TransformPool, "run", lambda self, *job: sent.append(job[3]) or real_run(self, *job))
-    monkeypatch.setattr(flow_module, "start_pool", lambda n: started.append(real_start(n)) or started[-1])
+    monkeypatch.setattr(flow_module, "start_pool", lambda *a: started.append(real_start(*a)) or started[-1])
     pooled = flow_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "pool"), batch_size=2)
     assert len(started) == 1 and len(started[0].workers) == 0, "one pool for the run, ended when the transforms were"
     assert sorted(sent) == ["b000000", "b000001", "b000002"]
@@ -91,3 +91,44 @@ def test_a_large_run_on_threads_transforms_in_the_pool_with_the_default_facts(pr
     _, there = query(load_settings(warehouse=tmp_path / "pool"), FACT_KEY)
     assert len(here) > 50 and there == here
     assert batch_module.POOL_MIN_DOCUMENTS > 0
+
+
+def test_the_validator_transforms_between_its_validations(samples, tmp_path):
+    """The run's validator process is one of the pool's workers; ``lend`` keeps it out of the pool for a validation."""
+    from flows.validator import ValidatorProcess
+
+    validator = ValidatorProcess()
+    try:
+        pool = TransformPool(1, shared=validator)
+        assert pool.workers == [validator], "one worker in all: the validator"
+        batch = _batch(samples)
+        names = {f.sha256: [f.source_path] for f in batch}
+        there = pool.run(batch, names, str(tmp_path / "there"), "b000000", "v1", "run1", None)
+        here = transform_batch(batch, names, str(tmp_path / "here"), "b000000", "v1", "run1", None, timed=_untimed)
+        assert there.pop("seconds") and there["facts"].equals(here["facts"])
+        with pool.lend(validator):
+            assert pool._free == [], "lent: no batch goes to it meanwhile"
+            assert len(validator.check_group(here["facts"], None, None)["status"]) == here["facts"].num_rows
+        assert pool._free == [validator]
+        pool.close()
+        assert validator.alive, "the pool ends its own workers only: the validator is the run's to end"
+    finally:
+        validator.close()
+
+
+@pytest.mark.e2e
+def test_a_large_run_shares_its_validator_with_the_pool_and_loads_the_default_facts(prefect_harness, inbox, tmp_path, monkeypatch):
+    from flows import ingest as flow_module
+
+    default = flow_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "here"), batch_size=2)
+    started = []
+    real_start = flow_module.start_pool
+    monkeypatch.setattr(flow_module, "POOL_MIN_DOCUMENTS", 0)
+    monkeypatch.setattr(flow_module, "PROCESS_MIN_DOCUMENTS", 0)
+    monkeypatch.setattr(flow_module, "start_pool", lambda *a: started.append(real_start(*a)) or started[-1])
+    pooled = flow_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "pool"), batch_size=2)
+    assert len(started) == 1 and started[0].shared is not None and started[0].shared.proc.returncode == 0
+    assert pooled["facts_extracted"] == default["facts_extracted"]
+    _, here = query(load_settings(warehouse=tmp_path / "here"), FACT_KEY)
+    _, there = query(load_settings(warehouse=tmp_path / "pool"), FACT_KEY)
+    assert len(here) > 50 and there == here
