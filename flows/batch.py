@@ -165,6 +165,8 @@ class TransformPool:
             self.workers.append(shared)
         self._free = list(self.workers)
         self._changed = threading.Condition()
+        for w in self.workers:
+            w.when_ready(self._wake)
 
     def run(self, *job) -> dict | None:
         """``transform_batch(*job)`` in a free worker, with its stage times (``seconds``); None when no worker is left."""
@@ -197,10 +199,23 @@ class TransformPool:
             self._give_back(worker, lost=not getattr(worker, "alive", True))
 
     def _take(self) -> ChildProcess | None:
+        """A free worker: a warm one first, else one of the pool's own; the shared one only once it is warm (its
+        warm-up is the GX import: a batch sent to it meanwhile would hold up every batch after it), unless it is
+        the only worker left."""
         with self._changed:
-            while not self._free and self.workers:
+            while self.workers:
+                pick = ([w for w in self._free if w.ready] or [w for w in self._free if w is not self.shared]
+                        or (self._free if self.workers == [self.shared] else []))
+                if pick:
+                    worker = pick[0]
+                    self._free.remove(worker)
+                    return worker
                 self._changed.wait()
-            return self._free.pop() if self.workers else None
+            return None
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def _give_back(self, worker: ChildProcess, lost: bool) -> None:
         with self._changed:

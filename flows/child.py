@@ -64,10 +64,36 @@ class ChildProcess:
             raise ChildGone(f"cannot start the {self.what} process ({exc})") from exc
         self._lock = threading.Lock()
         self.ready = False
+        self._on_ready: list[Callable[[], None]] = []
+        threading.Thread(target=self._await_ready, name=f"{self.what}-ready", daemon=True).start()
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the child has warmed up (at once if it has)."""
+        self._on_ready.append(callback)
+        if self.ready:
+            callback()
+
+    def _await_ready(self) -> None:
+        """Read the child's ``ready`` (its warm-up done) as soon as it is sent, so callers can tell a warm child."""
+        with self._lock:
+            if self.ready:
+                return
+            try:
+                got = recv(self.proc.stdout)
+            except (OSError, EOFError, ValueError, pickle.UnpicklingError):
+                return  # the first call finds out
+            if got is None or got[0] != "ready":
+                return
+        self._mark_ready()
+
+    def _mark_ready(self) -> None:
+        self.ready = True
+        for callback in list(self._on_ready):
+            callback()
 
     def call(self, job: object) -> object:
         """Send ``job``, return the child's answer; raise the child's error, or ``ChildGone``."""
@@ -81,7 +107,7 @@ class ChildProcess:
                     kind, value = got
                     if kind != "ready":
                         break
-                    self.ready = True
+                    self._mark_ready()
             except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # ValueError: closed pipe
                 raise ChildGone(f"the {self.what} process is gone ({type(exc).__name__}: {exc})") from exc
         if kind == "error":
