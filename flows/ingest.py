@@ -16,8 +16,9 @@ and logging. Four properties matter at scale (60,000 reports):
   DuckLake transaction (one snapshot per run, none when nothing changed);
 * every core on the threads runner: the transforms are pure Python and threads share one
   interpreter lock, so a large run transforms its batches in a pool of worker processes
-  (flows/batch.py) and validates in a process of its own (flows/validator.py), while the
-  flow's threads only orchestrate: submit, wait, count (flows/accounting.py).
+  (flows/batch.py) and validates in a process of its own (flows/validator.py, one of those
+  workers between its validations), while the flow's threads only orchestrate: submit, wait,
+  count (flows/accounting.py).
 
 Reading order: the tasks, then ``ingest`` (one screenful: stage ∥ plan → transform →
 validate → spill → load), then its helpers — ``StreamingWindow`` (what is in flight between

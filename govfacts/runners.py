@@ -1,8 +1,10 @@
 """The Prefect task runner a run uses, chosen by a setting (``task_runner``).
 
-* ``threads`` (default): ``ThreadPoolTaskRunner``. No start-up cost, no pickling; the
-  GIL makes the CPU-bound stages share one core, which is the right trade for the
-  daily trickle of new reports.
+* ``threads`` (default): ``ThreadPoolTaskRunner``. No start-up cost, no pickling. Threads
+  share the GIL, so a run of a few hundred new reports or more sends its CPU-bound work
+  to helper processes the flow starts itself (flows/batch.py: ``max_workers`` transform
+  workers, one of them the validator process), and the daily trickle of new reports runs
+  in the flow's process without starting any.
 * ``processes``: ``ProcessPoolTaskRunner`` (Prefect 3.8), one spawned Python per
   worker, for a backlog on one machine: the CPU-bound stages use every core.
 * ``dask``: ``prefect_dask.DaskTaskRunner`` on an existing Dask cluster given by
