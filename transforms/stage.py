@@ -580,7 +580,7 @@ def sweep_partials(staging: Path) -> list[Path]:
     return removed
 
 
-STAGE_THREADS = 8  # files copied at once: each copy waits for its fsync, so 8 at a time stage 1,000 reports in 0.9 s, not 4.3 s
+STAGE_THREADS = 8  # files copied at once: each copy waits for its fsync; 8 at a time stage 1,000 reports in 0.4 s, not 0.95 s (quiet machine)
 
 
 def stage_inbox(inbox: Path, staging: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> StageResult:
