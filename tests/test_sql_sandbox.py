@@ -341,3 +341,19 @@ def test_read_write_sql_refuses_the_call_that_crashes_duckdb(target):
             query(settings, sql, read_only=False)
         LEDGER.sql(f"read-write crash: {sql}", refused=True)
     assert _state(settings, outside) == before
+
+
+@pytest.mark.parametrize("sql,allowed", [
+    ("SELECT 'it''s' AS quote, '\\x' AS backslash", True),  # quotes and backslashes reach the parse tree as written
+    ("SELECT 1 -- a comment with ' and ''", True),
+    ("SELECT 1\x00; DROP TABLE facts", False),  # a NUL would end the checked text early: refused outright
+    ("SELECT 1'; SELECT * FROM read_csv('/etc/passwd') --", False),  # an unbalanced quote hides nothing
+])
+def test_the_checked_text_is_the_query_exactly_whatever_its_quotes(sql, allowed):
+    """The sandbox hands the query to DuckDB's parser as a quoted literal (no bound parameter, which would import
+    pandas on every `govfacts sql`): quoting must neither hide a call nor refuse a harmless query."""
+    if allowed:
+        check_query(sql)
+    else:
+        with pytest.raises(SandboxViolation):
+            check_query(sql)
