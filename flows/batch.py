@@ -92,7 +92,7 @@ def transform_batch(batch: list[StagedFile], names: dict[str, list[str]], parts:
     without = [dict(source_path=r["source_path"], doc_type=r["doc_type"], reason=r["no_facts_reason"])
                for r in docs.select(["source_path", "doc_type", "no_facts_reason"]).to_pylist() if r["no_facts_reason"]]
     texts = [dict(r, names=names.get(r["doc_id"], [r["source_path"]])) for r in
-             docs.select(["doc_id", "text_sha256", "source_path", "n_bytes", "encoding", "staged_path"]).to_pylist()] if docs.num_rows else []
+             docs.select(["doc_id", "text_sha256", "identity", "source_path", "n_bytes", "encoding", "staged_path"]).to_pylist()] if docs.num_rows else []
     return dict(facts=facts, documents=docs.num_rows, processed=[f.source_path for f, _ in done], without_facts=without, texts=texts,
                 rejected=[{k: r[k] for k in ("source_path", "sha256", "reason", "detail")} for r in rejected])
 

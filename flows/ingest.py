@@ -206,7 +206,7 @@ class Plan:
     known: set[str]  # content hashes loaded as documents or quarantined files
     names: dict[str, list[str]]  # doc_id -> recorded file names
     stage_rejects: set[tuple[str, str]]  # (source_path, reason) already quarantined at staging
-    texts: dict = field(default_factory=dict)  # text_sha256 -> (doc_id, copies) of the documents loaded (warehouse/copies.py)
+    texts: dict = field(default_factory=dict)  # (text_sha256, identity) -> (doc_id, copies) of the documents loaded (warehouse/copies.py)
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)

@@ -465,10 +465,6 @@ def test_extract_as_a_real_command_prints_what_the_warehouse_holds(loaded):
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "flows/batch.py + warehouse/copies.py: a copy is a file with the same normalized text (text_sha256), but the identity "
-    "(report year) may come from raw-text furniture normalization removes (transforms/extract/facts.py identify: the "
-    "publication date of a dated page); the copy's facts are then not its own. Fix: key copies on (text_sha256, identity)"))
 def test_a_copy_that_differs_only_in_a_dated_furniture_line_keeps_its_own_facts(prefect_harness, tmp_path):
     """Sample 002 is a newspaper page dated only by its ``发布日期`` line, which normalization removes as furniture.
 

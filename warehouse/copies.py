@@ -2,7 +2,10 @@
 
 Staging recognises equal bytes (the sha256 of the raw file). The same report re-saved as
 GBK, with CRLF line ends, with a byte-order mark or as an HTML page has other bytes but,
-once normalized, the same text: ``text_sha256`` (sha256 of the normalized text) says so.
+once normalized, the same text: ``text_sha256`` (sha256 of the normalized text) says so — together
+with the document's identity (type, region, year and how each was read), because the year can come
+from a line normalization removes (a page's ``发布日期``): two files of one text but another year
+are two documents, each with its own facts.
 The first file of a text to reach the flow — or the document the warehouse already holds
 with that text — is the document; every later file with that text is a *copy*: its facts
 are dropped before validation, its rows are not loaded, and it is recorded in the
@@ -23,11 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def known_texts(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, tuple[str, list[dict]]]:
-    """text_sha256 -> (doc_id, copies) of the documents this code version loaded."""
-    rows = con.execute("SELECT text_sha256, doc_id, copies FROM documents WHERE pipeline_version = ? AND text_sha256 IS NOT NULL",
-                       [version]).fetchall()
-    return {t: (d, json.loads(c or "[]")) for t, d, c in rows}
+def known_texts(con: duckdb.DuckDBPyConnection, version: str) -> dict[tuple[str, str | None], tuple[str, list[dict]]]:
+    """(text_sha256, identity) -> (doc_id, copies) of the documents this code version loaded."""
+    rows = con.execute("SELECT text_sha256, identity, doc_id, copies FROM documents WHERE pipeline_version = ? "
+                       "AND text_sha256 IS NOT NULL", [version]).fetchall()
+    return {(t, i): (d, json.loads(c or "[]")) for t, i, d, c in rows}
 
 
 def known_copies(con: duckdb.DuckDBPyConnection, version: str) -> set[str]:
@@ -39,7 +42,7 @@ def known_copies(con: duckdb.DuckDBPyConnection, version: str) -> set[str]:
 class SameText:
     """Which documents of a run are copies of another (same normalized text), and of which."""
 
-    seen: dict[str, str] = field(default_factory=dict)  # text_sha256 -> doc_id of the document kept
+    seen: dict[tuple, str] = field(default_factory=dict)  # (text_sha256, identity) -> doc_id of the document kept
     copies: dict[str, list[dict]] = field(default_factory=dict)  # kept doc_id -> its copies (recorded ones first)
     dropped: set[str] = field(default_factory=set)  # raw sha256 of this run's copies (not loaded)
     paths: dict[str, str] = field(default_factory=dict)  # doc_id -> source_path, for the run summary
@@ -47,20 +50,20 @@ class SameText:
     found: list[dict] = field(default_factory=list)  # this run's copies, for the summary
 
     @classmethod
-    def from_warehouse(cls, known: dict[str, tuple[str, list[dict]]], paths: dict[str, str] | None = None) -> "SameText":
+    def from_warehouse(cls, known: dict[tuple, tuple[str, list[dict]]], paths: dict[str, str] | None = None) -> "SameText":
         same = cls()
-        for text_sha, (doc_id, copies) in known.items():
-            same.seen[text_sha] = doc_id
+        for key, (doc_id, copies) in known.items():
+            same.seen[key] = doc_id
             same.copies[doc_id] = list(copies)
         same.paths.update(paths or {})
         return same
 
     def take(self, documents: list[dict], facts: pa.Table, run_id: str) -> tuple[pa.Table, int]:
-        """Record the copies among a batch's ``documents`` (doc_id, text_sha256, source_path, names, n_bytes, encoding,
-        staged_path); return the batch's facts without theirs, and how many copies there were."""
+        """Record the copies among a batch's ``documents`` (doc_id, text_sha256, identity, source_path, names, n_bytes,
+        encoding, staged_path); return the batch's facts without theirs, and how many copies there were."""
         n = 0
         for d in documents:
-            kept = self.seen.setdefault(d["text_sha256"], d["doc_id"])
+            kept = self.seen.setdefault((d["text_sha256"], d["identity"]), d["doc_id"])
             self.paths.setdefault(d["doc_id"], d["source_path"])
             if kept == d["doc_id"]:
                 continue

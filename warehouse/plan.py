@@ -37,7 +37,7 @@ class Known:
     known: set[str]  # content hashes loaded as documents, copies of a document, or quarantined files
     names: dict[str, list[str]]  # doc_id -> recorded file names
     stage_rejects: set[tuple[str, str]]  # (source_path, reason) already quarantined at staging
-    texts: dict = field(default_factory=dict)  # text_sha256 -> (doc_id, copies) of the documents loaded (warehouse/copies.py)
+    texts: dict = field(default_factory=dict)  # (text_sha256, identity) -> (doc_id, copies) of the documents loaded (warehouse/copies.py)
     snapshot_id: int | None = None  # the snapshot these were read at
 
 
