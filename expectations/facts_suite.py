@@ -35,9 +35,11 @@ from transforms.schema import KINDS, MEASURES  # noqa: E402
 from transforms.seeds import indicators_by_code, units_by_name  # noqa: E402
 
 SUITE_NAME = "govfacts_facts"
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
+# GX's INFO lines are noise in a run's output; `govfacts run -v` (GOVFACTS_VERBOSE) brings them back
+_GX_LEVEL = logging.INFO if os.environ.get("GOVFACTS_VERBOSE") else logging.WARNING
+logging.getLogger("great_expectations").setLevel(_GX_LEVEL)
 # this one sets its own level (INFO) and says "Created temporary directory … for ephemeral docs site" on every run
-logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+logging.getLogger("great_expectations.data_context.types.base").setLevel(_GX_LEVEL)
 # columns GX sees: the fact's own fields (the same the derived checks read) and every derived dq_* column
 BASE_COLUMNS = POOL_COLUMNS
 

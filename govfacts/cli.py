@@ -92,6 +92,7 @@ def run(
     task_runner: Optional[TaskRunner] = TASK_RUNNER_OPT,
     dask_address: Optional[str] = DASK_ADDRESS_OPT,
     max_workers: Optional[int] = MAX_WORKERS_OPT,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's and Great Expectations' own INFO logs (off by default)"),
 ) -> None:
     """Stage, normalize, extract, validate and load the reports of the inbox.
 
@@ -101,6 +102,11 @@ def run(
                              task_runner=task_runner, dask_address=dask_address, max_workers=max_workers)
     if not settings.inbox.is_dir():
         _fail(f"inbox {settings.inbox} is not a directory; pass --inbox DIR with the report files")
+    if verbose:  # before Prefect reads its settings; the validator and helper processes inherit both
+        import os  # noqa: PLC0415
+
+        os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+        os.environ["GOVFACTS_VERBOSE"] = "1"
     configure_prefect()
     unchanged = _nothing_new(settings)
     if unchanged is not None:

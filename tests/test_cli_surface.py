@@ -68,6 +68,12 @@ def test_a_run_tells_its_wall_time_quietly_and_an_unchanged_rerun_keeps_the_repo
     before = index.stat().st_mtime_ns
     again = run_cli(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env)
     assert again.exitcode == 0 and "unchanged" in again.stdout and index.stat().st_mtime_ns == before
+    # -v brings Prefect's own INFO logs back (a new file, so the flow runs)
+    other = sorted(SAMPLES.iterdir())[1]
+    (inbox / other.name).write_bytes(other.read_bytes())
+    loud = run_cli(["run", "-v", "--inbox", str(inbox), "--warehouse", str(wh)], env)
+    assert loud.exitcode == 0, loud.stderr
+    assert "Finished in state Completed" in loud.stdout + loud.stderr, loud.stdout + loud.stderr
 
 
 def test_compact_lists_what_it_would_expire_and_asks_first(tmp_path):
