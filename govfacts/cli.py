@@ -634,7 +634,7 @@ def diff(
     a: int = typer.Argument(..., help="Older snapshot id"),
     b: int = typer.Argument(..., help="Newer snapshot id"),
     warehouse: Optional[Path] = WAREHOUSE_OPT,
-    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
+    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", help="table (default), csv, jsonl, json, markdown or parquet"),
     catalog: Optional[Catalog] = CATALOG_OPT,
 ) -> None:
     """Facts added, removed and changed from snapshot A to snapshot B, with their evidence."""
@@ -644,13 +644,15 @@ def diff(
     with _warehouse_errors():
         changes = diff_snapshots(settings, a, b)
     counts = summarize(changes)
-    if fmt != "table":
+    if fmt is not OutputFormat.table:
         _print_rows(list(changes[0]) if changes else ["change"], [tuple(c.values()) for c in changes], fmt)
         return
+    from govfacts.sql_output import shown  # noqa: PLC0415 (numbers exactly, as `govfacts sql` prints them)
+
     t = Table("change", "region", "indicator", "measure", "period", "kind", "old → new", "evidence")
     for c in changes:
-        old = "" if c["old_value"] is None else f"{c['old_value']:g}{c['old_unit'] or ''}"
-        new = "" if c["new_value"] is None else f"{c['new_value']:g}{c['new_unit'] or ''}"
+        old = "" if c["old_value"] is None else f"{shown(c['old_value'])}{c['old_unit'] or ''}"
+        new = "" if c["new_value"] is None else f"{shown(c['new_value'])}{c['new_unit'] or ''}"
         if c["change"] == "changed" and c["changed_columns"] != ["value"]:
             new += f" ({', '.join(c['changed_columns'])})"
         t.add_row(*[safe_text(v) for v in (c["change"], c["region"] or "", c["indicator"], c["measure"], c["period"], c["kind"],

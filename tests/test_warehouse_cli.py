@@ -168,3 +168,17 @@ def test_errors_say_what_to_do(ro_wh, tmp_path: Path):
                                                         "GOVFACTS_POSTGRES_DSN": "dbname=x host=127.0.0.1 port=1 user=postgres",
                                                         "GOVFACTS_WAREHOUSE": str(tmp_path / "pgwh")})
     assert res.exit_code == 1 and "check GOVFACTS_POSTGRES_DSN" in " ".join(res.output.split())
+
+
+def test_diff_prints_numbers_exactly_and_its_format_is_a_choice(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    settings = load_settings(warehouse=tmp_path / "wh", catalog="sqlite")
+    s1 = load_batch(settings, make_batch("run1", [fact("docA", 8374.123456789, 10)]))
+    s2 = load_batch(settings, make_batch("run2", [fact("docA", 8374.987654321, 10)]))
+    w = ("--warehouse", str(settings.warehouse))
+    table = cli("diff", str(s1), str(s2), *w)
+    assert table.exit_code == 0 and "8374.123456789" in table.stdout and "8374.987654321" in table.stdout, table.stdout
+    as_json = json.loads(cli("diff", str(s1), str(s2), *w, "--format", "json").stdout)
+    assert [(c["old_value"], c["new_value"]) for c in as_json] == [(8374.123456789, 8374.987654321)]
+    bad = cli("diff", str(s1), str(s2), *w, "--format", "xml")
+    assert bad.exit_code == 2 and "'table', 'csv', 'jsonl'" in " ".join(bad.output.replace("│", " ").split()), bad.output
