@@ -31,6 +31,7 @@ from great_expectations.expectations.row_conditions import Column as Col  # noqa
 from expectations import custom as x  # noqa: E402
 from expectations.derive import POOL_COLUMNS, allowed_units, derive  # noqa: E402
 from expectations.results import merge_result_rows  # noqa: E402,F401 (GX-free: the flow merges without importing GX)
+from expectations.row_filters import memoized_row_filters  # noqa: E402
 from transforms.schema import KINDS, MEASURES  # noqa: E402
 from transforms.seeds import indicators_by_code, units_by_name  # noqa: E402
 
@@ -229,8 +230,9 @@ def validate_facts(facts: pa.Table, published: pd.DataFrame | None = None, texts
     if not ids:
         return Validation(status, failed, [_row(c, True, 0, [], {}, None) for c in checks], messages=messages)
     df, conflicts = frame_for_gx(facts, published, texts)
-    result = vd.run(batch_parameters={"dataframe": df[columns]},
-                    result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["fact_id"]})
+    with memoized_row_filters():
+        result = vd.run(batch_parameters={"dataframe": df[columns]},
+                        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["fact_id"]})
     by_fact = df.drop_duplicates("fact_id").set_index("fact_id", drop=False)
     rows = []
     for r in result.results:
