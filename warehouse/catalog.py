@@ -124,7 +124,7 @@ def connect(settings: Settings, read_only: bool = False, at: int | None = None, 
     sandboxed = read_only if sandboxed is None else sandboxed
     if not read_only:
         settings.warehouse.mkdir(parents=True, exist_ok=True)
-    elif settings.catalog != "postgres" and not _catalog_file(settings).exists():
+    elif not exists(settings):
         raise FileNotFoundError(f"no warehouse at {settings.warehouse}; run `govfacts run --warehouse {settings.warehouse}` first")
     key = None if travelling or fresh else _instance_key(settings, read_only, sandboxed)
     if key is None:
@@ -228,6 +228,11 @@ def _shared_instance(key: tuple, make) -> duckdb.DuckDBPyConnection:
         cursor.close()
         raise
     return cursor
+
+
+def exists(settings: Settings) -> bool:
+    """Whether the warehouse has been created (a PostgreSQL catalog is taken to exist: asking would cost a connection)."""
+    return settings.catalog == "postgres" or _catalog_file(settings).exists()
 
 
 def _catalog_file(settings: Settings) -> Path:
