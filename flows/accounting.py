@@ -20,6 +20,7 @@ from expectations.results import merge_result_rows
 from transforms.schema import StagedFile
 from transforms.stage import StageResult
 from warehouse.copies import SameText
+from warehouse.plan import Known, work_for
 
 
 @dataclass
@@ -105,7 +106,7 @@ class RunBook:
 
     # -- plan -------------------------------------------------------------------------------------
 
-    def plan(self, staged: StageResult, known) -> list[StagedFile]:
+    def plan(self, staged: StageResult, known: Known) -> list[StagedFile]:
         """What this run must process: the staged files (and staging's rejects) this code version has not seen.
 
         Files already loaded are skipped (every name they arrived under), already-quarantined rejects too;
@@ -113,16 +114,10 @@ class RunBook:
         """
         s = self.summary
         self._staged = staged
-        self.todo = [f for f in staged.staged if f.sha256 not in known.known]
-        self.rejected = [dict(r, pipeline_version=self.version, run_id=self.run_id) for r in staged.rejected
-                         if not (r.get("sha256") in known.known or (r["source_path"], r["reason"]) in known.stage_rejects)]
-        s.files_in, s.staged = staged.files_in, len(staged.staged)
-        s.skipped = sum(len(staged.names[f.sha256]) for f in staged.staged if f.sha256 in known.known)
-        s.skipped += len(staged.rejected) - len(self.rejected)
-        self.renamed = {f.sha256: known.names[f.sha256] + [n for n in staged.names[f.sha256] if n not in known.names[f.sha256]]
-                        for f in staged.staged
-                        if f.sha256 in known.names and set(staged.names[f.sha256]) - set(known.names[f.sha256])}
-        s.renamed = len(self.renamed)
+        work = work_for(staged, known)  # the decision `govfacts run` takes before starting Prefect, in one place
+        self.todo, self.renamed = work.todo, work.renamed
+        self.rejected = [dict(r, pipeline_version=self.version, run_id=self.run_id) for r in work.rejected]
+        s.files_in, s.staged, s.skipped, s.renamed = staged.files_in, len(staged.staged), work.skipped, len(work.renamed)
         self.same = SameText.from_warehouse(known.texts)  # one report under other bytes is one document (warehouse/copies.py)
         return self.todo
 

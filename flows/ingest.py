@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter, deque
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -61,10 +61,10 @@ from transforms.extract import identify_and_extract
 from transforms.schema import FACT_SCHEMA, StagedFile, with_fact_ids
 from transforms.stage import StageResult, list_inbox, stage_inbox
 from warehouse.catalog import exists as warehouse_exists
-from warehouse.copies import known_texts
-from warehouse.load import current_snapshot, known_documents, open_for_write, writer_lock
+from warehouse.load import current_snapshot, open_for_write, writer_lock
+from warehouse.plan import Known, read_known
 from warehouse.quality import published_facts
-from warehouse.parts import known_source_names, known_stage_rejects, load_parts, part_path, remove_spill, spill_root, write_part
+from warehouse.parts import load_parts, part_path, remove_spill, spill_root, write_part
 from warehouse.parts import open_spill as open_parts_dir, sweep_spills as sweep_parts_dirs
 from warehouse.storage import is_remote, join
 
@@ -200,24 +200,13 @@ def stage(inbox: str, staging: str, max_bytes: int = 64 * 1024 * 1024) -> StageR
     return result
 
 
-@dataclass
-class Plan:
-    """What the warehouse already holds at this code version."""
-
-    known: set[str]  # content hashes loaded as documents or quarantined files
-    names: dict[str, list[str]]  # doc_id -> recorded file names
-    stage_rejects: set[tuple[str, str]]  # (source_path, reason) already quarantined at staging
-    texts: dict = field(default_factory=dict)  # (text_sha256, identity) -> (doc_id, copies) of the documents loaded (warehouse/copies.py)
-
-
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def plan(settings: Settings, version: str) -> Plan:
-    """Content hashes this code version has already loaded (they are skipped)."""
+def plan(settings: Settings, version: str) -> Known:
+    """What the warehouse holds at this code version (warehouse/plan.py: the same question `govfacts run` asks first)."""
     with _timed("plan"), writer_lock(settings):
         con = open_for_write(settings)
         try:
-            return Plan(known_documents(con, version), known_source_names(con, version), known_stage_rejects(con, version),
-                        known_texts(con, version))
+            return read_known(con, version)
         finally:
             con.close()
 
@@ -432,7 +421,7 @@ def _say(what: str, done: int = 0, total: int = 0) -> None:
         PROGRESS(what, done, total)
 
 
-def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner, helpers: "RunProcesses") -> tuple[StageResult, Plan]:
+def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner, helpers: "RunProcesses") -> tuple[StageResult, Known]:
     """Stage the inbox and read what the warehouse holds at this code version.
 
     On threads, ``plan`` opens the warehouse (DuckDB, lock released) while staging copies the inbox,
@@ -455,7 +444,7 @@ def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner, helper
     return stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes), known
 
 
-def _new_at_most(settings: Settings, known: Plan) -> int:
+def _new_at_most(settings: Settings, known: Known) -> int:
     """Files of the inbox the warehouse has not loaded at most (before staging has hashed them: an upper bound
     for new documents, and 0 for an unchanged inbox, whose re-run must not start helper processes)."""
     return max(0, len(list_inbox(settings.inbox)) - len(known.known))
