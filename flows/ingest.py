@@ -285,8 +285,9 @@ def publish_facts(checked: dict, version: str, run_id: str) -> tuple[pa.Table, l
     """Facts with their dq status and provenance columns, and the quarantine records of those that failed."""
     facts = checked["facts"]
     ids = facts.column("fact_id").to_pylist()
-    status = [checked["status"][i] for i in ids]
-    failed = [",".join(checked["failed"][i]) for i in ids]
+    flagged, named = checked["status"], checked["failed"]  # only the facts that failed something are named
+    status = [flagged.get(i, "passed") for i in ids]
+    failed = [",".join(named.get(i, ())) for i in ids]
     facts = facts.append_column("pipeline_version", pa.array([version] * facts.num_rows, pa.string()))
     facts = facts.append_column("run_id", pa.array([run_id] * facts.num_rows, pa.string()))
     facts = facts.append_column("dq_status", pa.array(status, pa.string()))
@@ -391,8 +392,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         parts = str(open_spill(settings, book.run_id, shared))
         if book.rejected:  # files staging could not take (unreadable, too large, ...)
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(book.rejected))
-        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner))
         batches = _chunks(todo, settings.batch_size)
+        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner), batches=len(batches))
         book.summary.batches = len(batches)
         for i, batch in enumerate(batches):                                   # transform (→ validate → spill, as groups fill)
             window.transform(f"b{i:06d}", batch, raw={f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None)
@@ -500,22 +501,44 @@ def _in_flight(settings: Settings) -> int:
     return 2 * max(1, settings.max_workers) + 1
 
 
+def group_sizes(batches: int, per_group: int) -> list[int]:
+    """Batches per validation group, in order: full groups, then what is left halved and halved again.
+
+    The group validated after the last batch is transformed is the run's tail: one core idles while
+    GX checks it, then the load waits for it. Full groups keep GX's fixed cost (≈0.8 s a call) rare;
+    the smaller last ones make the tail a few batches' validation, not a full group's (10,000
+    reports: 40 batches → 5). The sizes depend only on the count of batches, so a run's groups —
+    and the rules that compare the facts of one group — are the same every time.
+    """
+    smallest = max(2, per_group // 10)
+    sizes, left = [], batches
+    while left >= 2 * per_group:
+        sizes.append(per_group)
+        left -= per_group
+    while left >= 2 * smallest:
+        half = left // 2
+        sizes.append(left - half)
+        left = half
+    return sizes + ([left] if left else [])
+
+
 class StreamingWindow:
     """What is in flight between transform and load, so memory follows the window, not the corpus.
 
     * transforms: at most ``_in_flight`` batches submitted and not yet taken; they are taken oldest
       first, so the books see them in submission order whichever worker finished first;
     * the group: the facts of taken batches, validated together once they hold ``validate_batch_size``
-      documents (a GX run costs seconds whatever its size), with their document_text parts (evidence
-      offsets are checked against them);
+      documents (a GX run costs seconds whatever its size) — the last groups fewer (``group_sizes``) —
+      with their document_text parts (evidence offsets are checked against them);
     * validated groups are spilled as Parquet parts; at most one group is being validated or spilled
       while the next gathers. A group's spill is submitted once its validation is done — a task waiting
       for another would hold one of the runner's few threads idle — except on Dask (``chain_futures``),
       where it is submitted at once with the validation's future, so the facts stay on the cluster.
     """
 
-    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool) -> None:
+    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, batches: int) -> None:
         self.book, self.settings, self.parts, self.chain = book, settings, parts, chain_futures
+        self.sizes = group_sizes(batches, max(1, -(-settings.validate_batch_size // settings.batch_size)))
         self.transforms: deque = deque()  # (label, size, future) of batches in flight, oldest first
         self.group: list[pa.Table] = []
         self.group_texts: list[str] = []
@@ -548,7 +571,7 @@ class StreamingWindow:
         _release_finished_batches()
         self.group.append(self.book.take_batch(result, size))
         self.group_texts.append(str(part_path(self.parts, "document_text", label)))
-        if len(self.group) * self.settings.batch_size >= self.settings.validate_batch_size:
+        if self.groups < len(self.sizes) and len(self.group) >= self.sizes[self.groups]:
             self._validate_group()
 
     def _validate_group(self) -> None:

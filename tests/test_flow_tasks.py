@@ -87,3 +87,19 @@ def test_on_a_process_runner_an_unchanged_run_submits_nothing(prefect_harness, t
     assert summary["files_in"] == 0 and summary["changed"] is False
     assert summary["task_runner"] == "ProcessPoolTaskRunner"
     assert submitted == []
+
+
+@pytest.mark.parametrize("batches,per_group", [(0, 40), (1, 40), (20, 40), (40, 40), (41, 40), (79, 40), (200, 40), (1200, 40),
+                                               (200, 1), (5, 2), (7, 3)])
+def test_validation_groups_cover_every_batch_once_and_end_small(batches, per_group):
+    """Full groups first, then smaller ones, so the group GX checks after the last transform — the tail — is a few batches."""
+    from flows.ingest import group_sizes
+
+    sizes = group_sizes(batches, per_group)
+    assert sum(sizes) == batches and all(s >= 1 for s in sizes)
+    assert all(s <= per_group for s in sizes[:-1]) and sizes[:-1] == sorted(sizes[:-1], reverse=True)
+    if batches >= 2 * per_group:
+        assert sizes[0] == per_group, "a large run keeps GX's fixed cost rare: full groups"
+    if batches >= per_group >= 10:
+        assert sizes[-1] <= per_group // 4, "the tail is a fraction of a group"
+    assert group_sizes(batches, per_group) == sizes, "the same run is grouped the same way every time"

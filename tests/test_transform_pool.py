@@ -108,7 +108,7 @@ def test_the_validator_transforms_between_its_validations(samples, tmp_path):
         assert there.pop("seconds") and there["facts"].equals(here["facts"])
         with pool.lend(validator):
             assert pool._free == [], "lent: no batch goes to it meanwhile"
-            assert len(validator.check_group(here["facts"], None, None)["status"]) == here["facts"].num_rows
+            assert validator.check_group(here["facts"], None, None)["checked"] == here["facts"].num_rows
         assert pool._free == [validator]
         pool.close()
         assert validator.alive, "the pool ends its own workers only: the validator is the run's to end"

@@ -60,7 +60,10 @@ def test_the_process_gives_the_outcome_of_validating_in_place(process, group):
     remote = process.check_group(facts, None, texts)
     assert process.ready, "the process announces that GX and the suite are ready before its first answer"
     here = check_group(facts, None, texts)
-    assert len(here["status"]) == facts.num_rows > 20
+    assert here["checked"] == facts.num_rows > 20
+    assert 0 < len(here["status"]) < facts.num_rows and set(here["status"].values()) <= {"warning", "error"}, \
+        "only the facts that failed something are named"
+    assert here["failed"].keys() == here["status"].keys() and all(here["failed"].values())
     assert _comparable(remote) == _comparable(here)
 
 
@@ -69,7 +72,7 @@ def test_an_error_in_the_process_is_raised_in_the_caller_and_the_process_lives_o
         process.check_group(pa.table({"no_fact_id": [1]}), None, None)
     assert process.alive
     facts, texts = group
-    assert len(process.check_group(facts, None, texts)["status"]) == facts.num_rows
+    assert process.check_group(facts, None, texts)["checked"] == facts.num_rows
 
 
 def test_a_dead_process_is_replaced_by_validating_in_place(group, caplog):
