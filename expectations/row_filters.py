@@ -4,9 +4,8 @@ Why: GX's pandas engine filters the whole frame anew (``DataFrame.query``: parse
 expression, resolve every column) for every metric of every expectation that has a row
 condition — ≈480 filters of ≈60 distinct conditions in one run of the facts suite, about
 half of GX's fixed cost per validation (≈0.8 of 1.7 s), paid again for every group a run
-validates. Inside ``memoized_row_filters()`` a condition is evaluated once per frame and its
-row mask reused; the rows GX then sees are ``frame.loc[mask]``, exactly what ``query``
-returns (it is ``eval`` followed by ``loc``), so every result is the same.
+validates. Inside ``memoized_row_filters()`` a condition is evaluated once per frame (by
+``query``, as GX does) and the filtered frame reused by every metric that asks for it.
 
 Outside the context (any other GX use in the process) the engine behaves as shipped.
 """
@@ -45,12 +44,10 @@ def _apply_row_condition_filter(self: PandasExecutionEngine, data: pd.DataFrame,
         return _SHIPPED(self, data, row_condition, domain_kwargs)
     key = (id(data), clause)
     if key not in memo:
-        memo[key] = (data, data.eval(clause))
-    mask = memo[key][1]
-    try:
-        return data.loc[mask]
-    except ValueError:  # as DataFrame.query: a multi-dimensional result is applied with []
-        return data[mask]
+        memo[key] = (data, data.query(clause))
+    # the same filtered frame for every metric of the condition: pandas ≥ 3 copies on write, so a metric that
+    # changed its frame would change a copy of its own, never what the next metric reads
+    return memo[key][1]
 
 
 PandasExecutionEngine._apply_row_condition_filter = _apply_row_condition_filter
