@@ -53,6 +53,7 @@ from prefect.utilities.annotations import opaque
 from expectations.artifact import by_expectation, validation_markdown
 from flows.accounting import RunBook, RunSummary
 from flows.batch import POOL_MIN_DOCUMENTS, TransformPool, start_pool, transform_batch
+from flows.child import give_back_memory
 from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, start_validator
 from govfacts.runners import make_task_runner
 from transforms.settings import Settings, load_settings
@@ -492,6 +493,7 @@ def _release_finished_batches(limit: int = ARROW_SOFT_LIMIT) -> bool:
     if now <= _ARROW_KEPT[0] + limit:
         return False
     gc.collect()
+    give_back_memory()
     _ARROW_KEPT[0] = pa.total_allocated_bytes()
     return True
 
