@@ -233,6 +233,11 @@ def run_flow(cwd: Path, env: dict, argv: list[str], sampler_pids: dict, pg=None,
     if prefect_db is not None and r["flow_run_id"]:
         r.update(task_time(prefect_db, r["flow_run_id"]))
         r["reports_per_s"] = round(r["documents"] / r["flow_run_wall"], 1)
+        batches = int(re.search(r"\((\d+) batch", out).group(1))
+        recorded = r["by_task"].get("transform", {}).get("runs", 0)
+        if recorded != batches:  # a task run the server never recorded would shrink the union silently
+            r["warning"] = f"the server recorded {recorded} transform task runs of the run's {batches} batches"
+            print(f"WARNING: {r['warning']} ({prefect_db})", flush=True)
     return r
 
 
@@ -244,7 +249,7 @@ def describe(name: str, r: dict) -> str:
     return (f"{name:18} {r['documents']:,} reports: flow run {r['flow_run_wall']:.1f} s = {r['reports_per_s']:.1f} reports/s "
             f"(whole command {r['wall']:.1f} s); outside task bodies {100 * r['outside_share']:.1f} % "
             f"({r['task_runs']} task runs, busy {r['inside_seconds']:.1f} s)\n"
-            f"{'':18} task-run seconds by task (runs): {tasks}")
+            f"{'':18} task-run seconds by task (runs): {tasks}" + (f"\n{'':18} WARNING: {r['warning']}" if "warning" in r else ""))
 
 
 def main() -> None:
