@@ -10,7 +10,8 @@ The pool of comparable facts is this run's facts plus the facts already
 published in the warehouse from other documents; only this run's facts get
 flagged (published ones are history).
 
-All functions are pure: DataFrames in, DataFrames out.
+All functions are pure: DataFrames in, DataFrames out. Loops over a column read it as a list first
+(``.tolist()``): pandas 3 keeps text in Arrow, and iterating an Arrow column boxes one element at a time.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def _single_facts(facts: pd.DataFrame, texts: dict[str, str] | None) -> pd.DataF
     # the three-sector structure is stored as three share facts (primary/secondary/tertiary_industry_share); the
     # primary one carries the whole a:b:c in its evidence, so the structure is checked once, on it
     sector = [(_sector_terms(e, v) if i == STRUCTURE_HEAD else ([], None))
-              for i, e, v in zip(out["indicator"], out["evidence"], out["value"])]
+              for i, e, v in zip(out["indicator"].tolist(), out["evidence"].tolist(), out["value"].tolist())]
     is_structure = out["indicator"] == STRUCTURE_HEAD
     out["dq_sector_terms"] = [float(len(t)) if s else None for (t, _), s in zip(sector, is_structure)]
     out["dq_sector_sum"] = [round(sum(t), 6) if s and len(t) == 3 else None for (t, _), s in zip(sector, is_structure)]
@@ -193,11 +194,11 @@ def _single_facts(facts: pd.DataFrame, texts: dict[str, str] | None) -> pd.DataF
     single_year = out["period"].astype(str).str.match(YEAR)
     gap = pd.to_numeric(out["period"].where(single_year), errors="coerce") - pd.to_numeric(out["report_year"], errors="coerce")
     out["dq_target_year_gap"] = gap.where(out["kind"] == "target")
-    out["dq_value_in_evidence"] = [_in_evidence(v, e) for v, e in zip(out["value"], out["evidence"])]
+    out["dq_value_in_evidence"] = [_in_evidence(v, e) for v, e in zip(out["value"].tolist(), out["evidence"].tolist())]
     if texts is not None:
         out["dq_evidence_in_text"] = [
             None if d not in texts else ("yes" if texts[d][int(s):int(t)] == e else "no")
-            for d, s, t, e in zip(out["doc_id"], out["start"], out["end"], out["evidence"])]
+            for d, s, t, e in zip(out["doc_id"].tolist(), out["start"].tolist(), out["end"].tolist(), out["evidence"].tolist())]
     else:
         out["dq_evidence_in_text"] = None
     return out
@@ -232,7 +233,7 @@ def _conflict_counts(out: pd.DataFrame, conflicts: pd.DataFrame, pool: pd.DataFr
                 count[me] = count.get(me, 0) + 1
                 other.setdefault(me, []).append(f"{val:g}{unit} in «{ev}»")
     comparable = set(_shared_keys(pool)["fact_id"])
-    out["dq_conflicts"] = [float(count.get(f, 0)) if f in comparable else None for f in out["fact_id"]]
+    out["dq_conflicts"] = [float(count.get(f, 0)) if f in comparable else None for f in out["fact_id"].tolist()]
     out["dq_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
 
 
@@ -257,7 +258,7 @@ def _within_document(out: pd.DataFrame) -> None:
                 for me, them in ((a, b), (b, a)):
                     count[me["fact_id"]] = count.get(me["fact_id"], 0) + 1
                     other.setdefault(me["fact_id"], []).append(f"{them['value']:g}{them['unit']} in «{them['evidence']}»")
-    out["dq_document_conflicts"] = [float(count.get(f, 0)) for f in out["fact_id"]]
+    out["dq_document_conflicts"] = [float(count.get(f, 0)) for f in out["fact_id"].tolist()]
     out["dq_document_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
 
 

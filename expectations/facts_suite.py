@@ -237,17 +237,23 @@ def validate_facts(facts: pa.Table, published: pd.DataFrame | None = None, texts
                           result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["fact_id"]})
     with memoized_row_filters():
         result = validator.validate_expectation_suite(vd.suite)
-    by_fact = df.drop_duplicates("fact_id").set_index("fact_id", drop=False)
-    rows = []
+    unexpected = {}
     for r in result.results:
         check = by_id[r.expectation_config.id]
         if r.exception_info and r.exception_info.get("raised_exception"):
             raise RuntimeError(f"expectation {check.name} ({check.scope}) could not run: "
                                f"{r.exception_info.get('exception_message')}; fix expectations/ before loading")
-        bad = list(dict.fromkeys(u["fact_id"] for u in (r.result.get("unexpected_index_list") or [])))
+        unexpected[r.expectation_config.id] = list(dict.fromkeys(u["fact_id"] for u in (r.result.get("unexpected_index_list") or [])))
+    # the rows of the failing facts, read once for all their messages (a row lookup per message cost ≈0.3 ms)
+    named = {f for bad in unexpected.values() for f in bad}
+    by_fact = {row["fact_id"]: row for row in df[df["fact_id"].isin(named)].drop_duplicates("fact_id").to_dict("records")}
+    rows = []
+    for r in result.results:
+        check = by_id[r.expectation_config.id]
+        bad = unexpected[r.expectation_config.id]
         explained = {}
         for fid in bad:
-            text = check.expectation.explain(by_fact.loc[fid].to_dict())
+            text = check.expectation.explain(by_fact[fid])
             explained[fid] = text
             failed[fid].append(check.name)
             messages[fid].append(text)
