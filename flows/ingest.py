@@ -393,8 +393,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         parts = str(open_spill(settings, book.run_id, shared))
         if book.rejected:  # files staging could not take (unreadable, too large, ...)
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(book.rejected))
-        batches = _chunks(todo, settings.batch_size)
-        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner), batches=len(batches))
+        batches = _chunks(todo, batch_size_for(settings, len(todo)))
+        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner), batches=batches)
         book.summary.batches = len(batches)
         for i, batch in enumerate(batches):                                   # transform (→ validate → spill, as groups fill)
             window.transform(f"b{i:06d}", batch, raw={f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None)
@@ -503,6 +503,18 @@ def _in_flight(settings: Settings) -> int:
     return 2 * max(1, settings.max_workers) + 1
 
 
+def batch_size_for(settings: Settings, todo: int) -> int:
+    """Documents per transform task: the setting when given, else about eight batches per worker, 25 to 100 documents.
+
+    Every task costs Prefect ≈30 ms in the flow and as much in its server (states, events), so a
+    large run wants large batches (10,000 reports: 100 tasks, not 200); a small one wants enough
+    batches to keep every worker busy to the end (1,000 reports on 2 workers: 16 batches of 63).
+    """
+    if settings.batch_size:
+        return settings.batch_size
+    return min(100, max(25, -(-todo // (8 * max(1, settings.max_workers)))))
+
+
 def group_sizes(batches: int, per_group: int) -> list[int]:
     """Batches per validation group, in order: full groups, then what is left halved and halved again.
 
@@ -538,9 +550,9 @@ class StreamingWindow:
       where it is submitted at once with the validation's future, so the facts stay on the cluster.
     """
 
-    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, batches: int) -> None:
+    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, batches: list[list[StagedFile]]) -> None:
         self.book, self.settings, self.parts, self.chain = book, settings, parts, chain_futures
-        self.sizes = group_sizes(batches, max(1, -(-settings.validate_batch_size // settings.batch_size)))
+        self.sizes = group_sizes(len(batches), max(1, -(-settings.validate_batch_size // max(1, len(batches[0]) if batches else 1))))
         self.transforms: deque = deque()  # (label, size, future) of batches in flight, oldest first
         self.group: list[pa.Table] = []
         self.group_texts: list[str] = []

@@ -103,3 +103,14 @@ def test_validation_groups_cover_every_batch_once_and_end_small(batches, per_gro
     if batches >= per_group >= 10:
         assert sizes[-1] <= per_group // 4, "the tail is a fraction of a group"
     assert group_sizes(batches, per_group) == sizes, "the same run is grouped the same way every time"
+
+
+@pytest.mark.parametrize("todo,workers,given,expected", [
+    (10, 2, None, 25), (1000, 2, None, 63), (10000, 2, None, 100), (100000, 8, None, 100), (3000, 8, None, 47),
+    (10000, 2, 7, 7), (10, 2, 50, 50)])
+def test_batches_are_sized_to_the_run_unless_the_setting_says(todo, workers, given, expected):
+    """Large runs: large batches (Prefect's cost per task); small ones: enough batches for every worker to the end."""
+    from flows.ingest import batch_size_for
+    from transforms.settings import load_settings
+
+    assert batch_size_for(load_settings(max_workers=workers, batch_size=given), todo) == expected

@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     spill_path: str = ""  # where batches write their Parquet parts; default <warehouse>/spill, or beside the lake for a remote Dask cluster
     task_runner: TaskRunner = TaskRunner.threads
     dask_address: str = ""  # scheduler address for task_runner == "dask"
-    batch_size: int = Field(50, ge=1)  # documents per transform task (≈0.5 s of work): Prefect's ≈10 ms per task stays small next to it
+    batch_size: int | None = Field(None, ge=1)  # documents per transform task; unset: sized to the run (flows/ingest.batch_size_for)
     max_workers: int = Field(2, ge=1)  # threads, processes or local Dask workers
     validate_batch_size: int = Field(2000, ge=1)  # documents whose facts GX validates in one call (≈3 s fixed cost per call, then ≈3 ms a document)
     max_file_bytes: int = Field(64 * 1024 * 1024, ge=1)  # larger inbox files are quarantined (too_large), not read; a report is ~100 KB
