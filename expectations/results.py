@@ -14,33 +14,42 @@ def merge_result_rows(groups: list[list[dict]]) -> list[dict]:
     """One dq_results row per expectation for a run validated in groups of documents.
 
     Counts add up, failed ids and messages are united, and the GX result JSON is
-    merged the same way so Data Docs show the whole run. Rules across documents
+    merged the same way so the report shows the whole run. Rules across documents
     see the warehouse and their own group, so this equals one validation of the
     run except for documents of the same run that land in different groups.
+    Each group's JSON is read once and the merged JSON written once (linear in the run's results).
     """
     merged: dict[tuple, dict] = {}
+    parsed: dict[tuple, tuple[list, dict, dict | None]] = {}
     for rows in groups:
         for r in rows:
             key = (r["suite"], r["expectation"], r["scope"], r["severity"], r["description"])
+            ids, messages = json.loads(r["unexpected_fact_ids"]), json.loads(r.get("unexpected_messages") or "{}")
+            gx = json.loads(r["gx_result"]) if r.get("gx_result") else None
             m = merged.get(key)
             if m is None:
-                merged[key] = dict(r)
+                merged[key], parsed[key] = dict(r), (ids, messages, gx)
                 continue
             m["success"] = bool(m["success"] and r["success"])
             m["element_count"] += r["element_count"]
             m["unexpected_count"] += r["unexpected_count"]
-            m["unexpected_fact_ids"] = json.dumps(json.loads(m["unexpected_fact_ids"]) + json.loads(r["unexpected_fact_ids"]))
-            m["unexpected_messages"] = json.dumps({**json.loads(m.get("unexpected_messages") or "{}"),
-                                                   **json.loads(r.get("unexpected_messages") or "{}")}, ensure_ascii=False)
-            m["gx_result"] = _merge_gx(m.get("gx_result"), r.get("gx_result"))
+            all_ids, all_messages, all_gx = parsed[key]
+            all_ids.extend(ids)
+            all_messages.update(messages)
+            parsed[key] = (all_ids, all_messages, _merge_gx(all_gx, gx))
+    for key, m in merged.items():
+        ids, messages, gx = parsed[key]
+        if len(groups) > 1:  # a row of one group stays exactly as GX and the validator wrote it
+            m["unexpected_fact_ids"] = json.dumps(ids)
+            m["unexpected_messages"] = json.dumps(messages, ensure_ascii=False)
+            m["gx_result"] = json.dumps(gx, ensure_ascii=False, default=str) if gx is not None else m.get("gx_result")
     return list(merged.values())
 
 
-def _merge_gx(a: str | None, b: str | None) -> str | None:
+def _merge_gx(x: dict | None, y: dict | None) -> dict | None:
     """Two GX results of one expectation on different groups, as one (counts added, lists joined)."""
-    if not a or not b:
-        return a or b
-    x, y = json.loads(a), json.loads(b)
+    if not x or not y:
+        return x or y
     x["success"] = bool(x.get("success") and y.get("success"))
     rx, ry = x.setdefault("result", {}), y.get("result", {})
     for k in ("element_count", "unexpected_count", "missing_count"):
@@ -55,4 +64,4 @@ def _merge_gx(a: str | None, b: str | None) -> str | None:
     n = rx.get("element_count") or 0
     if n and "unexpected_count" in rx:
         rx["unexpected_percent"] = 100.0 * rx["unexpected_count"] / n
-    return json.dumps(x, ensure_ascii=False, default=str)
+    return x
