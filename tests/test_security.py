@@ -242,6 +242,26 @@ def test_a_planted_link_at_a_content_address_is_replaced_not_followed(tmp_path):
     assert stat.S_IMODE(os.stat(staged.staged_path).st_mode) == 0o444, "staged copies are read-only"
 
 
+def test_a_planted_folder_link_in_the_staging_area_receives_no_write(tmp_path):
+    """A small file's copy is written beside its target (staging/<sha[:2]>/): a link planted there is refused
+    before the temporary file is created, so nothing is written where the link points."""
+    import hashlib
+
+    from transforms.stage import StagingError
+
+    inbox, staging, elsewhere = tmp_path / "inbox", tmp_path / "staging", tmp_path / "elsewhere"
+    inbox.mkdir()
+    elsewhere.mkdir()
+    data = sample_bytes("000")
+    (inbox / "r.txt").write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    staging.mkdir()
+    (staging / sha[:2]).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(StagingError, match="not a folder of the staging area"):
+        stage_inbox(inbox, staging)
+    assert list(elsewhere.iterdir()) == [], "no temporary copy (nor anything else) lands where the link points"
+
+
 def test_links_out_of_the_inbox_are_never_read(tmp_path):
     inbox, staging, outside = tmp_path / "inbox", tmp_path / "staging", tmp_path / "outside"
     inbox.mkdir()

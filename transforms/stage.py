@@ -384,7 +384,7 @@ def _stage_stream(src: io.RawIOBase, name: str, size: int, staging: Path, max_by
         target = staging / sha[:2] / sha
         # bytes already staged (by an earlier run, or a duplicate in this one) are not written again
         if not _complete(target, len(got)):
-            tmp = _partial(staging)
+            tmp = _partial(staging, sha)
             try:
                 with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb") as out:
                     _write(out, got, staging)
@@ -496,13 +496,25 @@ def _fail(staging: Path, exc: OSError) -> StagingError:
                         f"and free some disk space (or pass --warehouse DIR), then re-run. Nothing was loaded.")
 
 
-def _partial(staging: Path) -> Path:
-    """A fresh temporary path in the staging area, named after this process so a later run can sweep it."""
+def _partial(staging: Path, sha: str | None = None) -> Path:
+    """A fresh temporary path in the staging area, named after this process so a later run can sweep it.
+
+    With ``sha`` it is in the folder the copy will be renamed into (``<sha[:2]>/``): copies made at
+    once then create and rename their files in 256 folders instead of all in one, whose lock they
+    queued on (10,000 reports staged in 5.5 s instead of 7.9, 7 s of kernel time instead of 11).
+    That folder must be a real folder of the staging area, not a planted link: the temporary file
+    is written before ``_publish`` checks where the rename lands.
+    """
+    folder = staging if sha is None else staging / sha[:2]
     try:
-        staging.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        mode = os.lstat(folder).st_mode
     except OSError as exc:
         raise _fail(staging, exc) from exc
-    return staging / f"{PARTIAL}{os.getpid()}-{os.urandom(6).hex()}"
+    if not stat.S_ISDIR(mode):
+        raise StagingError(f"refusing to write in {display_path(folder)}: not a folder of the staging area "
+                           f"{display_path(staging)} (a link?); remove it and re-run")
+    return folder / f"{PARTIAL}{os.getpid()}-{os.urandom(6).hex()}"
 
 
 def _write(out: io.BufferedWriter, chunk: bytes, staging: Path) -> None:
@@ -571,7 +583,7 @@ def sweep_partials(staging: Path) -> list[Path]:
     removed = []
     if not staging.is_dir():
         return removed
-    for p in staging.glob(PARTIAL + "*"):
+    for p in [*staging.glob(PARTIAL + "*"), *staging.glob(f"??/{PARTIAL}*")]:  # large files' copies / small files' (beside their target)
         pid = p.name[len(PARTIAL):].split("-", 1)[0]
         if pid.isdigit() and (int(pid) == os.getpid() or process_alive(int(pid))):
             continue
@@ -580,7 +592,7 @@ def sweep_partials(staging: Path) -> list[Path]:
     return removed
 
 
-STAGE_THREADS = 8  # files copied at once: each copy waits for its fsync; 8 at a time stage 1,000 reports in 0.4 s, not 0.95 s (quiet machine)
+STAGE_THREADS = 4  # files copied at once: each copy waits for its fsync; 4 at a time stage 10,000 reports in 5.2 s, 1 in 10 s, 16 in 7.8 s
 
 
 def stage_inbox(inbox: Path, staging: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> StageResult:
