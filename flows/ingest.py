@@ -45,6 +45,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import get_run_context
+from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run as current_flow_run
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
@@ -384,9 +385,9 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
     runner = get_run_context().task_runner
     book = RunBook(str(current_flow_run.id), pipeline_version(), str(settings.warehouse), type(runner).__name__, say=_say)
     _say("reading the inbox")
-    helpers, parts = RunProcesses(book.summary.flow_run_id), None
+    helpers, parts, creating = RunProcesses(book.summary.flow_run_id), None, None
     try:
-        staged, known = _stage_and_plan(settings, book.version, runner, helpers)  # stage ∥ plan (∥ helpers warming up)
+        staged, known, creating = _stage_and_plan(settings, book.version, runner, helpers)  # stage ∥ plan (∥ helpers warming up)
         todo = book.plan(staged, known)                                           # only what this code version has not loaded
         _say("documents normalized and extracted", 0, len(todo))
         shared = shared_workers(runner)
@@ -394,7 +395,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         if book.rejected:  # files staging could not take (unreadable, too large, ...)
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(book.rejected))
         batches = _chunks(todo, batch_size_for(settings, len(todo)))
-        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner), batches=batches)
+        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner), batches=batches,
+                                 published=creating is None)  # a new warehouse publishes nothing to compare with
         book.summary.batches = len(batches)
         for i, batch in enumerate(batches):                                   # transform (→ validate → spill, as groups fill)
             window.transform(f"b{i:06d}", batch, raw={f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None)
@@ -405,11 +407,15 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         window.validate_rest()                                                # validate → spill the last group
         helpers.validation_done()  # the validator's memory is not held beside the load's
         _say("loading the warehouse")
+        if creating is not None:
+            creating.result()  # the warehouse a first run transformed beside is created (or its error raised) before the load
         books = book.close()
         snapshot = load(settings, books.run, parts, books.processed, books.dq_rows, books.renamed, books.copies,
                         books.dropped) if books.anything else None            # load: one snapshot, or none
     finally:
         helpers.close()
+        if creating is not None:
+            creating.wait()  # never leave the warehouse half created behind a failed run's back
         if parts is not None:
             remove_spill(parts)
     return _summarize(book, settings, snapshot, t0)
@@ -423,27 +429,33 @@ def _say(what: str, done: int = 0, total: int = 0) -> None:
         PROGRESS(what, done, total)
 
 
-def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner, helpers: "RunProcesses") -> tuple[StageResult, Known]:
+def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner,
+                    helpers: "RunProcesses") -> tuple[StageResult, Known, PrefectFuture | None]:
     """Stage the inbox and read what the warehouse holds at this code version.
 
     On threads, ``plan`` opens the warehouse (DuckDB, lock released) while staging copies the inbox,
     and once the plan says that enough of the inbox is new, the run's helper processes start and warm
-    up while staging waits on its disk writes; into a warehouse not created yet, everything is new, so
-    they start at once (creating the warehouse takes the plan ≈1.5 s). A process or Dask worker would first pay its start-up
-    (seconds) for a query of milliseconds, so there both run in the flow, one after the other.
+    up while staging waits on its disk writes. Into a warehouse not created yet everything is new: the
+    helpers start at once, and the transforms once staging is done, while the plan creates the
+    warehouse (≈1.5 s) — its future comes back third, for the load to wait on. (Were another run to
+    create and load the warehouse meanwhile, this one would re-process what that one loaded: the load
+    replaces a re-processed document's rows, so nothing is doubled.) A process or Dask worker would
+    first pay its start-up (seconds) for a query of milliseconds, so there both run in the flow, one
+    after the other.
     """
     if isinstance(runner, ThreadPoolTaskRunner):
-        first = not warehouse_exists(settings)  # a first run knows nothing yet: its helpers need not wait for the plan,
-        if first:                               # which spends its time creating the warehouse
+        first = not warehouse_exists(settings)
+        if first:
             helpers.start(runner, len(list_inbox(settings.inbox)), settings.max_workers)
         planned = plan.submit(settings, version)
         staging = stage.submit(str(settings.inbox), str(settings.staging), settings.max_file_bytes)
+        if first:
+            return staging.result(), Known(set(), {}, set()), planned
         known = planned.result()
-        if not first:
-            helpers.start(runner, _new_at_most(settings, known), settings.max_workers)
-        return staging.result(), known
+        helpers.start(runner, _new_at_most(settings, known), settings.max_workers)
+        return staging.result(), known, None
     known = plan(settings, version)
-    return stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes), known
+    return stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes), known, None
 
 
 def _new_at_most(settings: Settings, known: Known) -> int:
@@ -550,8 +562,10 @@ class StreamingWindow:
       where it is submitted at once with the validation's future, so the facts stay on the cluster.
     """
 
-    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, batches: list[list[StagedFile]]) -> None:
+    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, batches: list[list[StagedFile]],
+                 published: bool = True) -> None:
         self.book, self.settings, self.parts, self.chain = book, settings, parts, chain_futures
+        self.published = published  # whether groups are compared with the facts the warehouse publishes
         self.sizes = group_sizes(len(batches), max(1, -(-settings.validate_batch_size // max(1, len(batches[0]) if batches else 1))))
         self.transforms: deque = deque()  # (label, size, future) of batches in flight, oldest first
         self.group: list[pa.Table] = []
@@ -590,7 +604,7 @@ class StreamingWindow:
 
     def _validate_group(self) -> None:
         label, book = f"v{self.groups:06d}", self.book
-        checked = validate.submit(self.group, self.settings, self.group_texts)
+        checked = validate.submit(self.group, self.settings if self.published else None, self.group_texts)
         if self.chain:
             self.spills.append(spill_facts.submit(checked, self.parts, label, book.version, book.run_id))
         else:

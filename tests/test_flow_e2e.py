@@ -92,3 +92,20 @@ def test_documents_without_identity_get_no_facts_and_a_reason_in_the_table_and_t
     # a county of Henan filed under a Hebei county's name: the region comes from the text
     assert by_name["r25.txt"][1:5] == ("local_work_report", "新安县", "county", 2024) and by_name["r25.txt"][5] > 0
     assert by_name["r25.txt"][6] is None and '"region_source"' in by_name["r25.txt"][7]
+
+
+def test_a_first_run_whose_warehouse_cannot_be_created_fails_with_that_error_and_leaves_no_parts(prefect_harness, inbox: Path,
+                                                                                                  tmp_path: Path, monkeypatch):
+    """A first run transforms while its plan creates the warehouse: when creating fails, the run fails with that
+    error — not a later one — and its run directory of parts is gone."""
+    import flows.ingest as flow_module
+
+    def cannot_create(settings):
+        raise OSError(28, "No space left on device (injected)")
+
+    monkeypatch.setattr(flow_module, "open_for_write", cannot_create)
+    wh = tmp_path / "wh"
+    with pytest.raises(OSError, match="injected"):
+        flow_module.ingest(inbox=str(inbox), warehouse=str(wh))
+    assert not (wh / "spill").exists() or not any((wh / "spill").iterdir())
+    assert not (wh / "catalog.sqlite").exists()
