@@ -228,6 +228,7 @@ def run_flow(cwd: Path, env: dict, argv: list[str], sampler_pids: dict, pg=None,
              flow_seconds=float(times.group(2)) if times.group(2) else None,
              documents=int(re.search(r"│ documents loaded\s+│ (\d+)", out).group(1)),
              flow_run_id=flow_run.group(1) if flow_run else None,
+             time_row=re.search(r"│ time\s+│ (.*?)\s*│", out).group(1),  # the command's own split: start-up, flow, report
              peak_mb={k: round(v / 2**20) for k, v in sampler.peak.items() if k != "catalog_connections"},
              catalog_connections=sampler.peak.get("catalog_connections"))
     if prefect_db is not None and r["flow_run_id"]:
@@ -247,7 +248,7 @@ def describe(name: str, r: dict) -> str:
         return f"{name:18} {r['wall']:.1f} s command, no flow run"
     tasks = ", ".join(f"{k} {v['seconds']:.1f} s ({v['runs']})" for k, v in r["by_task"].items())
     return (f"{name:18} {r['documents']:,} reports: flow run {r['flow_run_wall']:.1f} s = {r['reports_per_s']:.1f} reports/s "
-            f"(whole command {r['wall']:.1f} s); outside task bodies {100 * r['outside_share']:.1f} % "
+            f"(whole command {r['wall']:.1f} s: {r['time_row']}); outside task bodies {100 * r['outside_share']:.1f} % "
             f"({r['task_runs']} task runs, busy {r['inside_seconds']:.1f} s)\n"
             f"{'':18} task-run seconds by task (runs): {tasks}" + (f"\n{'':18} WARNING: {r['warning']}" if "warning" in r else ""))
 
