@@ -20,7 +20,7 @@ import pandas as pd
 from great_expectations.execution_engine.pandas_execution_engine import PandasExecutionEngine
 from great_expectations.expectations.row_conditions import Condition, PassThroughCondition, deserialize_row_condition
 
-# (id of the frame, filter clause) -> (the frame, kept alive so its id is not reused; its row mask)
+# (id of the frame, filter clause) -> (the frame, kept alive so its id is not reused; its filtered rows)
 _MEMO: ContextVar[dict[tuple[int, str], tuple[pd.DataFrame, Any]] | None] = ContextVar("govfacts_row_masks", default=None)
 _SHIPPED = PandasExecutionEngine._apply_row_condition_filter
 

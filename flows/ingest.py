@@ -394,8 +394,10 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         parts = str(open_spill(settings, book.run_id, shared))
         if book.rejected:  # files staging could not take (unreadable, too large, ...)
             write_part(parts, "quarantine", "stage", pa.Table.from_pylist(book.rejected))
-        batches = _chunks(todo, batch_size_for(settings, len(todo)))
-        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner), batches=batches,
+        size = batch_size_for(settings, len(todo))
+        batches = _chunks(todo, size)
+        window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner),
+                                 groups=group_sizes(len(batches), -(-settings.validate_batch_size // size)),
                                  published=creating is None)  # a new warehouse publishes nothing to compare with
         book.summary.batches = len(batches)
         for i, batch in enumerate(batches):                                   # transform (→ validate → spill, as groups fill)
@@ -562,11 +564,11 @@ class StreamingWindow:
       where it is submitted at once with the validation's future, so the facts stay on the cluster.
     """
 
-    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, batches: list[list[StagedFile]],
+    def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, groups: list[int],
                  published: bool = True) -> None:
         self.book, self.settings, self.parts, self.chain = book, settings, parts, chain_futures
         self.published = published  # whether groups are compared with the facts the warehouse publishes
-        self.sizes = group_sizes(len(batches), max(1, -(-settings.validate_batch_size // max(1, len(batches[0]) if batches else 1))))
+        self.sizes = groups  # batches per validation group, in order (``group_sizes``)
         self.transforms: deque = deque()  # (label, size, future) of batches in flight, oldest first
         self.group: list[pa.Table] = []
         self.group_texts: list[str] = []
