@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pandas as pd
 
@@ -70,6 +71,7 @@ def allowed_units(indicator: str) -> set[str]:
     return allowed | fams.get("percent", set()) | fams.get("percentage_point", set())
 
 
+@lru_cache(maxsize=65536)
 def decimals(x: float) -> int:
     """Decimal places as written (425.16 -> 2, 7.0 -> 0): the precision a report claims."""
     text = f"{x:.10f}".rstrip("0").rstrip(".")
@@ -83,21 +85,22 @@ def values_agree(a: dict, b: dict) -> bool:
     (425.16 and 425.2 agree). Different units: value_base within 0.1 %.
     A qualifier makes a statement a bound: 以上/突破/超 >=, 以内 <=, 约/近/左右 within 5 %.
     """
-    if a["unit"] == b["unit"]:
-        x, y = float(a["value"]), float(b["value"])
-    else:
-        x, y = float(a["value_base"]), float(b["value_base"])
-    for first, second in ((a, b), (b, a)):
-        q = first.get("qualifier")
-        fx = x if first is a else y
-        sy = y if first is a else x
+    return _agree(a["value"], a["unit"], a["value_base"], a.get("qualifier"),
+                  b["value"], b["unit"], b["value_base"], b.get("qualifier"))
+
+
+def _agree(value_a, unit_a, base_a, qualifier_a, value_b, unit_b, base_b, qualifier_b) -> bool:
+    """``values_agree`` over plain values, so a loop over hundreds of thousands of pairs builds no dicts."""
+    same_unit = unit_a == unit_b
+    x, y = (float(value_a), float(value_b)) if same_unit else (float(base_a), float(base_b))
+    for q, fx, sy in ((qualifier_a, x, y), (qualifier_b, y, x)):
         if q in LOWER_BOUND and sy >= fx * (1 - 1e-9):
             return True
         if q in UPPER_BOUND and sy <= fx * (1 + 1e-9):
             return True
         if q in APPROXIMATE and abs(sy - fx) <= APPROX_TOLERANCE * abs(fx):
             return True
-    if a["unit"] == b["unit"]:
+    if same_unit:
         places = min(decimals(x), decimals(y))
         return abs(round(x, places) - round(y, places)) < 10 ** -(places + 6) or abs(x - y) < 1e-9
     scale = max(abs(x), abs(y), 1e-12)
@@ -140,17 +143,12 @@ def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
     shared = _shared_keys(pool)[key + side]
     pairs = shared.merge(shared, on=key, suffixes=("_l", "_r"))  # every pair of statements of one key
     pairs = pairs[(pairs["doc_id_l"] != pairs["doc_id_r"]) & (pairs["fact_id_l"] < pairs["fact_id_r"])]
-    rows = []
-    for r in pairs.to_dict("records"):
-        a = {k: r[f"{k}_l"] for k in side}
-        b = {k: r[f"{k}_r"] for k in side}
-        if values_agree(a, b):
-            continue
-        row = {k: r[k] for k in key}
-        for name, f in (("left", a), ("right", b)):
-            row.update({f"{name}_{k}": f[k] for k in ("fact_id", "doc_id", "value", "unit", "qualifier", "evidence")})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=cols).sort_values(key + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
+    agree = ["value", "unit", "value_base", "qualifier"]
+    differ = [not _agree(*pair) for pair in zip(*(pairs[f"{k}_{s}"].tolist() for s in ("l", "r") for k in agree))]
+    found = pairs[differ] if differ else pairs
+    names = {f"{k}_{s}": f"{side_name}_{k}" for s, side_name in (("l", "left"), ("r", "right")) for k in side}
+    rows = pd.DataFrame({c: found[c].astype(object).tolist() for c in key + list(names)}, columns=key + list(names)).rename(columns=names)
+    return rows.reindex(columns=cols).sort_values(key + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
 
 
 STRUCTURE_HEAD = "primary_industry_share"

@@ -356,17 +356,20 @@ def coverage(documents: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     if documents.empty or "doc_type" not in documents:
         return pd.DataFrame(columns=cols)
     local = documents[(documents["doc_type"] == "local_work_report") & documents["report_year"].notna()]
-    pub = facts[facts["dq_status"] != "error"] if not facts.empty else facts
-    rows = []
-    for d in local.itertuples(index=False):
-        mine = pub[pub["doc_id"] == d.doc_id] if not pub.empty else pub
-        review = str(int(d.report_year) - 1)
-        gdp = mine[(mine["indicator"] == "gdp") & (mine["period"] == review) & (mine["kind"] == "actual")] if not mine.empty else mine
-        rows.append(dict(doc_id=d.doc_id, source_path=d.source_path, region=d.region, report_year=int(d.report_year),
-                         gdp_level=bool((gdp["measure"] == "level").any()) if not gdp.empty else False,
-                         gdp_growth=bool((gdp["measure"] == "growth").any()) if not gdp.empty else False,
-                         targets=int((mine["kind"] == "target").sum()) if not mine.empty else 0))
-    return pd.DataFrame(rows, columns=cols)
+    years = [int(y) for y in local["report_year"].tolist()]
+    review = dict(zip(local["doc_id"].tolist(), (str(y - 1) for y in years)))
+    pub = facts[(facts["dq_status"] != "error") & facts["doc_id"].isin(review)] if not facts.empty else facts
+    level, growth, targets = set(), set(), {}
+    if not pub.empty:  # one pass over the facts, not one scan per report: a warehouse holds thousands of reports
+        gdp = pub[(pub["indicator"] == "gdp") & (pub["kind"] == "actual")]
+        gdp = gdp[[review[d] == p for d, p in zip(gdp["doc_id"].tolist(), gdp["period"].tolist())]]
+        level = set(gdp.loc[gdp["measure"] == "level", "doc_id"].tolist())
+        growth = set(gdp.loc[gdp["measure"] == "growth", "doc_id"].tolist())
+        targets = pub.loc[pub["kind"] == "target", "doc_id"].value_counts().to_dict()
+    docs = local["doc_id"].tolist()
+    return pd.DataFrame(dict(doc_id=docs, source_path=local["source_path"].tolist(), region=local["region"].tolist(),
+                             report_year=years, gdp_level=[d in level for d in docs], gdp_growth=[d in growth for d in docs],
+                             targets=[int(targets.get(d, 0)) for d in docs]), columns=cols)
 
 
 def _coverage(data: ReportData) -> dict | None:
@@ -388,6 +391,8 @@ def _without_facts(data: ReportData) -> list[dict] | None:
 
 def _documents(data: ReportData) -> dict:
     d, f = data.documents, data.facts
+    if not f.empty:  # only the first documents show their facts: group those, not a warehouse's every fact
+        f = f[f["doc_id"].isin(set(d["doc_id"].head(MAX_DOCUMENT_TABLES).tolist()))] if "doc_id" in d else f.head(0)
     by_doc = {k: g.to_dict("records") for k, g in f.groupby("doc_id", sort=False)} if not f.empty else {}
     items = []
     for i, r in enumerate(d.head(MAX_DOCUMENTS).to_dict("records")):

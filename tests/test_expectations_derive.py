@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from expectations.derive import _sector_terms, decimals, derive, find_conflicts, values_agree
 
@@ -87,3 +89,27 @@ def test_conflicts_pair_each_disagreement_once_with_both_evidences():
     c = find_conflicts(pool)
     assert sorted(zip(c["left_fact_id"], c["right_fact_id"])) == [("a", "b"), ("b", "c")]
     assert set(c["left_evidence"]) | set(c["right_evidence"]) == {"甲", "乙", "丙"}
+
+
+_statement = st.tuples(st.sampled_from(["d1", "d2", "d3"]), st.sampled_from(["2022", "2023"]),
+                       st.sampled_from([100.0, 100.04, 99.96, 90.0, 425.16, 425.2]), st.sampled_from(["亿元", "万元"]),
+                       st.sampled_from([None, "超", "以内", "约"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_statement, min_size=2, max_size=9))
+def test_conflicts_are_exactly_the_disagreeing_pairs_of_different_documents(statements):
+    """find_conflicts reads whole columns; it must list what values_agree says pair by pair, no more, no less."""
+    facts = []
+    for i, (doc, period, value, unit, qualifier) in enumerate(statements):
+        fact = dict(_fact(f"f{i:02d}", doc, "gdp", "level", value, period), unit=unit, qualifier=qualifier)
+        fact["value_base"] = value * (1e8 if unit == "亿元" else 1e4)
+        facts.append(fact)
+    expected = sorted((a["fact_id"], b["fact_id"]) for a in facts for b in facts
+                      if a["fact_id"] < b["fact_id"] and a["doc_id"] != b["doc_id"] and a["period"] == b["period"]
+                      and not values_agree(a, b))
+    found = find_conflicts(pd.DataFrame(facts))
+    assert sorted(zip(found["left_fact_id"], found["right_fact_id"])) == expected
+    by_id = {f["fact_id"]: f for f in facts}
+    for row in found.to_dict("records"):
+        assert (row["left_value"], row["right_unit"]) == (by_id[row["left_fact_id"]]["value"], by_id[row["right_fact_id"]]["unit"])
