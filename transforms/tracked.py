@@ -87,6 +87,7 @@ class TrackedText:
             return n - len(self.text)
         flat = np.fromiter(chain.from_iterable(spans), dtype=np.int64, count=2 * len(spans))
         bounds = np.clip(flat.reshape(-1, 2), 0, n)  # order does not matter to the difference array
+        bounds = bounds[bounds[:, 1] > bounds[:, 0]]  # an empty or inverted span covers nothing (it would uncover)
         delta = np.bincount(bounds[:, 0], minlength=n + 1) - np.bincount(bounds[:, 1], minlength=n + 1)
         keep = np.cumsum(delta[:n]) == 0
         removed = int(n - np.count_nonzero(keep))
