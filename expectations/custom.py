@@ -130,31 +130,42 @@ class Explained:
 
 # --- single-fact rules ---------------------------------------------------------------------------
 
-class ExpectGrowthRatesToBeInRange(Explained, E.ExpectColumnValuesToBeBetween):
-    """Stated growth of an indicator lies in its plausible range (seeds/indicators.csv growth_min/max)."""
+class ExpectGrowthRatesToBeInRange(Explained, E.ExpectColumnValuesToBeNull):
+    """Stated growth of an indicator lies in its plausible range (seeds/indicators.csv growth_min/max).
 
-    column: str = "value"
+    One expectation checks every indicator's range: ``dq_growth_outside`` holds a growth rate
+    outside its indicator's range (NULL inside), so GX's unexpected values are the rates
+    themselves. ``applies``: the columns that are set on the facts the rule checks (the report
+    counts them per indicator).
+    """
+
+    column: str = "dq_growth_outside"
     severity: FailureSeverity = ERROR
     description: str = "Growth rates lie within the plausible range of their indicator"
-    template: ClassVar[str] = "{indicator} growth {value}% ({period}, {kind}) is outside the plausible range [{min_value}, {max_value}] %"
+    template: ClassVar[str] = ("{indicator} growth {value}% ({period}, {kind}) is outside the plausible range "
+                               "[{dq_growth_min}, {dq_growth_max}] %")
+    applies: ClassVar[tuple[str, ...]] = ("dq_growth_min",)
 
 
-class ExpectGrowthTargetsToBeInRange(Explained, E.ExpectColumnValuesToBeBetween):
-    """A growth target lies in its plausible range (seeds/indicators.csv target_growth_min/max)."""
+class ExpectGrowthTargetsToBeInRange(Explained, E.ExpectColumnValuesToBeNull):
+    """A growth target lies in its plausible range (seeds/indicators.csv target_growth_min/max), via ``dq_target_growth_outside``."""
 
-    column: str = "value"
+    column: str = "dq_target_growth_outside"
     severity: FailureSeverity = ERROR
     description: str = "Growth targets lie within the plausible range of their indicator"
-    template: ClassVar[str] = "{indicator} growth target {value}% ({period}) is outside the plausible range [{min_value}, {max_value}] %"
+    template: ClassVar[str] = ("{indicator} growth target {value}% ({period}) is outside the plausible range "
+                               "[{dq_target_growth_min}, {dq_target_growth_max}] %")
+    applies: ClassVar[tuple[str, ...]] = ("dq_target_growth_min",)
 
 
-class ExpectUnitsToMatchTheIndicatorFamily(Explained, E.ExpectColumnValuesToBeInSet):
-    """GDP is money, never people: the unit belongs to the indicator's unit family (or is % / 个百分点)."""
+class ExpectUnitsToMatchTheIndicatorFamily(Explained, E.ExpectColumnValuesToBeNull):
+    """GDP is money, never people: the unit belongs to the indicator's unit family (or is % / 个百分点), via ``dq_unit_outside_family``."""
 
-    column: str = "unit"
+    column: str = "dq_unit_outside_family"
     severity: FailureSeverity = ERROR
     description: str = "Every fact is stated in a unit of its indicator's family (seeds/indicators.csv unit_families), a % or 个百分点"
     template: ClassVar[str] = "{indicator} {measure} {value} is stated in {unit}, which is not a unit of the indicator's family ({dq_unit_families})"
+    applies: ClassVar[tuple[str, ...]] = ("dq_unit_families", "unit")
 
 
 class ExpectBaseUnitsToMatchTheUnitTable(Explained, E.ExpectColumnValuesToBeInSet):

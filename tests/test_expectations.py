@@ -93,7 +93,7 @@ def test_the_stored_configuration_keeps_bounds_severity_and_description():
 
 def test_the_configuration_is_served_from_a_cache_that_a_changed_field_invalidates():
     """GX asks for it ≈150 times a validation: kept between calls, a new object each time, fresh after a change."""
-    e = custom.ExpectGrowthRatesToBeInRange(min_value=-5, max_value=30)
+    e = custom.ExpectSharesToBePercentages(min_value=-5, max_value=30)
     first, again = e.configuration, e.configuration
     assert first is not again and first.kwargs is not again.kwargs and first.to_json_dict() == again.to_json_dict()
     first.kwargs["max_value"] = 99  # whoever changes the object it got changes nothing for the next caller
@@ -109,7 +109,7 @@ def test_gx_sees_every_column_the_suite_reads_and_not_the_message_columns():
 
     checks = build_checks()
     cols = set(gx_columns(checks))
-    assert {c.expectation.column for c in checks} | {"fact_id", "indicator", "measure", "unit", "kind"} <= cols
+    assert {c.expectation.column for c in checks} | {"fact_id", "measure", "unit", "kind"} <= cols
     assert not cols & {"evidence", "doc_id", "dq_conflict_with", "dq_growth_levels", "dq_expected_unit_base"}
 
 
@@ -159,3 +159,53 @@ def test_row_conditions_evaluated_once_give_gx_the_same_results_as_gx_alone():
         memoized = results()
     assert memoized == shipped
     assert sum('"success": false' in r for r in shipped) >= 20  # the cases make most expectations fail: the comparison has teeth
+
+
+def test_per_indicator_rows_are_what_one_expectation_per_indicator_would_report():
+    """GX checks each per-indicator rule once for every indicator; each indicator's row must still say exactly what its
+    own expectation said: the facts of that indicator the rule reads, those outside its range (or family) and their values."""
+    import random
+
+    from expectations.derive import allowed_units
+    from transforms.seeds import indicators_by_code
+
+    inds, rnd = indicators_by_code(), random.Random(16)
+    codes = sorted(inds)[:8]
+    facts = []
+    for i in range(400):
+        code = rnd.choice(codes)
+        kind, measure = rnd.choice(["actual", "target", "change_vs_base"]), rnd.choice(["growth", "growth", "level"])
+        unit = rnd.choice(["%", "%", "亿元", "万人", "吨", None]) if measure == "growth" else rnd.choice(["亿元", "万人", "吨", "%", None])
+        value = rnd.choice([None, round(rnd.uniform(-60, 160), 1)])
+        facts.append(_fact(f"range{i}", 0, dict(indicator=code, measure=measure, kind=kind, unit=unit, value=value if value is not None else 1.0)))
+        if value is None:
+            facts[-1]["value"] = None
+    got = validate_facts(pa.Table.from_pylist(facts))
+    rows = {(r["expectation"], r["scope"]): r for r in got.results}
+
+    def bound(ind: dict, key: str) -> float | None:
+        return float(ind[key]) if ind.get(key) not in ("", None) else None
+
+    for code in codes:
+        ind = inds[code]
+        rules = [("expect_growth_rates_to_be_in_range", "growth_min", "growth_max", lambda f: f["kind"] not in ("target", "change_vs_base")),
+                 ("expect_growth_targets_to_be_in_range", "target_growth_min", "target_growth_max", lambda f: f["kind"] == "target")]
+        for name, low, high, kind_ok in rules:
+            lo, hi = bound(ind, low), bound(ind, high)
+            if lo is None or hi is None:
+                assert (name, f"indicator {code}") not in rows
+                continue
+            scope = [f for f in facts if f["indicator"] == code and f["measure"] == "growth" and f["unit"] == "%" and kind_ok(f)
+                     and f["value"] is not None]
+            bad = [f for f in scope if not lo <= f["value"] <= hi]
+            row = rows[(name, f"indicator {code}")]
+            assert (row["element_count"], row["success"]) == (len(scope), not bad)
+            assert set(json.loads(row["unexpected_fact_ids"])) == {f["fact_id"] for f in bad}
+            stored = json.loads(row["gx_result"])
+            assert sorted(stored["result"]["unexpected_list"]) == sorted(f["value"] for f in bad)
+            assert stored["expectation_config"]["meta"]["scope"] == f"indicator {code}" and stored["success"] == (not bad)
+        scope = [f for f in facts if f["indicator"] == code and f["unit"] is not None]
+        bad = [f for f in scope if f["unit"] not in allowed_units(code)]
+        row = rows[("expect_units_to_match_the_indicator_family", f"indicator {code}")]
+        assert (row["element_count"], row["unexpected_count"]) == (len(scope), len(bad))
+        assert sorted(json.loads(row["gx_result"])["result"]["unexpected_list"]) == sorted(f["unit"] for f in bad)
