@@ -174,23 +174,24 @@ def _single_facts(facts: pd.DataFrame, texts: dict[str, str] | None) -> pd.DataF
     units = units_by_name()
     inds = indicators_by_code()
     out = facts.copy()
-    factor = out["unit"].map(lambda u: float(units[u]["factor"]) if u in units else math.nan)
+    unit = out["unit"].tolist()
+    factor = pd.Series([float(units[u]["factor"]) if u in units else math.nan for u in unit], index=out.index, dtype="float64")
     expected = out["value"] * factor
     out["dq_expected_value_base"] = expected
     out["dq_base_error"] = ((out["value_base"] - expected).abs() / expected.abs().clip(lower=1e-12)).where(expected.notna())
-    out["dq_expected_unit_base"] = out["unit"].map(lambda u: units[u]["base_unit"] if u in units else None)
+    out["dq_expected_unit_base"] = _column(out, [units[u]["base_unit"] if u in units else None for u in unit])
     out["dq_unit_pair"] = out["unit"].astype(str) + "→" + out["unit_base"].astype(str)
-    out["dq_unit_families"] = out["indicator"].map(lambda i: inds[i]["unit_families"] if i in inds else None)
+    out["dq_unit_families"] = _column(out, [inds[i]["unit_families"] if i in inds else None for i in out["indicator"].tolist()])
     _indicator_ranges(out, inds)
     # the three-sector structure is stored as three share facts (primary/secondary/tertiary_industry_share); the
     # primary one carries the whole a:b:c in its evidence, so the structure is checked once, on it
-    sector = [(_sector_terms(e, v) if i == STRUCTURE_HEAD else ([], None))
-              for i, e, v in zip(out["indicator"].tolist(), out["evidence"].tolist(), out["value"].tolist())]
-    is_structure = out["indicator"] == STRUCTURE_HEAD
-    out["dq_sector_terms"] = [float(len(t)) if s else None for (t, _), s in zip(sector, is_structure)]
-    out["dq_sector_sum"] = [round(sum(t), 6) if s and len(t) == 3 else None for (t, _), s in zip(sector, is_structure)]
-    out["dq_sector_ratio"] = [r for _, r in sector]
-    single_year = out["period"].astype(str).str.match(YEAR)
+    evidence, value = out["evidence"].tolist(), out["value"].tolist()
+    heads = {k: _sector_terms(evidence[k], value[k]) for k, i in enumerate(out["indicator"].tolist()) if i == STRUCTURE_HEAD}
+    rows = range(len(out))
+    out["dq_sector_terms"] = [float(len(heads[k][0])) if k in heads else None for k in rows]
+    out["dq_sector_sum"] = [round(sum(heads[k][0]), 6) if k in heads and len(heads[k][0]) == 3 else None for k in rows]
+    out["dq_sector_ratio"] = [heads[k][1] if k in heads else None for k in rows]
+    single_year = _is_year(out["period"])
     gap = pd.to_numeric(out["period"].where(single_year), errors="coerce") - pd.to_numeric(out["report_year"], errors="coerce")
     out["dq_target_year_gap"] = gap.where(out["kind"] == "target")
     out["dq_value_in_evidence"] = [_in_evidence(v, e) for v, e in zip(out["value"].tolist(), out["evidence"].tolist())]
@@ -201,6 +202,19 @@ def _single_facts(facts: pd.DataFrame, texts: dict[str, str] | None) -> pd.DataF
     else:
         out["dq_evidence_in_text"] = None
     return out
+
+
+def _column(out: pd.DataFrame, values: list) -> pd.Series:
+    """A column of ``out`` from a list built in plain Python (what ``Series.map`` with a function gives, without a
+    call per row through pandas: pandas 3 keeps text in Arrow and boxes each element it hands to the function)."""
+    return pd.Series(values, index=out.index)
+
+
+def _is_year(periods: pd.Series) -> pd.Series:
+    """Whether each period is a single year, the regex run once per distinct period (a group has a handful)."""
+    values = periods.astype(str).tolist()
+    memo = {v: isinstance(v, str) and YEAR.match(v) is not None for v in set(values)}
+    return pd.Series([memo.get(v, False) for v in values], index=periods.index, dtype=bool)  # NaN is not equal to itself
 
 
 def _bounds(inds: dict[str, dict[str, str]], low: str, high: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -269,7 +283,7 @@ def _conflict_counts(out: pd.DataFrame, conflicts: pd.DataFrame, pool: pd.DataFr
                 other.setdefault(me, []).append(f"{val:g}{unit} in «{ev}»")
     comparable = set(_shared_keys(pool)["fact_id"])
     out["dq_conflicts"] = [float(count.get(f, 0)) if f in comparable else None for f in out["fact_id"].tolist()]
-    out["dq_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
+    out["dq_conflict_with"] = _column(out, ["; ".join(other[f]) if f in other else None for f in out["fact_id"].tolist()])
 
 
 def _within_document(out: pd.DataFrame) -> None:
@@ -282,24 +296,23 @@ def _within_document(out: pd.DataFrame) -> None:
     key = ["doc_id", "region", "indicator", "period", "kind", "measure"]
     count: dict[str, int] = {}
     other: dict[str, list[str]] = {}
-    side = ["fact_id", "value", "unit", "value_base", "qualifier", "evidence"]
     shared = out[out.groupby(key, dropna=False)["fact_id"].transform("size") > 1]
-    for _k, grp in shared.groupby(key, dropna=False):
-        recs = grp[side].to_dict("records")
-        for i, a in enumerate(recs):
-            for b in recs[i + 1:]:
-                if values_agree(a, b):
+    fid, value, unit, base, qualifier, evidence = (shared[c].tolist() for c in ("fact_id", "value", "unit", "value_base", "qualifier", "evidence"))
+    for rows in shared.groupby(key, dropna=False, sort=True).indices.values():  # positions of one key's facts, in row order
+        for n, i in enumerate(rows):
+            for j in rows[n + 1:]:
+                if _agree(value[i], unit[i], base[i], qualifier[i], value[j], unit[j], base[j], qualifier[j]):
                     continue
-                for me, them in ((a, b), (b, a)):
-                    count[me["fact_id"]] = count.get(me["fact_id"], 0) + 1
-                    other.setdefault(me["fact_id"], []).append(f"{them['value']:g}{them['unit']} in «{them['evidence']}»")
+                for me, them in ((i, j), (j, i)):
+                    count[fid[me]] = count.get(fid[me], 0) + 1
+                    other.setdefault(fid[me], []).append(f"{value[them]:g}{unit[them]} in «{evidence[them]}»")
     out["dq_document_conflicts"] = [float(count.get(f, 0)) for f in out["fact_id"].tolist()]
-    out["dq_document_conflict_with"] = out["fact_id"].map(lambda f: "; ".join(other.get(f, [])) or None)
+    out["dq_document_conflict_with"] = _column(out, ["; ".join(other[f]) if f in other else None for f in out["fact_id"].tolist()])
 
 
 def _implied_growth(out: pd.DataFrame, pool: pd.DataFrame) -> None:
     """Stated growth for year Y against (level Y / level Y-1 - 1) x 100, where both levels exist."""
-    single = pool["period"].astype(str).str.match(YEAR)
+    single = _is_year(pool["period"])
     levels = pool[single & (pool["measure"] == "level") & (pool["kind"] == "actual") & pool["value_base"].notna()
                   & (pool["value_base"] > 0)].copy()
     growth = pool[single & (pool["measure"] == "growth") & (pool["kind"] == "actual") & (pool["unit"] == "%")].copy()
@@ -317,10 +330,9 @@ def _implied_growth(out: pd.DataFrame, pool: pd.DataFrame) -> None:
         for fid in flagged:
             if fid not in best or gap < best[fid][0]:
                 best[fid] = (gap, round(implied, 2), r.value_g, levels_text)
-    out["dq_growth_gap"] = out["fact_id"].map(lambda f: best[f][0] if f in best else None)
-    out["dq_implied_growth"] = out["fact_id"].map(lambda f: best[f][1] if f in best else None)
-    out["dq_stated_growth"] = out["fact_id"].map(lambda f: best[f][2] if f in best else None)
-    out["dq_growth_levels"] = out["fact_id"].map(lambda f: best[f][3] if f in best else None)
+    found = [best.get(f) for f in out["fact_id"].tolist()]
+    for i, name in enumerate(("dq_growth_gap", "dq_implied_growth", "dq_stated_growth", "dq_growth_levels")):
+        out[name] = _column(out, [b[i] if b is not None else None for b in found])
 
 
 def derive(facts: pd.DataFrame, published: pd.DataFrame | None = None,
