@@ -65,7 +65,7 @@ from transforms.stage import StageResult, list_inbox, stage_inbox
 from warehouse.catalog import exists as warehouse_exists
 from warehouse.load import current_snapshot, open_for_write, writer_lock
 from warehouse.plan import Known, read_known
-from warehouse.quality import comparable_facts
+from warehouse.quality import published_facts
 from warehouse.parts import load_parts, part_path, remove_spill, spill_root, write_part
 from warehouse.parts import open_spill as open_parts_dir, sweep_spills as sweep_parts_dirs
 from warehouse.storage import is_remote, join
@@ -261,13 +261,11 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
 
 
 @task(cache_policy=NO_CACHE)
-def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None,
-             earlier: list[str] | None = None) -> dict:
+def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None) -> dict:
     """Run the GX suite on the facts of a group of batches (a GX run costs seconds whatever its size, so groups are large).
 
     Rules across documents compare with the facts the warehouse already publishes for the
-    group's regions and with those of the run's groups validated before (``earlier``: their spilled
-    facts parts; a run loads all its groups at once, at the end); ``text_parts (the group's spilled document_text parts) let GX check evidence
+    group's regions; ``text_parts`` (the group's spilled document_text parts) let GX check evidence
     offsets — read back where GX runs rather than held since normalize, so memory stays bounded.
     GX runs in the run's validator process when it has one (threads runner, large runs), else here.
     """
@@ -277,7 +275,7 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
         if "fact_id" not in facts.column_names:
             facts = with_fact_ids(facts)
         regions = [r for r in set(facts.column("region").to_pylist()) if r]
-        published = comparable_facts(settings, regions, earlier or []) if facts.num_rows and (settings is not None or earlier) else None
+        published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
         remote, pool = _validator_of(str(current_flow_run.id)), _pool_of(str(current_flow_run.id))
         with pool.lend(remote) if pool is not None and remote is not None else nullcontext():  # it transforms between groups
             checked = check_group_anywhere(remote, facts, published, text_parts)
@@ -559,8 +557,7 @@ class StreamingWindow:
       first, so the books see them in submission order whichever worker finished first;
     * the group: the facts of taken batches, validated together once they hold ``validate_batch_size``
       documents (a GX run costs seconds whatever its size) — the last groups fewer (``group_sizes``) —
-      with their document_text parts (evidence offsets are checked against them), and compared with the facts
-      of the groups spilled before them (a group waits until the one before is spilled);
+      with their document_text parts (evidence offsets are checked against them);
     * validated groups are spilled as Parquet parts; at most one group is being validated or spilled
       while the next gathers. A group's spill is submitted once its validation is done — a task waiting
       for another would hold one of the runner's few threads idle — except on Dask (``chain_futures``),
@@ -576,8 +573,7 @@ class StreamingWindow:
         self.group: list[pa.Table] = []
         self.group_texts: list[str] = []
         self.checks: deque = deque()  # (label, future, done event) of groups being validated
-        self.spills: deque = deque()  # (label, future) of groups being spilled
-        self.earlier: list[str] = []  # facts parts of the groups spilled (a later group is compared with them)
+        self.spills: deque = deque()  # futures of groups being spilled
         self.groups = 0
 
     def transform(self, label: str, batch: list[StagedFile], raw: dict[str, bytes] | None) -> None:
@@ -610,10 +606,9 @@ class StreamingWindow:
 
     def _validate_group(self) -> None:
         label, book = f"v{self.groups:06d}", self.book
-        self._advance(limit=0)  # the groups before are spilled: this one is compared with their facts
-        checked = validate.submit(self.group, self.settings if self.published else None, self.group_texts, list(self.earlier))
+        checked = validate.submit(self.group, self.settings if self.published else None, self.group_texts)
         if self.chain:
-            self.spills.append((label, spill_facts.submit(checked, self.parts, label, book.version, book.run_id)))
+            self.spills.append(spill_facts.submit(checked, self.parts, label, book.version, book.run_id))
         else:
             done = threading.Event()
             checked.add_done_callback(lambda _: done.set())
@@ -627,11 +622,9 @@ class StreamingWindow:
             label, checked, _ = self.checks.popleft()
             # opaque: Prefect would otherwise walk every fact's status, failures and messages (≈100,000 items a
             # group) looking for futures inside the validated group before spilling it
-            self.spills.append((label, spill_facts.submit(opaque(checked.result()), self.parts, label, book.version, book.run_id)))
+            self.spills.append(spill_facts.submit(opaque(checked.result()), self.parts, label, book.version, book.run_id))
         while self.spills and len(self.checks) + len(self.spills) > limit:
-            label, spilled = self.spills.popleft()
-            book.take_group(spilled.result())
-            self.earlier.append(str(part_path(self.parts, "facts", label)))
+            book.take_group(self.spills.popleft().result())
 
 
 # Validator processes of the flow runs in this process (flow run id -> process); see flows/validator.py.

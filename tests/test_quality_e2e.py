@@ -253,24 +253,3 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path):
     subprocess.run([chromium, *flags, "--window-size=1400,2200", f"--screenshot={shot}", report.index.as_uri()],
                    capture_output=True, timeout=180, check=True)
     assert shot.stat().st_size > 20_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_documents_validated_in_different_groups_of_one_run_are_still_compared(prefect_harness, tmp_path, monkeypatch):
-    """A run validates its documents in groups and loads them together at the end: a later group is compared with the
-    facts of the groups before it, so two reports of one run that disagree are caught in whichever groups they fall."""
-    import flows.ingest as ingest_module
-
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    (inbox / "a_2024.txt").write_text(REPORT_2024, encoding="utf-8")
-    (inbox / "b_2025.txt").write_text(REPORT_2025, encoding="utf-8")
-    monkeypatch.setenv("GOVFACTS_VALIDATE_BATCH_SIZE", "1")  # one document a group: the two reports never share one
-    summary = ingest_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "wh"), batch_size=1)
-    assert summary["documents"] == 2 and summary["batches"] == 2
-    settings = load_settings(warehouse=tmp_path / "wh")
-    revenue = {r["value"]: r for r in _rows(settings, "SELECT value, dq_status, dq_failed, source_path FROM facts f JOIN documents d "
-                                                      "USING (doc_id) WHERE indicator = 'general_budget_revenue' AND measure = 'level' "
-                                                      "AND period = '2023'")}
-    assert set(revenue) == {5.2, 4.9}
-    later = revenue[4.9]  # the 2025 report, in the second group
-    assert later["dq_status"] == "warning" and "expect_facts_to_agree_across_documents" in later["dq_failed"], later

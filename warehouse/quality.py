@@ -10,14 +10,9 @@ import json
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from pyarrow import fs as pafs
 
 from transforms.settings import Settings
 from warehouse.catalog import connect
-from warehouse.storage import filesystem
 
 FACT_FIELDS = ("fact_id, doc_id, region, indicator, measure, value, unit, value_base, unit_base, period, kind, "
                "qualifier, evidence, start, \"end\", report_year")
@@ -43,33 +38,6 @@ def published_facts(settings: Settings, regions: list[str] | None = None) -> pd.
         return _frame(settings, f"SELECT {FACT_FIELDS} FROM facts_published {where}", params)
     except FileNotFoundError:
         return pd.DataFrame(columns=[c.strip().strip('"') for c in FACT_FIELDS.split(",")])
-
-
-def run_facts(paths: list[str], regions: list[str]) -> pd.DataFrame:
-    """Facts this run has validated and spilled already (its earlier validation groups' facts parts), errors
-    excluded, in ``regions``: what a later group of the same run is compared with beside ``published_facts``.
-
-    A run's documents are validated in groups and loaded together at the end, so without these the rules
-    across documents would compare two documents of one run only when they fall in the same group.
-    """
-    columns = [c.strip().strip('"') for c in FACT_FIELDS.split(",")]
-    wanted = pa.array(sorted(set(regions)), pa.string())
-    frames = []
-    for path in paths:
-        fs, inner = filesystem(path)
-        if fs.get_file_info(inner).type != pafs.FileType.File:  # a group with no facts wrote no part
-            continue
-        table = pq.read_table(inner, columns=columns + ["dq_status"], filesystem=fs)
-        keep = pc.and_(pc.is_in(table.column("region"), value_set=wanted), pc.not_equal(table.column("dq_status"), "error"))
-        frames.append(table.filter(pc.fill_null(keep, False)).select(columns))
-    return pa.concat_tables(frames).to_pandas() if frames else pd.DataFrame(columns=columns)
-
-
-def comparable_facts(settings: Settings | None, regions: list[str], earlier: list[str]) -> pd.DataFrame:
-    """What a validation group's facts are compared with: the warehouse's published facts (none when ``settings`` is
-    None: a warehouse the run is creating) and the run's earlier groups' facts, in the group's regions."""
-    frames = ([published_facts(settings, regions)] if settings is not None else []) + ([run_facts(earlier, regions)] if earlier else [])
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def latest_validated_run(settings: Settings) -> dict | None:
