@@ -145,6 +145,7 @@ class ExpectGrowthRatesToBeInRange(Explained, E.ExpectColumnValuesToBeNull):
     template: ClassVar[str] = ("{indicator} growth {value}% ({period}, {kind}) is outside the plausible range "
                                "[{dq_growth_min}, {dq_growth_max}] %")
     applies: ClassVar[tuple[str, ...]] = ("dq_growth_min",)
+    shows: ClassVar[str] = "value"  # the fact's field its helper column holds where the rule fails (the report names it)
 
 
 class ExpectGrowthTargetsToBeInRange(Explained, E.ExpectColumnValuesToBeNull):
@@ -156,6 +157,7 @@ class ExpectGrowthTargetsToBeInRange(Explained, E.ExpectColumnValuesToBeNull):
     template: ClassVar[str] = ("{indicator} growth target {value}% ({period}) is outside the plausible range "
                                "[{dq_target_growth_min}, {dq_target_growth_max}] %")
     applies: ClassVar[tuple[str, ...]] = ("dq_target_growth_min",)
+    shows: ClassVar[str] = "value"  # the fact's field its helper column holds where the rule fails (the report names it)
 
 
 class ExpectUnitsToMatchTheIndicatorFamily(Explained, E.ExpectColumnValuesToBeNull):
@@ -166,6 +168,7 @@ class ExpectUnitsToMatchTheIndicatorFamily(Explained, E.ExpectColumnValuesToBeNu
     description: str = "Every fact is stated in a unit of its indicator's family (seeds/indicators.csv unit_families), a % or 个百分点"
     template: ClassVar[str] = "{indicator} {measure} {value} is stated in {unit}, which is not a unit of the indicator's family ({dq_unit_families})"
     applies: ClassVar[tuple[str, ...]] = ("dq_unit_families", "unit")
+    shows: ClassVar[str] = "unit"  # the fact's field its helper column holds where the rule fails (the report names it)
 
 
 class ExpectBaseUnitsToMatchTheUnitTable(Explained, E.ExpectColumnValuesToBeInSet):

@@ -217,10 +217,15 @@ def _is_year(periods: pd.Series) -> pd.Series:
     return pd.Series([memo.get(v, False) for v in values], index=periods.index, dtype=bool)  # NaN is not equal to itself
 
 
+def seed_number(s: str | None) -> float | None:
+    """A number of a seeds CSV cell (an empty cell: none)."""
+    return float(s) if s not in ("", None) else None
+
+
 def _bounds(inds: dict[str, dict[str, str]], low: str, high: str) -> tuple[dict[str, float], dict[str, float]]:
     """indicator -> lower and upper bound of a seeds/indicators.csv range, for the indicators that give both."""
-    both = {code: (float(ind[low]), float(ind[high])) for code, ind in inds.items() if ind.get(low) not in ("", None)
-            and ind.get(high) not in ("", None)}
+    both = {code: (seed_number(ind.get(low)), seed_number(ind.get(high))) for code, ind in inds.items()}
+    both = {code: b for code, b in both.items() if None not in b}
     return {c: b[0] for c, b in both.items()}, {c: b[1] for c, b in both.items()}
 
 

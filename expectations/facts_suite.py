@@ -31,7 +31,7 @@ from great_expectations.expectations.row_conditions import Column as Col  # noqa
 from great_expectations.validator.v1_validator import Validator  # noqa: E402
 
 from expectations import custom as x  # noqa: E402
-from expectations.derive import POOL_COLUMNS, derive  # noqa: E402
+from expectations.derive import POOL_COLUMNS, derive, seed_number  # noqa: E402
 from expectations.results import merge_result_rows  # noqa: E402,F401 (GX-free: the flow merges without importing GX)
 from expectations.row_filters import memoized_row_filters  # noqa: E402
 from transforms.schema import KINDS, MEASURES  # noqa: E402
@@ -58,10 +58,6 @@ class Check:
     indicator: str | None = None  # set on the per-indicator rows of a rule GX checks for every indicator at once
 
 
-def _float(s: str | None) -> float | None:
-    return float(s) if s not in ("", None) else None
-
-
 def _check(expectation: gx.expectations.Expectation, scope: str, indicator: str | None = None) -> Check:
     expectation.meta = {**(expectation.meta or {}), "scope": scope}
     return Check(expectation.expectation_type, x.severity_word(expectation.severity), scope, expectation, indicator)
@@ -75,11 +71,11 @@ def _per_indicator(code: str, ind: dict[str, str]) -> list[Check]:
     each indicator its own count, failures and description.
     """
     checks = []
-    lo, hi = _float(ind["growth_min"]), _float(ind["growth_max"])
+    lo, hi = seed_number(ind["growth_min"]), seed_number(ind["growth_max"])
     if lo is not None and hi is not None:
         checks.append(_check(x.ExpectGrowthRatesToBeInRange(
             description=f"Growth rates of {code} lie within [{lo:g}, {hi:g}] % (seeds/indicators.csv)"), f"indicator {code}", code))
-    tlo, thi = _float(ind["target_growth_min"]), _float(ind["target_growth_max"])
+    tlo, thi = seed_number(ind["target_growth_min"]), seed_number(ind["target_growth_max"])
     if tlo is not None and thi is not None:
         checks.append(_check(x.ExpectGrowthTargetsToBeInRange(
             description=f"Growth targets of {code} lie within [{tlo:g}, {thi:g}] % (seeds/indicators.csv)"), f"indicator {code}", code))
@@ -242,7 +238,8 @@ def indicator_part(gx_json: dict, check: Check, bad: list[str], checked: int) ->
                 partial_unexpected_list=values[:20], partial_unexpected_index_list=index[:20],
                 partial_unexpected_counts=[dict(value=v, count=n) for v, n in sorted(counts.most_common(20), key=lambda x: (-x[1], x[0]))],
                 unexpected_list=values, unexpected_index_list=index)
-    config = dict(gx_json.get("expectation_config") or {}, description=check.expectation.description, meta={"scope": check.scope})
+    config = dict(gx_json.get("expectation_config") or {}, description=check.expectation.description,
+                  meta={"scope": check.scope, "shows": type(check.expectation).shows})  # the field its values are
     return dict(gx_json, success=not index, expectation_config=config, result=part)
 
 

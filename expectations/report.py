@@ -242,11 +242,6 @@ def _summary(data: ReportData) -> dict:
         cards=[dict(label=k, value=v, bad=("quarantined" in k or k == "expectations failed") and v not in (0, "–")) for k, v in cards])
 
 
-# columns GX checks that hold a fact's own field where it fails a per-indicator rule (expectations/derive.py):
-# the page names the field (unexpected value: 66), not the helper column
-SHOWN_AS = {"dq_growth_outside": "value", "dq_target_growth_outside": "value", "dq_unit_outside_family": "unit"}
-
-
 def failing_values(gx_result: str | None) -> tuple[str | None, list[str]]:
     """The column GX checked and its unexpected values with their counts ("4 (×2)"), from a stored GX result."""
     if not gx_result:
@@ -254,8 +249,9 @@ def failing_values(gx_result: str | None) -> tuple[str | None, list[str]]:
     stored = json.loads(gx_result)
     counts = (stored.get("result") or {}).get("partial_unexpected_counts") or []
     values = [f"{num(c['value'])}" + (f" (×{c['count']})" if c.get("count", 1) > 1 else "") for c in counts]
-    column = ((stored.get("expectation_config") or {}).get("kwargs") or {}).get("column")
-    return SHOWN_AS.get(column, column), values
+    config = stored.get("expectation_config") or {}
+    # a per-indicator rule reads a helper column holding the fact's own field where it fails: the page names the field
+    return (config.get("meta") or {}).get("shows") or (config.get("kwargs") or {}).get("column"), values
 
 
 def _instance(row: dict, shown: set[str]) -> dict:
