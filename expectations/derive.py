@@ -6,9 +6,10 @@ value) gets a ``dq_*`` column here: a ratio, a gap, a count. GX then decides
 pass or fail on that column with the bounds declared in ``expectations.custom``.
 A ``dq_*`` value is NULL where the rule does not apply, and GX skips NULLs.
 
-The pool of comparable facts is this run's facts plus the facts already
-published in the warehouse from other documents; only this run's facts get
-flagged (published ones are history).
+The pool of comparable facts is a validation group's facts plus the facts
+published before them from other documents — by the warehouse, or by the
+run's earlier groups — at the group's ``comparable_places``; only the group's
+facts get flagged (published ones are history).
 
 All functions are pure: DataFrames in, DataFrames out. Loops over a column read it as a list first
 (``.tolist()``): pandas 3 keeps text in Arrow, and iterating an Arrow column boxes one element at a time.
@@ -125,6 +126,26 @@ def _shared_keys(pool: pd.DataFrame) -> pd.DataFrame:
     if pool.empty:
         return pool
     return pool[pool.groupby(key)["doc_id"].transform("nunique") > 1]
+
+
+def comparable_places(regions: list[str | None], periods: list[str | None]) -> tuple[list[str], list[str]]:
+    """The (region, period) places of every fact a rule across documents may pair with facts stated at these places.
+
+    Conflicts and cross ratios pair facts of one region and period; implied growth pairs a year's
+    level with the year before's (and its stated growth), so a single-year period also reaches the
+    years on either side. Other facts of the region cannot take part: reading only these places
+    keeps what a validation group is compared with near its own size, whatever the warehouse holds.
+    Returned as two parallel lists (regions, periods), each place once.
+    """
+    places: set[tuple[str, str]] = set()
+    for region, period in set(zip(regions, periods)):
+        if not region or not period:
+            continue
+        places.add((region, period))
+        if YEAR.match(period):
+            places.update((region, str(int(period) + step)) for step in (-1, 1))
+    ordered = sorted(places)
+    return [r for r, _ in ordered], [p for _, p in ordered]
 
 
 def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:

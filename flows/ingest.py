@@ -52,6 +52,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTa
 from prefect.utilities.annotations import opaque
 
 from expectations.artifact import by_expectation, validation_markdown
+from expectations.derive import comparable_places
 from flows.accounting import RunBook, RunSummary
 from flows.batch import POOL_MIN_DOCUMENTS, TransformPool, start_pool, transform_batch
 from flows.child import give_back_memory
@@ -65,7 +66,7 @@ from transforms.stage import StageResult, list_inbox, stage_inbox
 from warehouse.catalog import exists as warehouse_exists
 from warehouse.load import current_snapshot, open_for_write, writer_lock
 from warehouse.plan import Known, read_known
-from warehouse.quality import published_facts
+from warehouse.quality import comparable_facts, comparable_part
 from warehouse.parts import load_parts, part_path, remove_spill, spill_root, write_part
 from warehouse.parts import open_spill as open_parts_dir, sweep_spills as sweep_parts_dirs
 from warehouse.storage import is_remote, join
@@ -260,25 +261,44 @@ def transform(batch: list[StagedFile], names: dict[str, list[str]], parts: str, 
     return transform_batch(*job, timed=_timed, checkpoint=_fault, extract=identify_and_extract, cpu_bound=_cpu_bound())
 
 
+@dataclass(frozen=True)
+class GroupParts:
+    """Where a validation group meets the run's other groups: the comparable parts of the groups validated before it
+    (``earlier``), the run's list of (re)processed documents (``replaced``), and its own label in the run's ``parts``."""
+
+    parts: str
+    label: str
+    earlier: list[str]
+    replaced: str | None = None
+
+
 @task(cache_policy=NO_CACHE)
-def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None) -> dict:
+def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None, text_parts: list[str] | None = None,
+             group: GroupParts | None = None) -> dict:
     """Run the GX suite on the facts of a group of batches (a GX run costs seconds whatever its size, so groups are large).
 
-    Rules across documents compare with the facts the warehouse already publishes for the
-    group's regions; ``text_parts`` (the group's spilled document_text parts) let GX check evidence
-    offsets — read back where GX runs rather than held since normalize, so memory stays bounded.
-    GX runs in the run's validator process when it has one (threads runner, large runs), else here.
+    Rules across documents compare with the facts published at the group's places (its regions
+    and periods, ``comparable_places``): by the warehouse (``settings``; None while the run creates
+    it) and by the run's groups validated before this one (``group``: where they left their
+    comparable facts, and where this one leaves its own for the groups after it). ``text_parts``
+    (the group's spilled document_text parts) let GX check evidence offsets — read back where GX
+    runs rather than held since normalize, so memory stays bounded. GX runs in the run's validator
+    process when it has one (threads runner, large runs), else here.
     """
     with _timed("validate"):
         if isinstance(facts, list):
             facts = pa.concat_tables(facts) if facts else FACT_SCHEMA.empty_table()
         if "fact_id" not in facts.column_names:
             facts = with_fact_ids(facts)
-        regions = [r for r in set(facts.column("region").to_pylist()) if r]
-        published = published_facts(settings, regions) if settings is not None and facts.num_rows else None
+        compared = None
+        if facts.num_rows and (settings is not None or (group is not None and group.earlier)):
+            places = comparable_places(facts.column("region").to_pylist(), facts.column("period").to_pylist())
+            compared = comparable_facts(settings, places, group.earlier if group else [], group.replaced if group else None)
         remote, pool = _validator_of(str(current_flow_run.id)), _pool_of(str(current_flow_run.id))
         with pool.lend(remote) if pool is not None and remote is not None else nullcontext():  # it transforms between groups
-            checked = check_group_anywhere(remote, facts, published, text_parts)
+            checked = check_group_anywhere(remote, facts, compared, text_parts)
+        if group is not None:
+            write_part(group.parts, "comparable", group.label, comparable_part(facts, checked["status"]))
     _fault("validate")
     return dict(facts=facts, **checked)
 
@@ -398,7 +418,8 @@ def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: st
         batches = _chunks(todo, size)
         window = StreamingWindow(book, settings, parts, chain_futures=not _unwraps_opaque(runner),
                                  groups=group_sizes(len(batches), -(-settings.validate_batch_size // size)),
-                                 published=creating is None)  # a new warehouse publishes nothing to compare with
+                                 published=creating is None,  # a new warehouse publishes nothing to compare with
+                                 replaced=_replaced_part(parts, todo) if creating is None else None)
         book.summary.batches = len(batches)
         for i, batch in enumerate(batches):                                   # transform (→ validate → spill, as groups fill)
             window.transform(f"b{i:06d}", batch, raw={f.sha256: Path(f.staged_path).read_bytes() for f in batch} if shared else None)
@@ -458,6 +479,14 @@ def _stage_and_plan(settings: Settings, version: str, runner: TaskRunner,
         return staging.result(), known, None
     known = plan(settings, version)
     return stage(str(settings.inbox), str(settings.staging), settings.max_file_bytes), known, None
+
+
+def _replaced_part(parts: str, todo: list[StagedFile]) -> str | None:
+    """Write the list of documents this run (re)processes where its validation groups read it; its path (None: none)."""
+    if not todo:
+        return None
+    write_part(parts, "run_documents", "run", pa.table({"doc_id": pa.array([f.sha256 for f in todo], pa.string())}))
+    return part_path(parts, "run_documents", "run")
 
 
 def _new_at_most(settings: Settings, known: Known) -> int:
@@ -557,7 +586,10 @@ class StreamingWindow:
       first, so the books see them in submission order whichever worker finished first;
     * the group: the facts of taken batches, validated together once they hold ``validate_batch_size``
       documents (a GX run costs seconds whatever its size) — the last groups fewer (``group_sizes``) —
-      with their document_text parts (evidence offsets are checked against them);
+      with their document_text parts (evidence offsets are checked against them). A group is submitted once
+      the group before it is validated: it is compared with the facts every earlier group left (``GroupParts``),
+      so two reports of one run meet whichever groups they fall in (the validator validates one group at a
+      time anyway, and the group before was submitted a group's worth of transforms earlier);
     * validated groups are spilled as Parquet parts; at most one group is being validated or spilled
       while the next gathers. A group's spill is submitted once its validation is done — a task waiting
       for another would hold one of the runner's few threads idle — except on Dask (``chain_futures``),
@@ -565,9 +597,11 @@ class StreamingWindow:
     """
 
     def __init__(self, book: RunBook, settings: Settings, parts: str, chain_futures: bool, groups: list[int],
-                 published: bool = True) -> None:
+                 published: bool = True, replaced: str | None = None) -> None:
         self.book, self.settings, self.parts, self.chain = book, settings, parts, chain_futures
         self.published = published  # whether groups are compared with the facts the warehouse publishes
+        self.replaced = replaced  # the part listing the documents this run (re)processes (``_replaced_part``)
+        self.validated: PrefectFuture | None = None  # the validation of the last group submitted
         self.sizes = groups  # batches per validation group, in order (``group_sizes``)
         self.transforms: deque = deque()  # (label, size, future) of batches in flight, oldest first
         self.group: list[pa.Table] = []
@@ -606,7 +640,11 @@ class StreamingWindow:
 
     def _validate_group(self) -> None:
         label, book = f"v{self.groups:06d}", self.book
-        checked = validate.submit(self.group, self.settings if self.published else None, self.group_texts)
+        if self.validated is not None:
+            self.validated.wait()  # its comparable facts are written (its result, or failure, is read where it is spilled)
+        group = GroupParts(self.parts, label, [part_path(self.parts, "comparable", f"v{g:06d}") for g in range(self.groups)],
+                           self.replaced)
+        checked = self.validated = validate.submit(self.group, self.settings if self.published else None, self.group_texts, group)
         if self.chain:
             self.spills.append(spill_facts.submit(checked, self.parts, label, book.version, book.run_id))
         else:

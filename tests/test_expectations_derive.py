@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from expectations.derive import _sector_terms, decimals, derive, find_conflicts, values_agree
+from expectations.derive import _sector_terms, comparable_places, decimals, derive, find_conflicts, values_agree
 
 
 def _f(value, unit="亿元", qualifier=None, base=None):
@@ -113,3 +113,42 @@ def test_conflicts_are_exactly_the_disagreeing_pairs_of_different_documents(stat
     by_id = {f["fact_id"]: f for f in facts}
     for row in found.to_dict("records"):
         assert (row["left_value"], row["right_unit"]) == (by_id[row["left_fact_id"]]["value"], by_id[row["right_fact_id"]]["unit"])
+
+
+_placed = st.tuples(st.sampled_from(["甲县", "甲县", "乙县"]), st.sampled_from(["gdp", "gdp", "general_budget_revenue"]),
+                    st.sampled_from(["level", "growth"]), st.sampled_from(["2021", "2022", "2023", "2025", "2021-2025"]),
+                    st.sampled_from([5.0, 6.5, 100.0, 120.0, 300.0]), st.sampled_from(["d1", "d2", "d3"]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_placed, min_size=1, max_size=6), st.lists(_placed, min_size=0, max_size=12))
+@example(mine=[("甲县", "gdp", "level", "2023", 120.0, "d1")],  # a level whose growth and previous year are elsewhere
+         others=[("甲县", "gdp", "growth", "2023", 6.5, "d2"), ("甲县", "gdp", "level", "2022", 100.0, "d3")])
+@example(mine=[("甲县", "gdp", "level", "2022", 100.0, "d1")],  # a previous year's level
+         others=[("甲县", "gdp", "growth", "2023", 6.5, "d2"), ("甲县", "gdp", "level", "2023", 120.0, "d3")])
+def test_other_facts_away_from_the_groups_places_never_change_what_derive_finds(mine, others):
+    """A validation group is compared only with published facts at ``comparable_places`` of its own facts: the
+    same region and period, and a single year's neighbours. Every dq_* column and every conflict must be what the
+    whole of the published facts gives."""
+    def facts(rows, prefix):
+        out = []
+        for i, (region, indicator, measure, period, value, doc) in enumerate(rows):
+            unit = "%" if measure == "growth" else "亿元"
+            out.append(_fact(f"{prefix}{i:02d}", f"{prefix}{doc}", indicator, measure, value, period, unit=unit, region=region))
+        return pd.DataFrame(out)
+
+    run, published = facts(mine, "r"), facts(others, "p")
+    places = set(zip(*comparable_places(run["region"].tolist(), run["period"].tolist())))
+    near = published[[at in places for at in zip(published["region"], published["period"])]] if len(published) else published
+    whole, whole_conflicts = derive(run, published if len(published) else None)
+    narrowed, narrowed_conflicts = derive(run, near if len(near) else None)
+    pd.testing.assert_frame_equal(whole, narrowed)
+    assert len(whole_conflicts) == len(narrowed_conflicts)
+    if len(whole_conflicts):  # (an empty frame's column types depend on what was filtered away)
+        pd.testing.assert_frame_equal(whole_conflicts.reset_index(drop=True), narrowed_conflicts.reset_index(drop=True))
+
+
+def test_comparable_places_reach_a_single_years_neighbours_only():
+    regions, periods = comparable_places(["甲县", "甲县", "乙县", None], ["2023", "2021-2025", "2023", "2023"])
+    assert list(zip(regions, periods)) == [("乙县", "2022"), ("乙县", "2023"), ("乙县", "2024"),
+                                           ("甲县", "2021-2025"), ("甲县", "2022"), ("甲县", "2023"), ("甲县", "2024")]

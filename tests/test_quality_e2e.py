@@ -253,3 +253,68 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path):
     subprocess.run([chromium, *flags, "--window-size=1400,2200", f"--screenshot={shot}", report.index.as_uri()],
                    capture_output=True, timeout=180, check=True)
     assert shot.stat().st_size > 20_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _one_document_a_group(ingest_module, inbox, warehouse, monkeypatch) -> dict:
+    monkeypatch.setenv("GOVFACTS_VALIDATE_BATCH_SIZE", "1")  # one document a group: the two reports never share one
+    return ingest_module.ingest(inbox=str(inbox), warehouse=str(warehouse), batch_size=1)
+
+
+def _shilou(settings) -> dict:
+    rows = _rows(settings, "SELECT f.indicator, f.measure, f.period, f.value, f.dq_status, f.dq_failed, f.pipeline_version "
+                           "FROM facts f WHERE f.region = '石楼县' AND f.kind = 'actual'")
+    return {(r["indicator"], r["measure"], r["period"], r["value"]): r for r in rows}
+
+
+def test_documents_validated_in_different_groups_of_one_run_are_still_compared(prefect_harness, tmp_path, monkeypatch):
+    """A run validates its documents in groups and loads them together at the end: a group is compared with what the
+    groups before it left, so two reports of one run are compared whichever groups they fall in — the conflict and the
+    implied growth across the two 石楼县 reports are found as when both share a group (test_the_bad_facts...)."""
+    import flows.ingest as ingest_module
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a_2024.txt").write_text(REPORT_2024, encoding="utf-8")
+    (inbox / "b_2025.txt").write_text(REPORT_2025, encoding="utf-8")
+    summary = _one_document_a_group(ingest_module, inbox, tmp_path / "wh", monkeypatch)
+    assert summary["documents"] == 2 and summary["batches"] == 2
+    facts = _shilou(load_settings(warehouse=tmp_path / "wh"))
+    later_revenue = facts[("general_budget_revenue", "level", "2023", 4.9)]  # the 2025 report, in the second group
+    assert later_revenue["dq_status"] == "warning" and "expect_facts_to_agree_across_documents" in later_revenue["dq_failed"]
+    growth = facts[("gdp", "growth", "2024", 6.5)]  # 120 亿元 (2024) over 100 亿元 (2023, the other report) is 20 %
+    assert "expect_stated_growth_to_match_implied_growth" in growth["dq_failed"], growth
+
+
+def test_a_reprocessing_run_compares_a_document_with_its_new_version_not_its_old(prefect_harness, tmp_path, monkeypatch):
+    """A new code version re-processes every document; one group is compared with the other's new facts, and the
+    warehouse's rows of the same documents (the old version, replaced by this run) are not compared a second time."""
+    import flows.ingest as ingest_module
+    from warehouse.quality import comparable_facts
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "a_2024.txt").write_text(REPORT_2024, encoding="utf-8")
+    (inbox / "b_2025.txt").write_text(REPORT_2025, encoding="utf-8")
+    _one_document_a_group(ingest_module, inbox, tmp_path / "wh", monkeypatch)
+    seen: list = []
+
+    def recording(settings, places, earlier, replaced=None):
+        found = comparable_facts(settings, places, earlier, replaced)
+        seen.append((settings is not None, replaced is not None, sorted(found["value"].tolist())))
+        return found
+
+    monkeypatch.setattr(ingest_module, "comparable_facts", recording)
+    monkeypatch.setattr(ingest_module, "pipeline_version", lambda: "next-version")
+    summary = _one_document_a_group(ingest_module, inbox, tmp_path / "wh", monkeypatch)
+    assert summary["documents"] == 2 and summary["changed"]
+    # the first group: the warehouse holds only the two documents this run replaces, so nothing to compare with; the
+    # second: the first group's new facts, once
+    assert [s[:2] for s in seen] == [(True, True), (True, True)] and seen[0][2] == []
+    settings = load_settings(warehouse=tmp_path / "wh")
+    facts = _shilou(settings)
+    assert {r["pipeline_version"] for r in facts.values()} == {"next-version"}
+    first_group = _rows(settings, "SELECT f.value FROM facts f JOIN documents d USING (doc_id) "
+                                  "WHERE d.source_path LIKE '%a_2024.txt' AND f.dq_status <> 'error'")
+    assert seen[1][2] == sorted(r["value"] for r in first_group)  # each of them once: no old version beside it
+    later_revenue = facts[("general_budget_revenue", "level", "2023", 4.9)]
+    assert "expect_facts_to_agree_across_documents" in later_revenue["dq_failed"]

@@ -10,12 +10,18 @@ import json
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from transforms.settings import Settings
 from warehouse.catalog import connect
+from warehouse.parts import part_exists
+from warehouse.storage import filesystem
 
 FACT_FIELDS = ("fact_id, doc_id, region, indicator, measure, value, unit, value_base, unit_base, period, kind, "
                "qualifier, evidence, start, \"end\", report_year")
+COMPARED = [c.strip().strip('"') for c in FACT_FIELDS.split(",")]  # the fields the rules across documents read
 
 
 def _frame(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -26,18 +32,56 @@ def _frame(settings: Settings, sql: str, params: list | None = None) -> pd.DataF
         con.close()
 
 
-def published_facts(settings: Settings, regions: list[str] | None = None) -> pd.DataFrame:
-    """Facts the warehouse publishes now (errors excluded): what a new run's facts are compared with.
+def comparable_facts(settings: Settings | None, places: tuple[list[str], list[str]], earlier: list[str],
+                     replaced: str | None = None) -> pd.DataFrame:
+    """What a validation group's facts are compared with: facts at ``places`` (``derive.comparable_places``) that
+    the warehouse publishes and that the run's groups validated before this one published.
 
-    ``regions`` limits them to the regions a validation group talks about (the rules
-    across documents compare within a region), so memory follows the group, not the corpus.
-    An empty frame when there is no warehouse yet (the first run compares with nothing).
+    A run validates its documents in groups and loads them all at the end, so the warehouse alone would
+    let two reports of one run meet only when they fall in the same group. ``settings``: None while the
+    run is creating the warehouse (nothing published yet). ``earlier``: those groups' ``comparable`` parts
+    (``comparable_part``; a group without facts wrote none). ``replaced``: a part listing the documents
+    this run (re)processes — their published rows are an older version, compared in their new one instead.
     """
-    where, params = ("WHERE region IN (SELECT unnest(?))", [sorted(set(regions))]) if regions is not None else ("", [])
+    frames = []
+    if settings is not None:
+        published = _published_at(settings, places)
+        if replaced is not None and not published.empty:
+            published = published[~published["doc_id"].isin(set(_read(replaced, ["doc_id"]).column("doc_id").to_pylist()))]
+        frames.append(published)
+    wanted = pa.array([f"{r}\x1f{p}" for r, p in zip(*places)], pa.string())
+    for path in earlier:
+        if not part_exists(path):
+            continue
+        table = _read(path, COMPARED)
+        at = pc.binary_join_element_wise(table.column("region"), table.column("period"), "\x1f")
+        frames.append(table.filter(pc.fill_null(pc.is_in(at, value_set=wanted), False)).to_pandas())
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=COMPARED)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def comparable_part(facts: pa.Table, status: dict[str, str]) -> pa.Table:
+    """The part a validated group leaves for the groups after it: its facts that will be published (errors are not),
+    with the fields the rules across documents read. ``status``: fact_id -> status of the facts that failed something."""
+    keep = pa.array([status.get(f) != "error" for f in facts.column("fact_id").to_pylist()], pa.bool_())
+    return facts.filter(keep).select(COMPARED)
+
+
+def _published_at(settings: Settings, places: tuple[list[str], list[str]]) -> pd.DataFrame:
+    """Published facts at ``places`` (region, period pairs): a semi-join, so the group's regions' other years stay out."""
     try:
-        return _frame(settings, f"SELECT {FACT_FIELDS} FROM facts_published {where}", params)
+        return _frame(settings, f"""SELECT {FACT_FIELDS} FROM facts_published
+                                    SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS region, unnest(?::VARCHAR[]) AS period) AS place
+                                    USING (region, period)""", list(places))
     except FileNotFoundError:
-        return pd.DataFrame(columns=[c.strip().strip('"') for c in FACT_FIELDS.split(",")])
+        return pd.DataFrame(columns=COMPARED)
+
+
+def _read(path: str, columns: list[str]) -> pa.Table:
+    fs, inner = filesystem(path)
+    return pq.read_table(inner, columns=columns, filesystem=fs)
 
 
 def latest_validated_run(settings: Settings) -> dict | None:
