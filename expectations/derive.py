@@ -148,28 +148,56 @@ def comparable_places(regions: list[str | None], periods: list[str | None]) -> t
     return [r for r, _ in ordered], [p for _, p in ordered]
 
 
+CONFLICT_KEY = ["region", "indicator", "period", "kind", "measure"]
+CONFLICT_SIDE = ["fact_id", "doc_id", "value", "unit", "value_base", "qualifier", "evidence"]
+CONFLICT_COLUMNS = ["left_fact_id", "right_fact_id", "region", "indicator", "period", "kind", "measure",
+                    "left_doc_id", "right_doc_id", "left_value", "right_value", "left_unit", "right_unit",
+                    "left_qualifier", "right_qualifier", "left_evidence", "right_evidence"]
+
+
 def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
     """Pairs of facts from different documents that state the same thing with different values.
 
     Key: region, indicator, period, kind, measure. One row per pair (left fact
     id < right fact id), with both values and both evidences for the report.
     """
-    cols = ["left_fact_id", "right_fact_id", "region", "indicator", "period", "kind", "measure",
-            "left_doc_id", "right_doc_id", "left_value", "right_value", "left_unit", "right_unit",
-            "left_qualifier", "right_qualifier", "left_evidence", "right_evidence"]
+    return _conflict_rows(_disagreeing_pairs(pool, anchored=False))
+
+
+def _disagreeing_pairs(pool: pd.DataFrame, anchored: bool) -> pd.DataFrame:
+    """The pairs of ``find_conflicts`` as one merged frame (``<field>_l`` / ``<field>_r``, left fact id < right).
+
+    ``anchored``: only pairs with a fact of the run (``in_run``) — a validation group compared with
+    everything published before it would otherwise pair the published facts with each other too,
+    (published + group)² statements per key instead of group × (published + group).
+    """
     if pool.empty:
-        return pd.DataFrame(columns=cols)
-    key = ["region", "indicator", "period", "kind", "measure"]
-    side = ["fact_id", "doc_id", "value", "unit", "value_base", "qualifier", "evidence"]
-    shared = _shared_keys(pool)[key + side]
-    pairs = shared.merge(shared, on=key, suffixes=("_l", "_r"))  # every pair of statements of one key
-    pairs = pairs[(pairs["doc_id_l"] != pairs["doc_id_r"]) & (pairs["fact_id_l"] < pairs["fact_id_r"])]
+        return pd.DataFrame(columns=[f"{c}_{s}" for s in ("l", "r") for c in CONFLICT_SIDE] + CONFLICT_KEY)
+    columns = CONFLICT_KEY + CONFLICT_SIDE + (["in_run"] if anchored else [])
+    shared = _shared_keys(pool)[columns]
+    left = shared[shared["in_run"]] if anchored else shared
+    pairs = left.merge(shared, on=CONFLICT_KEY, suffixes=("_l", "_r"))  # every pair of statements of one key
+    ordered = pairs["fact_id_l"] < pairs["fact_id_r"]
+    keep = ordered | ~pairs["in_run_r"] if anchored else ordered  # a published right side pairs once, from the left
+    pairs = pairs[(pairs["doc_id_l"] != pairs["doc_id_r"]) & keep]
+    if anchored:  # the lower fact id on the left, as find_conflicts lists a pair
+        swap = pairs["fact_id_l"] > pairs["fact_id_r"]
+        if swap.any():
+            flip = {f"{c}_{a}": f"{c}_{b}" for c in CONFLICT_SIDE + ["in_run"] for a, b in (("l", "r"), ("r", "l"))}
+            pairs = pd.concat([pairs[~swap], pairs[swap].rename(columns=flip)[pairs.columns]], ignore_index=True)
     agree = ["value", "unit", "value_base", "qualifier"]
     differ = [not _agree(*pair) for pair in zip(*(pairs[f"{k}_{s}"].tolist() for s in ("l", "r") for k in agree))]
-    found = pairs[differ] if differ else pairs
-    names = {f"{k}_{s}": f"{side_name}_{k}" for s, side_name in (("l", "left"), ("r", "right")) for k in side}
-    rows = pd.DataFrame({c: found[c].astype(object).tolist() for c in key + list(names)}, columns=key + list(names)).rename(columns=names)
-    return rows.reindex(columns=cols).sort_values(key + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
+    return pairs[differ] if differ else pairs
+
+
+def _conflict_rows(found: pd.DataFrame) -> pd.DataFrame:
+    """The conflicts table of the report (``find_conflicts``' columns) from merged pairs."""
+    if found.empty:
+        return pd.DataFrame(columns=CONFLICT_COLUMNS)
+    names = {f"{k}_{s}": f"{side_name}_{k}" for s, side_name in (("l", "left"), ("r", "right")) for k in CONFLICT_SIDE}
+    rows = pd.DataFrame({c: found[c].astype(object).tolist() for c in CONFLICT_KEY + list(names)},
+                        columns=CONFLICT_KEY + list(names)).rename(columns=names)
+    return rows.reindex(columns=CONFLICT_COLUMNS).sort_values(CONFLICT_KEY + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
 
 
 STRUCTURE_HEAD = "primary_industry_share"
@@ -287,27 +315,30 @@ def _cross_ratios(out: pd.DataFrame, pool: pd.DataFrame) -> None:
         big = levels[levels["indicator"] == check.big]
         small = levels[levels["indicator"] == check.small]
         pairs = big.merge(small, on=["region", "period"], suffixes=("_big", "_small"))
+        pairs = pairs[pairs["in_run_big"] | pairs["in_run_small"]]  # a pair of published facts is history
         worst: dict[str, float] = {}
-        for r in pairs.itertuples(index=False):
-            ratio = r.value_base_small / (check.divisor * r.value_base_big)
-            for fid, in_run in ((r.fact_id_big, r.in_run_big), (r.fact_id_small, r.in_run_small)):
+        for small_base, big_base, *sides in zip(*(pairs[c].tolist() for c in ("value_base_small", "value_base_big", "fact_id_big",
+                                                                                "in_run_big", "fact_id_small", "in_run_small"))):
+            ratio = round(small_base / (check.divisor * big_base), 6)
+            for fid, in_run in (sides[:2], sides[2:]):
                 if in_run:
-                    worst[fid] = max(worst.get(fid, -math.inf), round(ratio, 6))
+                    worst[fid] = max(worst.get(fid, -math.inf), ratio)
         out[check.column] = out["fact_id"].map(worst)
 
 
 def _conflict_counts(out: pd.DataFrame, conflicts: pd.DataFrame, pool: pd.DataFrame) -> None:
     """Per run fact: how many facts of other documents it disagrees with, and which."""
-    in_run = set(pool.loc[pool["in_run"], "fact_id"])
+    in_run = set(pool.loc[pool["in_run"], "fact_id"].tolist())
     count: dict[str, int] = {}
     other: dict[str, list[str]] = {}
-    for c in conflicts.itertuples(index=False):
-        for me, them, val, unit, ev in ((c.left_fact_id, c.right_fact_id, c.right_value, c.right_unit, c.right_evidence),
-                                        (c.right_fact_id, c.left_fact_id, c.left_value, c.left_unit, c.left_evidence)):
+    sides = ("fact_id", "value", "unit", "evidence")
+    for left_id, *left, right_id, right_value, right_unit, right_evidence in zip(
+            *(conflicts[f"{s}_{c}"].tolist() for s in ("left", "right") for c in sides)):
+        for me, (val, unit, ev) in ((left_id, (right_value, right_unit, right_evidence)), (right_id, left)):
             if me in in_run:
                 count[me] = count.get(me, 0) + 1
                 other.setdefault(me, []).append(f"{val:g}{unit} in «{ev}»")
-    comparable = set(_shared_keys(pool)["fact_id"])
+    comparable = set(_shared_keys(pool)["fact_id"].tolist())
     out["dq_conflicts"] = [float(count.get(f, 0)) if f in comparable else None for f in out["fact_id"].tolist()]
     out["dq_conflict_with"] = _column(out, ["; ".join(other[f]) if f in other else None for f in out["fact_id"].tolist()])
 
@@ -347,6 +378,7 @@ def _implied_growth(out: pd.DataFrame, pool: pd.DataFrame) -> None:
     prev = levels.assign(year=levels["year"] + 1)
     both = levels.merge(prev, on=["region", "indicator", "year", "unit_base"], suffixes=("", "_prev"))
     triples = growth.merge(both, on=["region", "indicator", "year"], suffixes=("_g", ""))
+    triples = triples[triples["in_run_g"] | triples["in_run"] | triples["in_run_prev"]]  # published ones are history
     best: dict[str, tuple[float, float, float, str]] = {}
     for r in triples.itertuples(index=False):
         implied = (r.value_base / r.value_base_prev - 1) * 100
@@ -372,10 +404,7 @@ def derive(facts: pd.DataFrame, published: pd.DataFrame | None = None,
     out = _single_facts(facts.reset_index(drop=True), texts)
     pool = _pool(facts, published)
     _cross_ratios(out, pool)
-    conflicts = find_conflicts(pool)
-    in_run = set(facts["fact_id"])
-    if not conflicts.empty:
-        conflicts = conflicts[conflicts["left_fact_id"].isin(in_run) | conflicts["right_fact_id"].isin(in_run)].reset_index(drop=True)
+    conflicts = _conflict_rows(_disagreeing_pairs(pool, anchored=True))
     _conflict_counts(out, conflicts, pool)
     _within_document(out)
     _implied_growth(out, pool)

@@ -243,9 +243,14 @@ def indicator_part(gx_json: dict, check: Check, bad: list[str], checked: int) ->
     return dict(gx_json, success=not index, expectation_config=config, result=part)
 
 
-def frame_for_gx(facts: pa.Table, published: pd.DataFrame | None = None,
+def frame_for_gx(facts: pa.Table, published: pa.Table | pd.DataFrame | None = None,
                  texts: dict[str, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The DataFrame GX validates: the run's facts with every dq_* column, and the conflicts."""
+    """The DataFrame GX validates: the run's facts with every dq_* column, and the conflicts.
+
+    ``published``: the facts they are compared with (``warehouse.quality.comparable_facts``), as Arrow or pandas.
+    """
+    if isinstance(published, pa.Table):
+        published = published.to_pandas() if published.num_rows else None
     df = facts.to_pandas()
     for c in BASE_COLUMNS:
         if c not in df.columns:
@@ -253,7 +258,7 @@ def frame_for_gx(facts: pa.Table, published: pd.DataFrame | None = None,
     return derive(df[BASE_COLUMNS], published, texts)
 
 
-def validate_facts(facts: pa.Table, published: pd.DataFrame | None = None, texts: dict[str, str] | None = None) -> Validation:
+def validate_facts(facts: pa.Table, published: pa.Table | pd.DataFrame | None = None, texts: dict[str, str] | None = None) -> Validation:
     """Run the suite on a table of facts (needs ``fact_id``) and classify every fact.
 
     ``published``: facts the warehouse already publishes (for rules across documents);

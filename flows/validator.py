@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import logging
 
-import pandas as pd
 import pyarrow as pa
 
 from flows.child import ChildGone, ChildProcess, serve
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 PROCESS_MIN_DOCUMENTS = 400
 
 
-def check_group(facts: pa.Table, published: pd.DataFrame | None, text_parts: list[str] | None) -> dict:
+def check_group(facts: pa.Table, published: pa.Table | None, text_parts: list[str] | None) -> dict:
     """Run the GX suite on a group's facts (with ``fact_id``): how many were checked, the status, failures and
     messages of those that failed an expectation (a fact not named passed), and the result rows.
 
@@ -74,7 +73,7 @@ class ValidatorProcess(ChildProcess):
     def __init__(self) -> None:
         super().__init__("flows.validator")
 
-    def check_group(self, facts: pa.Table, published: pd.DataFrame | None, text_parts: list[str] | None) -> dict:
+    def check_group(self, facts: pa.Table, published: pa.Table | None, text_parts: list[str] | None) -> dict:
         """``check_group`` run in the process; raise ``ValidatorGone`` when the process is not there."""
         return self.call((facts, published, text_parts))
 
@@ -92,7 +91,7 @@ def start_validator() -> ValidatorProcess | None:
         return None
 
 
-def check_group_anywhere(remote: ValidatorProcess | None, facts: pa.Table, published: pd.DataFrame | None,
+def check_group_anywhere(remote: ValidatorProcess | None, facts: pa.Table, published: pa.Table | None,
                          text_parts: list[str] | None) -> dict:
     """``check_group`` in the validator process when there is one, else (or if it fails to answer) here."""
     if remote is not None:

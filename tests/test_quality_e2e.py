@@ -300,7 +300,7 @@ def test_a_reprocessing_run_compares_a_document_with_its_new_version_not_its_old
 
     def recording(settings, places, earlier, replaced=None):
         found = comparable_facts(settings, places, earlier, replaced)
-        seen.append((settings is not None, replaced is not None, sorted(found["value"].tolist())))
+        seen.append((settings is not None, replaced is not None, sorted(found.column("value").to_pylist())))
         return found
 
     monkeypatch.setattr(ingest_module, "comparable_facts", recording)

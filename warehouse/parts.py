@@ -48,7 +48,11 @@ def conform(name: str, table: pa.Table) -> pa.Table:
 
     Every part of a table then has the same Parquet schema, whatever batch wrote it.
     """
-    schema = arrow_schema(name)
+    return conform_to(arrow_schema(name), table)
+
+
+def conform_to(schema: pa.Schema, table: pa.Table) -> pa.Table:
+    """``table`` with exactly the columns of ``schema`` (missing ones NULL), cast to their types."""
     cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
             for f in schema]
     return pa.Table.from_arrays(cols, schema=schema)

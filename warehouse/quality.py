@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from transforms.settings import Settings
 from warehouse.catalog import connect
-from warehouse.parts import part_exists
+from warehouse.parts import arrow_schema, conform_to, part_exists
 from warehouse.storage import filesystem
 
 FACT_FIELDS = ("fact_id, doc_id, region, indicator, measure, value, unit, value_base, unit_base, period, kind, "
@@ -33,7 +33,7 @@ def _frame(settings: Settings, sql: str, params: list | None = None) -> pd.DataF
 
 
 def comparable_facts(settings: Settings | None, places: tuple[list[str], list[str]], earlier: list[str],
-                     replaced: str | None = None) -> pd.DataFrame:
+                     replaced: str | None = None) -> pa.Table:
     """What a validation group's facts are compared with: facts at ``places`` (``derive.comparable_places``) that
     the warehouse publishes and that the run's groups validated before this one published.
 
@@ -42,41 +42,54 @@ def comparable_facts(settings: Settings | None, places: tuple[list[str], list[st
     run is creating the warehouse (nothing published yet). ``earlier``: those groups' ``comparable`` parts
     (``comparable_part``; a group without facts wrote none). ``replaced``: a part listing the documents
     this run (re)processes — their published rows are an older version, compared in their new one instead.
+    An Arrow table: it travels to the validator process as buffers, not as pickled Python strings.
     """
-    frames = []
+    tables = []
     if settings is not None:
         published = _published_at(settings, places)
-        if replaced is not None and not published.empty:
-            published = published[~published["doc_id"].isin(set(_read(replaced, ["doc_id"]).column("doc_id").to_pylist()))]
-        frames.append(published)
+        if replaced is not None and published.num_rows:
+            gone = pc.is_in(published.column("doc_id"), value_set=_read(replaced, ["doc_id"]).column("doc_id"))
+            published = published.filter(pc.invert(gone))
+        tables.append(published)
     wanted = pa.array([f"{r}\x1f{p}" for r, p in zip(*places)], pa.string())
     for path in earlier:
         if not part_exists(path):
             continue
         table = _read(path, COMPARED)
         at = pc.binary_join_element_wise(table.column("region"), table.column("period"), "\x1f")
-        frames.append(table.filter(pc.fill_null(pc.is_in(at, value_set=wanted), False)).to_pandas())
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame(columns=COMPARED)
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        tables.append(table.filter(pc.fill_null(pc.is_in(at, value_set=wanted), False)))
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return comparable_schema().empty_table()
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def comparable_schema() -> pa.Schema:
+    """The Arrow schema of compared facts: the ``facts`` table's, for the fields the rules across documents read."""
+    schema = arrow_schema("facts")
+    return pa.schema([schema.field(c) for c in COMPARED])
 
 
 def comparable_part(facts: pa.Table, status: dict[str, str]) -> pa.Table:
     """The part a validated group leaves for the groups after it: its facts that will be published (errors are not),
     with the fields the rules across documents read. ``status``: fact_id -> status of the facts that failed something."""
     keep = pa.array([status.get(f) != "error" for f in facts.column("fact_id").to_pylist()], pa.bool_())
-    return facts.filter(keep).select(COMPARED)
+    return conform_to(comparable_schema(), facts.filter(keep))
 
 
-def _published_at(settings: Settings, places: tuple[list[str], list[str]]) -> pd.DataFrame:
+def _published_at(settings: Settings, places: tuple[list[str], list[str]]) -> pa.Table:
     """Published facts at ``places`` (region, period pairs): a semi-join, so the group's regions' other years stay out."""
     try:
-        return _frame(settings, f"""SELECT {FACT_FIELDS} FROM facts_published
-                                    SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS region, unnest(?::VARCHAR[]) AS period) AS place
-                                    USING (region, period)""", list(places))
+        con = connect(settings, read_only=True)
     except FileNotFoundError:
-        return pd.DataFrame(columns=COMPARED)
+        return comparable_schema().empty_table()
+    try:
+        return conform_to(comparable_schema(), con.execute(f"""
+            SELECT {FACT_FIELDS} FROM facts_published
+            SEMI JOIN (SELECT unnest(?::VARCHAR[]) AS region, unnest(?::VARCHAR[]) AS period) AS place
+            USING (region, period)""", list(places)).to_arrow_table())
+    finally:
+        con.close()
 
 
 def _read(path: str, columns: list[str]) -> pa.Table:
