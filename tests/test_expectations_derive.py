@@ -152,3 +152,25 @@ def test_comparable_places_reach_a_single_years_neighbours_only():
     regions, periods = comparable_places(["甲县", "甲县", "乙县", None], ["2023", "2021-2025", "2023", "2023"])
     assert list(zip(regions, periods)) == [("乙县", "2022"), ("乙县", "2023"), ("乙县", "2024"),
                                            ("甲县", "2021-2025"), ("甲县", "2022"), ("甲县", "2023"), ("甲县", "2024")]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(_statement, st.booleans()), min_size=2, max_size=12))
+def test_conflicts_anchored_on_the_run_are_the_whole_pools_conflicts_that_touch_the_run(statements):
+    """derive pairs a group's facts with everything published before them, never published with published; the
+    pairs it finds must be exactly find_conflicts' pairs of the whole pool that have a fact of the run."""
+    from expectations.derive import _conflict_rows, _disagreeing_pairs
+
+    facts = []
+    for i, ((doc, period, value, unit, qualifier), in_run) in enumerate(statements):
+        fact = dict(_fact(f"f{i:02d}", doc, "gdp", "level", value, period), unit=unit, qualifier=qualifier, in_run=in_run)
+        fact["value_base"] = value * (1e8 if unit == "亿元" else 1e4)
+        facts.append(fact)
+    pool = pd.DataFrame(facts)
+    run = set(pool.loc[pool["in_run"], "fact_id"])
+    whole = find_conflicts(pool.drop(columns="in_run"))
+    expected = whole[whole["left_fact_id"].isin(run) | whole["right_fact_id"].isin(run)].reset_index(drop=True)
+    anchored = _conflict_rows(_disagreeing_pairs(pool, anchored=True))
+    assert len(anchored) == len(expected)
+    if len(expected):
+        pd.testing.assert_frame_equal(anchored, expected, check_dtype=False)
