@@ -15,8 +15,9 @@ def merge_result_rows(groups: list[list[dict]]) -> list[dict]:
 
     Counts add up, failed ids and messages are united, and the GX result JSON is
     merged the same way so the report shows the whole run. Rules across documents
-    see the warehouse and their own group, so this equals one validation of the
-    run except for documents of the same run that land in different groups.
+    see the warehouse, the run's earlier groups and their own group, so this equals
+    one validation of the run except that a conflict between two groups flags only
+    the later group's fact (one validation would flag both).
     Each group's JSON is read once and the merged JSON written once (linear in the run's results).
     """
     merged: dict[tuple, dict] = {}
