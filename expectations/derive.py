@@ -398,7 +398,7 @@ def derive(facts: pd.DataFrame, published: pd.DataFrame | None = None,
     """The run's facts with every ``dq_*`` column, and the cross-document conflicts they take part in.
 
     ``facts`` needs the FACT_SCHEMA columns plus ``fact_id``; ``published`` is
-    what the warehouse already publishes (``warehouse.quality.published_facts``);
+    what was published before them (``warehouse.quality.comparable_facts``: the warehouse, the run's earlier groups);
     ``texts`` maps doc_id to normalized text, to check evidence offsets.
     """
     out = _single_facts(facts.reset_index(drop=True), texts)

@@ -66,7 +66,7 @@ from transforms.stage import StageResult, list_inbox, stage_inbox
 from warehouse.catalog import exists as warehouse_exists
 from warehouse.load import current_snapshot, open_for_write, writer_lock
 from warehouse.plan import Known, read_known
-from warehouse.quality import comparable_facts, comparable_part
+from warehouse.quality import comparable_facts, comparable_part, comparable_schema
 from warehouse.parts import load_parts, part_path, remove_spill, spill_root, write_part
 from warehouse.parts import open_spill as open_parts_dir, sweep_spills as sweep_parts_dirs
 from warehouse.storage import is_remote, join
@@ -290,15 +290,15 @@ def validate(facts: pa.Table | list[pa.Table], settings: Settings | None = None,
             facts = pa.concat_tables(facts) if facts else FACT_SCHEMA.empty_table()
         if "fact_id" not in facts.column_names:
             facts = with_fact_ids(facts)
-        compared = None
-        if facts.num_rows and (settings is not None or (group is not None and group.earlier)):
+        compared, earlier = None, group.earlier if group is not None else []
+        if facts.num_rows and (settings is not None or earlier):
             places = comparable_places(facts.column("region").to_pylist(), facts.column("period").to_pylist())
-            compared = comparable_facts(settings, places, group.earlier if group else [], group.replaced if group else None)
+            compared = comparable_facts(settings, places, earlier, group.replaced if group is not None else None)
         remote, pool = _validator_of(str(current_flow_run.id)), _pool_of(str(current_flow_run.id))
         with pool.lend(remote) if pool is not None and remote is not None else nullcontext():  # it transforms between groups
             checked = check_group_anywhere(remote, facts, compared, text_parts)
         if group is not None:
-            write_part(group.parts, "comparable", group.label, comparable_part(facts, checked["status"]))
+            write_part(group.parts, "comparable", group.label, comparable_part(facts, checked["status"]), comparable_schema())
     _fault("validate")
     return dict(facts=facts, **checked)
 
@@ -485,7 +485,8 @@ def _replaced_part(parts: str, todo: list[StagedFile]) -> str | None:
     """Write the list of documents this run (re)processes where its validation groups read it; its path (None: none)."""
     if not todo:
         return None
-    write_part(parts, "run_documents", "run", pa.table({"doc_id": pa.array([f.sha256 for f in todo], pa.string())}))
+    documents = pa.table({"doc_id": pa.array([f.sha256 for f in todo], pa.string())})
+    write_part(parts, "run_documents", "run", documents, documents.schema)
     return part_path(parts, "run_documents", "run")
 
 

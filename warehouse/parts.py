@@ -58,20 +58,16 @@ def conform_to(schema: pa.Schema, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _conformed(name: str, table: pa.Table) -> pa.Table:
-    return conform(name, table) if name in _TABLE else table
-
-
 def part_path(parts: str | Path, name: str, label: str) -> str:
     """Where batch ``label`` writes its rows of table ``name`` (a local path or an ``s3://`` URI)."""
     return join(str(parts), f"{name}-{label}.parquet")
 
 
-def write_part(parts: str | Path, name: str, label: str, table: pa.Table) -> int:
+def write_part(parts: str | Path, name: str, label: str, table: pa.Table, schema: pa.Schema | None = None) -> int:
     """Write one batch's rows of table ``name`` as ``<parts>/<name>-<label>.parquet``; return the row count.
 
-    A warehouse table's part gets exactly that table's columns (``conform``); a part the run only reads
-    itself (the ``comparable`` facts of validated groups, the run's ``run_documents``) is written as given.
+    The part gets exactly the columns of ``schema`` — by default warehouse table ``name``'s (``conform``);
+    a part the run only reads itself (a validated group's ``comparable`` facts) names its own.
 
     Locally it is written to a temporary name and renamed, so a killed task never leaves a torn part;
     an object store makes an object visible only once its upload completes, so there it is written in place.
@@ -81,11 +77,11 @@ def write_part(parts: str | Path, name: str, label: str, table: pa.Table) -> int
     fs, root = filesystem(str(parts))
     target = f"{root.rstrip('/')}/{name}-{label}.parquet"
     if is_remote(str(parts)):
-        pq.write_table(_conformed(name, table), target, compression="zstd", filesystem=fs)
+        pq.write_table(conform_to(schema or arrow_schema(name), table), target, compression="zstd", filesystem=fs)
         return table.num_rows
     Path(root).mkdir(parents=True, exist_ok=True)
     tmp = Path(root) / f".{name}-{label}.parquet.partial"
-    pq.write_table(_conformed(name, table), tmp, compression="zstd")
+    pq.write_table(conform_to(schema or arrow_schema(name), table), tmp, compression="zstd")
     os.replace(tmp, target)
     return table.num_rows
 

@@ -72,9 +72,10 @@ def comparable_schema() -> pa.Schema:
 
 def comparable_part(facts: pa.Table, status: dict[str, str]) -> pa.Table:
     """The part a validated group leaves for the groups after it: its facts that will be published (errors are not),
-    with the fields the rules across documents read. ``status``: fact_id -> status of the facts that failed something."""
+    with the fields the rules across documents read. ``status``: fact_id -> status of the facts that failed something.
+    Written with ``comparable_schema()``."""
     keep = pa.array([status.get(f) != "error" for f in facts.column("fact_id").to_pylist()], pa.bool_())
-    return conform_to(comparable_schema(), facts.filter(keep))
+    return facts.filter(keep).select(COMPARED)
 
 
 def _published_at(settings: Settings, places: tuple[list[str], list[str]]) -> pa.Table:
