@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from typing import ClassVar, Optional, Union
+from collections import ChainMap
+from typing import ClassVar, Mapping, Optional, Union
 
 import great_expectations as gx
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -55,7 +56,7 @@ class _Fields:
     Only the fields a template names are rendered (a fact has ≈40 columns; its message reads five).
     """
 
-    def __init__(self, values: dict) -> None:
+    def __init__(self, values: Mapping) -> None:
         self.values = values
 
     def __getitem__(self, key: str) -> str:
@@ -122,10 +123,13 @@ class Explained:
         _CONFIGS.pop(id(self), None)  # a changed field changes the configuration
         super().__setattr__(name, value)
 
-    def explain(self, fact: dict) -> str:
-        """The plain-language reason this fact failed the expectation."""
+    def explain(self, fact: Mapping) -> str:
+        """The plain-language reason this fact failed the expectation.
+
+        ``fact``: its fields by name; only those the template names are read (a mapping may fetch them on demand).
+        """
         params = {k: getattr(self, k, None) for k in ("min_value", "max_value", "value_set", "regex")}
-        return self.template.format_map(_Fields({**fact, **params, "name": self.expectation_type}))
+        return self.template.format_map(_Fields(ChainMap({"name": self.expectation_type}, params, fact)))
 
 
 # --- single-fact rules ---------------------------------------------------------------------------

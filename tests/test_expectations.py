@@ -161,6 +161,59 @@ def test_row_conditions_evaluated_once_give_gx_the_same_results_as_gx_alone():
     assert sum('"success": false' in r for r in shipped) >= 20  # the cases make most expectations fail: the comparison has teeth
 
 
+@pytest.mark.parametrize("order", ["as built", "shuffled labels"])
+def test_failing_rows_named_by_column_give_gx_the_same_results_as_gx_alone(order):
+    """GX's entries of failing rows built by column (expectations/unexpected_rows.py) are its own entries, keys,
+    order and values: the suite on every case's facts, as shipped and with the shortcut, gives the same JSON — also
+    when the frame's labels are not its positions, and when a named index column does not exist (GX's error)."""
+    from expectations.facts_suite import _validator, frame_for_gx
+    from expectations.row_filters import memoized_row_filters
+    from expectations.unexpected_rows import named_unexpected_rows
+
+    facts = pa.Table.from_pylist([_fact(c["id"], i, s) for c in CASES for i, s in enumerate(c["facts"])])
+    df, _ = frame_for_gx(facts)
+    vd, _, _, columns = _validator()
+    frame = df[columns] if order == "as built" else df[columns].sample(frac=1.0, random_state=3)
+
+    def results(names: list[str]) -> list[str]:
+        fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": names}
+        with memoized_row_filters():
+            out = vd.run(batch_parameters={"dataframe": frame}, result_format=fmt).to_json_dict()["results"]
+        for r in out:  # where the error was raised (a traceback through the shortcut) is not part of the result
+            for info in (r.get("exception_info") or {}).values():
+                if isinstance(info, dict):
+                    info.pop("exception_traceback", None)
+        return sorted((json.dumps(r, sort_keys=True, default=str) for r in out))
+
+    shipped = results(["fact_id"])
+    with named_unexpected_rows():
+        by_column = results(["fact_id"])
+    assert by_column == shipped
+    assert sum('"fact_id": "' in r for r in shipped) >= 20  # most rules name failing facts: the comparison has teeth
+    with named_unexpected_rows():
+        missing = results(["no_such_column"])
+    assert missing == results(["no_such_column"])
+    assert any("no_such_column" in r and "does not exist" in r for r in missing)
+
+
+def test_failing_facts_read_on_demand_are_the_frames_records():
+    """``FailingFacts`` reads a failing fact's fields when a message names them; each is what ``to_dict("records")``
+    gives (Python scalars, None/NaN as pandas returns them), and a field the frame lacks is missing, not invented."""
+    from expectations.facts_suite import FailingFacts, frame_for_gx
+
+    facts = pa.Table.from_pylist([_fact(c["id"], i, s) for c in CASES for i, s in enumerate(c["facts"])])
+    df, _ = frame_for_gx(facts)
+    records = df.to_dict("records")
+    got = FailingFacts(df)
+    assert len(records) > 20
+    for record in records:
+        fields = got[record["fact_id"]]
+        assert json.dumps(dict(fields), sort_keys=True, default=repr) == json.dumps(record, sort_keys=True, default=repr)
+        assert [type(fields[k]) for k in record] == [type(v) for v in record.values()]
+    with pytest.raises(KeyError):
+        got[records[0]["fact_id"]]["no_such_field"]
+
+
 def test_per_indicator_rows_are_what_one_expectation_per_indicator_would_report():
     """GX checks each per-indicator rule once for every indicator; each indicator's row must still say exactly what its
     own expectation said: the facts of that indicator the rule reads, those outside its range (or family) and their values."""
