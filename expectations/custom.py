@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from collections import ChainMap
 from typing import ClassVar, Mapping, Optional, Union
 
 import great_expectations as gx
@@ -54,15 +53,21 @@ class _Fields:
     """Format mapping that renders numbers compactly and leaves unknown fields visible.
 
     Only the fields a template names are rendered (a fact has ≈40 columns; its message reads five).
+    ``maps`` are searched in order, the first that has the field wins.
     """
 
-    def __init__(self, values: Mapping) -> None:
-        self.values = values
+    def __init__(self, *maps: Mapping) -> None:
+        self.maps = maps
 
     def __getitem__(self, key: str) -> str:
-        if key in self.values:
-            return _fmt(self.values[key])
+        for values in self.maps:
+            value = values.get(key, _ABSENT)
+            if value is not _ABSENT:
+                return _fmt(value)
         return "{" + key + "}"
+
+
+_ABSENT = object()
 
 
 # expectation id() -> (weak reference, serialized configuration); see Explained.configuration
@@ -129,7 +134,7 @@ class Explained:
         ``fact``: its fields by name; only those the template names are read (a mapping may fetch them on demand).
         """
         params = {k: getattr(self, k, None) for k in ("min_value", "max_value", "value_set", "regex")}
-        return self.template.format_map(_Fields(ChainMap({"name": self.expectation_type}, params, fact)))
+        return self.template.format_map(_Fields({"name": self.expectation_type}, params, fact))
 
 
 # --- single-fact rules ---------------------------------------------------------------------------

@@ -228,11 +228,12 @@ class FailingFacts:
     def __init__(self, rows: pd.DataFrame) -> None:
         self.rows = rows
         self.at = {f: i for i, f in enumerate(rows["fact_id"].tolist())}
-        self._columns: dict[str, list] = {}
+        self._columns: dict[str, list | None] = {}
 
-    def column(self, name: str) -> list:
+    def column(self, name: str) -> list | None:
+        """The column's values in row order, None when the frame has no such column."""
         if name not in self._columns:
-            self._columns[name] = self.rows[name].tolist()
+            self._columns[name] = self.rows[name].tolist() if name in self.rows.columns else None
         return self._columns[name]
 
     def __getitem__(self, fact_id: str) -> "FactFields":
@@ -246,9 +247,14 @@ class FactFields(Mapping):
         self.facts, self.i = facts, i
 
     def __getitem__(self, name: str):
-        if name not in self.facts.rows.columns:
+        values = self.facts.column(name)
+        if values is None:
             raise KeyError(name)
-        return self.facts.column(name)[self.i]
+        return values[self.i]
+
+    def get(self, name: str, default=None):
+        values = self.facts.column(name)
+        return default if values is None else values[self.i]
 
     def __iter__(self):
         return iter(self.facts.rows.columns)
