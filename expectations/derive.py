@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 
 from transforms.seeds import indicators_by_code, units_by_name
@@ -164,39 +165,60 @@ def find_conflicts(pool: pd.DataFrame) -> pd.DataFrame:
     return _conflict_rows(_disagreeing_pairs(pool, anchored=False))
 
 
-def _disagreeing_pairs(pool: pd.DataFrame, anchored: bool) -> pd.DataFrame:
-    """The pairs of ``find_conflicts`` as one merged frame (``<field>_l`` / ``<field>_r``, left fact id < right).
+@dataclass(frozen=True)
+class Pairs:
+    """Disagreeing pairs of statements: positions into ``shared`` (the pool's facts whose key several documents
+    state), the lower fact id on the left."""
+
+    shared: pd.DataFrame
+    left: np.ndarray
+    right: np.ndarray
+
+
+def _disagreeing_pairs(pool: pd.DataFrame, anchored: bool) -> Pairs:
+    """The pairs of ``find_conflicts``: facts of one key, from different documents, whose values do not agree.
 
     ``anchored``: only pairs with a fact of the run (``in_run``) — a validation group compared with
     everything published before it would otherwise pair the published facts with each other too,
     (published + group)² statements per key instead of group × (published + group).
+    Pairs are matched as integer positions under an integer key, and only the disagreeing ones are ever
+    turned into rows (``_conflict_rows``): merging whole statements, evidence and all, held ≈200 MB for a
+    conflict-dense group of 43,000 facts against 86,000 earlier ones.
     """
-    if pool.empty:
-        return pd.DataFrame(columns=[f"{c}_{s}" for s in ("l", "r") for c in CONFLICT_SIDE] + CONFLICT_KEY)
     columns = CONFLICT_KEY + CONFLICT_SIDE + (["in_run"] if anchored else [])
-    shared = _shared_keys(pool)[columns]
-    left = shared[shared["in_run"]] if anchored else shared
-    pairs = left.merge(shared, on=CONFLICT_KEY, suffixes=("_l", "_r"))  # every pair of statements of one key
-    ordered = pairs["fact_id_l"] < pairs["fact_id_r"]
-    keep = ordered | ~pairs["in_run_r"] if anchored else ordered  # a published right side pairs once, from the left
-    pairs = pairs[(pairs["doc_id_l"] != pairs["doc_id_r"]) & keep]
+    shared = (_shared_keys(pool)[columns] if not pool.empty else pd.DataFrame(columns=columns)).reset_index(drop=True)
+    none = np.zeros(0, dtype=np.int64)
+    if shared.empty:
+        return Pairs(shared, none, none)
+    statements = pd.DataFrame({"key": shared.groupby(CONFLICT_KEY, sort=False).ngroup().to_numpy(),
+                               "at": np.arange(len(shared))})
+    run = shared["in_run"].to_numpy(dtype=bool) if anchored else None
+    pairs = (statements[run] if anchored else statements).merge(statements, on="key", suffixes=("_l", "_r"))
+    left, right = pairs["at_l"].to_numpy(), pairs["at_r"].to_numpy()
+    fact, doc = shared["fact_id"].to_numpy(dtype=object), shared["doc_id"].to_numpy(dtype=object)
+    keep = fact[left] < fact[right]
+    if anchored:
+        keep |= ~run[right]  # a published right side pairs once, from the left
+    keep &= doc[left] != doc[right]
+    left, right = left[keep], right[keep]
     if anchored:  # the lower fact id on the left, as find_conflicts lists a pair
-        swap = pairs["fact_id_l"] > pairs["fact_id_r"]
-        if swap.any():
-            flip = {f"{c}_{a}": f"{c}_{b}" for c in CONFLICT_SIDE + ["in_run"] for a, b in (("l", "r"), ("r", "l"))}
-            pairs = pd.concat([pairs[~swap], pairs[swap].rename(columns=flip)[pairs.columns]], ignore_index=True)
-    agree = ["value", "unit", "value_base", "qualifier"]
-    differ = [not _agree(*pair) for pair in zip(*(pairs[f"{k}_{s}"].tolist() for s in ("l", "r") for k in agree))]
-    return pairs[differ] if differ else pairs
+        swap = fact[left] > fact[right]
+        left, right = np.where(swap, right, left), np.where(swap, left, right)
+    value, unit, base, qualifier = (shared[c].tolist() for c in ("value", "unit", "value_base", "qualifier"))
+    differ = np.fromiter((not _agree(value[a], unit[a], base[a], qualifier[a], value[b], unit[b], base[b], qualifier[b])
+                          for a, b in zip(left.tolist(), right.tolist())), dtype=bool, count=len(left))
+    return Pairs(shared, left[differ], right[differ])
 
 
-def _conflict_rows(found: pd.DataFrame) -> pd.DataFrame:
-    """The conflicts table of the report (``find_conflicts``' columns) from merged pairs."""
-    if found.empty:
+def _conflict_rows(found: Pairs) -> pd.DataFrame:
+    """The conflicts table of the report (``find_conflicts``' columns) from the disagreeing pairs."""
+    if not len(found.left):
         return pd.DataFrame(columns=CONFLICT_COLUMNS)
-    names = {f"{k}_{s}": f"{side_name}_{k}" for s, side_name in (("l", "left"), ("r", "right")) for k in CONFLICT_SIDE}
-    rows = pd.DataFrame({c: found[c].astype(object).tolist() for c in CONFLICT_KEY + list(names)},
-                        columns=CONFLICT_KEY + list(names)).rename(columns=names)
+    data = {c: found.shared[c].take(found.left).astype(object).tolist() for c in CONFLICT_KEY}
+    for side, at in (("left", found.left), ("right", found.right)):
+        for k in CONFLICT_SIDE:
+            data[f"{side}_{k}"] = found.shared[k].take(at).astype(object).tolist()
+    rows = pd.DataFrame(data, columns=CONFLICT_KEY + [f"{side}_{k}" for side in ("left", "right") for k in CONFLICT_SIDE])
     return rows.reindex(columns=CONFLICT_COLUMNS).sort_values(CONFLICT_KEY + ["left_fact_id", "right_fact_id"]).reset_index(drop=True)
 
 
