@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import math
 import weakref
-from typing import ClassVar, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import ClassVar, Optional, Union
 
 import great_expectations as gx
 from great_expectations.expectations.expectation_configuration import ExpectationConfiguration

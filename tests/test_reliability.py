@@ -237,10 +237,18 @@ def tmpfs(path: Path, size: str):
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def _fill(path: Path) -> Path:
-    """Fill the filesystem holding ``path`` until it reports ENOSPC."""
+def _fill(path: Path) -> Path | None:
+    """Fill the filesystem holding ``path`` until it reports ENOSPC; the filler file (None: the filesystem was
+    full already — then what fills it is listed, since the run that follows needs that space back)."""
     filler = path / "filler.bin"
-    with open(filler, "wb") as fh:
+    try:
+        fh = open(filler, "wb")
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+        held = sorted((p.stat().st_size, str(p.relative_to(path))) for p in path.rglob("*") if p.is_file())
+        print(f"{path} was full before filling: {sum(n for n, _ in held):,} bytes in {len(held)} files, largest {held[-5:]}")
+        return None
+    with fh:
         try:
             while True:
                 fh.write(b"\0" * 65536)
@@ -344,7 +352,8 @@ def test_faults_never_lose_or_half_publish_and_the_next_run_repairs_nothing(pref
             assert snapshot_state(wh) == before
             LEDGER.faults.append("disk full during load")
             LEDGER.runs_failed_cleanly += 1
-            filler.unlink()
+            if filler is not None:
+                filler.unlink()
             subprocess.run(["mount", "-o", "remount,ro", str(lakefs)], check=True)
             got = zygote.run(["run", "--inbox", str(inbox), "--warehouse", str(wh)], env=env)
             text = _one_line(got.stderr)
