@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from transforms.schema import COMPARED_FIELDS
 from transforms.seeds import indicators_by_code, units_by_name
 
 NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
@@ -35,8 +36,7 @@ LOWER_BOUND = {"以上", "突破", "超"}  # the true value is at least the numb
 UPPER_BOUND = {"以内"}  # at most
 APPROXIMATE = {"约", "近", "左右"}  # within APPROX_TOLERANCE of it
 APPROX_TOLERANCE = 0.05
-POOL_COLUMNS = ["fact_id", "doc_id", "region", "indicator", "measure", "value", "unit", "value_base", "unit_base",
-                "period", "kind", "qualifier", "evidence", "start", "end", "report_year"]
+POOL_COLUMNS = list(COMPARED_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,12 @@ class NormalizationReport:
     source: str = ""  # publisher named by a removed 信息来源 line
 
 
+# The fields of a fact the rules across documents read (conflicts, implied growth, cross ratios): what a validation
+# group is compared with is read from the warehouse and from the run's earlier groups with these (warehouse/quality.py),
+# and pooled with the group's own facts by these (expectations/derive.py). Declared once, below both.
+COMPARED_FIELDS = ("fact_id", "doc_id", "region", "indicator", "measure", "value", "unit", "value_base", "unit_base",
+                   "period", "kind", "qualifier", "evidence", "start", "end", "report_year")
+
 QUARANTINE_SCHEMA = pa.schema(
     [
         ("source_path", pa.string()), ("sha256", pa.string()), ("stage", pa.string()),

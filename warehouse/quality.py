@@ -14,14 +14,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from transforms.schema import COMPARED_FIELDS
 from transforms.settings import Settings
 from warehouse.catalog import connect
 from warehouse.parts import arrow_schema, conform_to, part_exists
 from warehouse.storage import filesystem
 
-FACT_FIELDS = ("fact_id, doc_id, region, indicator, measure, value, unit, value_base, unit_base, period, kind, "
-               "qualifier, evidence, start, \"end\", report_year")
-COMPARED = [c.strip().strip('"') for c in FACT_FIELDS.split(",")]  # the fields the rules across documents read
+COMPARED = list(COMPARED_FIELDS)  # the fields the rules across documents read
+FACT_FIELDS = ", ".join(f'"{c}"' for c in COMPARED)
 
 
 def _frame(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
