@@ -123,6 +123,12 @@ def test_a_changed_region_seed_lands_in_the_next_load_and_an_unchanged_one_write
         seed.write_text("name,level,parent,short\n甘肃省,province,,甘肃\n武威市,city,甘肃省,武威\n", encoding="utf-8")
         assert views.sync_region_reference(con, seed) is True
         assert con.execute("SELECT count(*) FROM region_reference").fetchone() == (2,)
+        # the whole bundled seed, empty cells as NULL: the table then equals it and a second sync writes nothing
+        assert views.sync_region_reference(con, views.REGION_SEED) is True
+        got = con.execute("SELECT name, level, parent, short FROM region_reference").fetchall()
+        assert sorted(got, key=lambda r: tuple(v or "" for v in r)) == read_region_seed(views.REGION_SEED)
+        assert len(got) > 1000 and any(None in r for r in got)
+        assert views.sync_region_reference(con, views.REGION_SEED) is False
     finally:
         con.close()
     assert read_region_seed(tmp_path / "missing.csv") == []

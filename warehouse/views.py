@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from transforms.settings import SEEDS_DIR
 
@@ -283,8 +284,14 @@ def sync_region_reference(con: duckdb.DuckDBPyConnection, path: Path = REGION_SE
     if have == wanted:
         return False
     con.execute("DELETE FROM region_reference")
-    if wanted:
-        con.executemany(f"INSERT INTO region_reference VALUES ({', '.join('?' * len(REGION_COLUMNS))})", wanted)
+    if wanted:  # as one Arrow table: DuckDB's executemany inserts row by row (≈0.26 s for the seed's 3,000 rows)
+        seed = pa.table({c: pa.array([r[i] for r in wanted], pa.string()) for i, c in enumerate(REGION_COLUMNS)})
+        con.register("govfacts_region_seed", seed)
+        try:
+            con.execute(f"INSERT INTO region_reference ({', '.join(REGION_COLUMNS)}) "
+                        f"SELECT {', '.join(REGION_COLUMNS)} FROM govfacts_region_seed")
+        finally:
+            con.unregister("govfacts_region_seed")
     return True
 
 
