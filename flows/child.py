@@ -131,6 +131,21 @@ class ChildProcess:
 # -- the child -----------------------------------------------------------------------------------
 
 
+def use_system_allocator() -> None:
+    """Arrow allocates through the C library's ``malloc`` in govfacts' processes instead of its bundled mimalloc.
+
+    mimalloc keeps the pages a finished batch or validation group freed (``release_unused`` hands back
+    little of them); glibc's heap, trimmed by ``give_back_memory``, returns them. Measured at 10,000
+    reports (the flow and its helpers at once, two runs each): 1,416-1,434 → 1,278-1,286 MB PSS, the flow
+    process's peak 911-936 → 776-808 MB, at the same wall time. Buffers allocated before keep the pool
+    they came from, so switching in a running process is safe.
+    """
+    import pyarrow as pa  # noqa: PLC0415
+
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def give_back_memory() -> None:
     """Hand the memory a finished job freed back to the system, so a helper's RSS follows its work, not its history.
 
@@ -170,6 +185,7 @@ def _loop(warm_up: Callable[[], None], answer: Callable[..., object]) -> None:
     os.dup2(2, 1)  # print() and library chatter go to stderr, never into the channel
     sys.stdout = sys.stderr
     inp = sys.stdin.buffer
+    use_system_allocator()
     warm_up()  # while the flow does its first work
     send(out, ("ready", os.getpid()))
     while (job := recv(inp)) is not None:

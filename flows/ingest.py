@@ -55,7 +55,7 @@ from expectations.artifact import by_expectation, validation_markdown
 from expectations.derive import comparable_places
 from flows.accounting import RunBook, RunSummary
 from flows.batch import POOL_MIN_DOCUMENTS, TransformPool, start_pool, transform_batch
-from flows.child import give_back_memory
+from flows.child import give_back_memory, use_system_allocator
 from flows.validator import PROCESS_MIN_DOCUMENTS, ValidatorProcess, check_group_anywhere, start_validator
 from govfacts.runners import make_task_runner
 from transforms.settings import Settings, load_settings
@@ -401,6 +401,7 @@ PROGRESS: Callable[[str, int, int], None] | None = None  # set by `govfacts run`
 def ingest(inbox: str, warehouse: str, catalog: str = "sqlite", postgres_dsn: str = "", batch_size: int | None = None) -> dict:
     """Stage, normalize, extract, validate and load the reports in ``inbox`` (only what is new at this code version)."""
     t0 = time.perf_counter()
+    use_system_allocator()  # memory a finished batch or group freed goes back to the system (flows/child.py)
     settings = load_settings(inbox=inbox, warehouse=warehouse, catalog=catalog, postgres_dsn=postgres_dsn or None, batch_size=batch_size)
     runner = get_run_context().task_runner
     book = RunBook(str(current_flow_run.id), pipeline_version(), str(settings.warehouse), type(runner).__name__, say=_say)

@@ -132,3 +132,23 @@ def test_a_large_run_shares_its_validator_with_the_pool_and_loads_the_default_fa
     _, here = query(load_settings(warehouse=tmp_path / "here"), FACT_KEY)
     _, there = query(load_settings(warehouse=tmp_path / "pool"), FACT_KEY)
     assert len(here) > 50 and there == here
+
+
+def test_the_flow_and_its_helper_processes_allocate_arrow_memory_with_the_c_library(prefect_harness, inbox, tmp_path):
+    """mimalloc (Arrow's default here) keeps the pages a finished batch or validation group freed; govfacts' processes
+    allocate with malloc, which ``give_back_memory`` trims (flows/child.use_system_allocator): a helper process from
+    its start, the flow's process from a run's start."""
+    import pyarrow as pa
+
+    from flows import ingest as flow_module
+    from flows.child import ChildProcess
+
+    helper = ChildProcess("tests.pool_child")
+    try:
+        assert helper.call(("which pool?",)) == "system"
+    finally:
+        helper.close()
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+    assert pa.default_memory_pool().backend_name == "mimalloc"
+    flow_module.ingest(inbox=str(inbox), warehouse=str(tmp_path / "wh"))
+    assert pa.default_memory_pool().backend_name == "system"
