@@ -50,6 +50,9 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+_ABSENT = object()  # a field no map has (None is a value: a NULL field)
+
+
 class _Fields:
     """Format mapping that renders numbers compactly and leaves unknown fields visible.
 
@@ -66,9 +69,6 @@ class _Fields:
             if value is not _ABSENT:
                 return _fmt(value)
         return "{" + key + "}"
-
-
-_ABSENT = object()
 
 
 # expectation id() -> (weak reference, serialized configuration); see Explained.configuration

@@ -76,12 +76,13 @@ def write_part(parts: str | Path, name: str, label: str, table: pa.Table, schema
         return 0
     fs, root = filesystem(str(parts))
     target = f"{root.rstrip('/')}/{name}-{label}.parquet"
+    table = conform_to(schema or arrow_schema(name), table)
     if is_remote(str(parts)):
-        pq.write_table(conform_to(schema or arrow_schema(name), table), target, compression="zstd", filesystem=fs)
+        pq.write_table(table, target, compression="zstd", filesystem=fs)
         return table.num_rows
     Path(root).mkdir(parents=True, exist_ok=True)
     tmp = Path(root) / f".{name}-{label}.parquet.partial"
-    pq.write_table(conform_to(schema or arrow_schema(name), table), tmp, compression="zstd")
+    pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, target)
     return table.num_rows
 
